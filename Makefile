@@ -1,0 +1,148 @@
+# egressd — see README.md.  `make` builds, `make test` tests, `make demo` shows.
+#
+#   make [V=1] [CUDA=0] [DEPS=dir]   build/ : egressd, egressd-producer, egressd-worker, egressd-mklatents
+#   make test                        unit + integration tests, plain and ASan/UBSan builds (CI)
+#   make test-gpu                    GPU tests (needs an NVIDIA GPU)
+#   make bench                       benchmarks (GPU machine), see docs/BENCHMARKS.md
+#   make demo                        install build deps, build, run one job, say where the video is
+#
+# Build variants live apart: build/ (release), build/t (tests: -DEGR_TESTING
+# enables fault-injection hooks), build/san (tests under ASan/UBSan).
+
+V ?= 0
+Q := $(if $(filter 1,$(V)),,@)
+say = $(if $(filter 1,$(V)),,@printf '  %-7s %s\n' $(1) $(2);)
+
+CC ?= cc
+ifeq ($(CC),cc)
+CC := gcc
+endif
+NVCC ?= $(firstword $(wildcard /usr/local/cuda/bin/nvcc) $(shell command -v nvcc 2>/dev/null))
+CUDA ?= $(if $(NVCC),1,0)
+CUDA_HOME ?= $(patsubst %/bin/nvcc,%,$(NVCC))
+DEPS ?=
+
+VARIANT ?= release
+ifeq ($(VARIANT),release)
+B := build
+VFLAGS := -O2 -g
+else ifeq ($(VARIANT),test)
+B := build/t
+VFLAGS := -O1 -g -DEGR_TESTING=1
+else ifeq ($(VARIANT),san)
+B := build/san
+VFLAGS := -O1 -g -DEGR_TESTING=1 -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
+SANLD := -fsanitize=address,undefined
+else
+$(error VARIANT must be release, test or san)
+endif
+
+WARN := -Wall -Wextra -Wshadow -Wstrict-prototypes -Wmissing-prototypes -Wno-unused-parameter
+CFLAGS ?=
+CFLAGS += -std=gnu11 $(WARN) $(VFLAGS) -ffp-contract=off -D_GNU_SOURCE -pthread -MMD -MP \
+	  $(if $(DEPS),-I$(DEPS)/include) -DEGR_CUDA=$(CUDA)
+LDFLAGS += $(SANLD) -pthread $(if $(DEPS),-L$(DEPS)/lib)
+# liburing, inih, libpng and zlib are linked statically: the GPU machine has none of them.
+STATIC_LIBS := -Wl,-Bstatic -luring -linih -lpng16 -lz -ljansson -Wl,-Bdynamic
+LDLIBS := $(STATIC_LIBS) -lm -lrt
+
+NVFLAGS := -O2 -std=c++17 -gencode arch=compute_90,code=sm_90 -gencode arch=compute_90,code=compute_90 \
+	   -Xcompiler -Wall,-Wextra,-Wno-unused-parameter -fmad=false -DEGR_CUDA=1 \
+	   $(if $(filter-out release,$(VARIANT)),-DEGR_TESTING=1 -g)
+CUDA_LIBS := -L$(CUDA_HOME)/lib64 -lcudart_static -ldl -lstdc++
+
+# ---- sources ----
+LIB_SRC := $(sort config/conf.c config/job.c daemon/backend_cpu.c daemon/frame.c daemon/log.c \
+	   daemon/npy.c daemon/spool.c shm/ring.c workers/out.c workers/wio.c $(wildcard daemon/taesd*.c daemon/safetensors.c))
+CU_SRC := $(sort $(wildcard daemon/*.cu))
+ifeq ($(CUDA),1)
+CU_OBJ := $(CU_SRC:%.cu=$(B)/obj/%.o)
+PROD_CUDA_LIBS := $(CUDA_LIBS)
+else
+CU_OBJ := $(B)/obj/daemon/backend_nocuda.o
+PROD_CUDA_LIBS :=
+endif
+
+LIB_OBJ := $(LIB_SRC:%.c=$(B)/obj/%.o)
+BINS := $(B)/egressd $(B)/egressd-producer $(B)/egressd-worker $(B)/egressd-mklatents
+UNIT_SRC := $(sort $(wildcard tests/test_*.c))
+UNIT_BINS := $(UNIT_SRC:tests/%.c=$(B)/tests/%)
+GPU_TEST_SRC := $(sort $(wildcard tests/gpu/*.cu))
+GPU_TEST_BINS := $(GPU_TEST_SRC:tests/gpu/%.cu=$(B)/tests/gpu/%)
+
+.PHONY: all clean test test-unit test-san test-gpu bench demo deps deps-bundle install tests-bin
+all: $(BINS)
+
+$(B)/obj/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(call say,CC,$<)
+	$(Q)$(CC) $(CFLAGS) -c -o $@ $<
+
+$(B)/obj/%.o: %.cu
+	@mkdir -p $(dir $@)
+	$(call say,NVCC,$<)
+	$(Q)$(NVCC) $(NVFLAGS) $(if $(DEPS),-I$(DEPS)/include) -c -o $@ $<
+
+$(B)/libegr.a: $(LIB_OBJ)
+	$(call say,AR,$@)
+	$(Q)rm -f $@ && ar rcs $@ $^
+
+$(B)/egressd: $(B)/obj/daemon/egressd.o $(B)/obj/daemon/supervisor.o $(B)/libegr.a
+	$(call say,LD,$@)
+	$(Q)$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+$(B)/egressd-producer: $(B)/obj/daemon/producer.o $(CU_OBJ) $(B)/libegr.a
+	$(call say,LD,$@)
+	$(Q)$(CC) $(LDFLAGS) -o $@ $^ $(PROD_CUDA_LIBS) $(LDLIBS) $(if $(filter 1,$(CUDA)),-lcudnn)
+
+$(B)/egressd-worker: $(B)/obj/workers/worker.o $(B)/libegr.a
+	$(call say,LD,$@)
+	$(Q)$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+$(B)/egressd-mklatents: $(B)/obj/daemon/mklatents.o $(B)/libegr.a
+	$(call say,LD,$@)
+	$(Q)$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+$(B)/tests/%: tests/%.c $(B)/libegr.a
+	@mkdir -p $(dir $@)
+	$(call say,CC,$<)
+	$(Q)$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $< $(B)/libegr.a $(LDLIBS)
+
+$(B)/tests/gpu/%: tests/gpu/%.cu $(filter-out $(B)/obj/daemon/backend_nocuda.o,$(CU_OBJ)) $(B)/libegr.a
+	@mkdir -p $(dir $@)
+	$(call say,NVCC,$<)
+	$(Q)$(NVCC) $(NVFLAGS) -o $@ $^ $(LDFLAGS:-pthread=) $(STATIC_LIBS) -lcudnn -lm -lrt
+
+tests-bin: $(BINS) $(UNIT_BINS)
+
+# ---- tests ----
+# `make test`: unit tests and integration tests against the test build, then
+# the unit tests and the crash/bad-input integration tests again under
+# ASan/UBSan; one summary line ("N passed, N failed, N skipped") at the end.
+test:
+	$(Q)$(MAKE) --no-print-directory VARIANT=test tests-bin
+	$(Q)$(MAKE) --no-print-directory VARIANT=san tests-bin
+	$(Q)tests/run.sh --bin build/t --san build/san
+
+test-gpu:
+	$(Q)$(MAKE) --no-print-directory VARIANT=test tests-bin $(GPU_TEST_BINS:build/%=build/t/%)
+	$(Q)tests/run.sh --bin build/t --gpu
+
+bench: all
+	$(Q)tests/bench/run.sh
+
+demo:
+	$(Q)tests/demo.sh
+
+deps:
+	$(Q)tests/deps.sh
+
+# Static libraries and headers for a machine without Debian's -dev packages
+# (the GPU machine): `make deps-bundle`, carry .deps/, build with DEPS=.deps.
+deps-bundle:
+	$(Q)tests/deps.sh --bundle .deps
+
+clean:
+	rm -rf build
+
+-include $(shell find build -name '*.d' 2>/dev/null)

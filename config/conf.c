@@ -1,0 +1,523 @@
+/*
+ * conf: the daemon configuration, and egr_ini_parse(), the guarded inih
+ * front end every egressd INI file (daemon config, job files) goes through.
+ *
+ * The EGR_CONF_KEYS table in conf.h is expanded here into a key table that
+ * drives defaults, parsing, validation and the dump; a key added there needs
+ * nothing here unless it is an ENUM (then list its values below).
+ */
+#include <ctype.h>
+#include <errno.h>
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <ini.h>
+
+#include "../daemon/log.h"
+#include "conf.h"
+
+/* ---- egr_ini_parse ---- */
+
+struct ini_ctx {
+	FILE *f;
+	const char *path;
+	char *line;		/* getline buffer */
+	size_t cap;
+	unsigned lineno;	/* physical line last handed to inih */
+	egr_ini_handler h;
+	void *user;
+	char *err;
+	size_t errlen;
+	unsigned fail_line;	/* line of the first error found here, 0: none */
+	int fail_code;
+};
+
+/*
+ * Pass 1: reject what inih would silently mangle before it sees a byte, so
+ * that no handler has run on a file that is then refused.  Debian's libinih
+ * 55 reads with fgets into a 200-byte buffer: a longer line is cut and its
+ * tail parsed as a line of its own.  A NUL byte would cut a line the same way.
+ */
+static int ini_check_lines(struct ini_ctx *c)
+{
+	unsigned lineno = 0;
+	ssize_t n;
+
+	while ((n = getline(&c->line, &c->cap, c->f)) >= 0) {
+		size_t len = (size_t)n;
+
+		lineno++;
+		if (len && c->line[len - 1] == '\n')
+			len--;
+		if (len && c->line[len - 1] == '\r')
+			len--;
+		if (len > EGR_INI_LINE_MAX) {
+			egr_errf(c->err, c->errlen,
+				 "%s:%u: line is %zu bytes long; the limit is %d (libinih cuts longer lines)",
+				 c->path, lineno, len, EGR_INI_LINE_MAX);
+			return -EINVAL;
+		}
+		if (memchr(c->line, '\0', len)) {
+			egr_errf(c->err, c->errlen, "%s:%u: line contains a NUL byte", c->path, lineno);
+			return -EINVAL;
+		}
+	}
+	if (ferror(c->f)) {
+		int e = errno ? errno : EIO;
+
+		egr_errf(c->err, c->errlen, "read(\"%s\"): %s", c->path, strerror(e));
+		return -e;
+	}
+	if (fseek(c->f, 0, SEEK_SET) < 0) {
+		int e = errno;
+
+		egr_errf(c->err, c->errlen, "fseek(\"%s\"): %s", c->path, strerror(e));
+		return -e;
+	}
+	clearerr(c->f);
+	return 0;
+}
+
+static void ini_fail(struct ini_ctx *c, int code, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static void ini_fail(struct ini_ctx *c, int code, const char *fmt, ...)
+{
+	char msg[512];
+	va_list ap;
+
+	if (c->fail_line)
+		return;
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	c->fail_line = c->lineno ? c->lineno : 1;
+	c->fail_code = code;
+	egr_errf(c->err, c->errlen, "%s:%u: %s", c->path, c->lineno, msg);
+}
+
+/*
+ * Pass 2 feeds inih one physical line per call, so inih's line numbers are
+ * the file's.  Leading blanks are dropped here: inih (INI_ALLOW_MULTILINE)
+ * would take an indented "  slots = 8" for a continuation of the previous
+ * value; without the blanks it is the ordinary line the user meant.
+ */
+static char *ini_read_line(char *str, int num, void *stream)
+{
+	struct ini_ctx *c = stream;
+	ssize_t n;
+	size_t len;
+	char *s;
+
+	if (c->fail_line)	/* the first error is the one reported: stop */
+		return NULL;
+	n = getline(&c->line, &c->cap, c->f);
+	if (n < 0)
+		return NULL;
+	c->lineno++;
+	len = (size_t)n;
+	if (len && c->line[len - 1] == '\n')
+		c->line[--len] = '\0';
+	if (len && c->line[len - 1] == '\r')
+		c->line[--len] = '\0';
+	s = c->line;
+	while (len && isspace((unsigned char)*s)) {
+		s++;
+		len--;
+	}
+	if (num <= 0 || len >= (size_t)num) {
+		/* the file changed since pass 1, or inih's buffer is smaller than we know */
+		ini_fail(c, -EINVAL, "line is %zu bytes long; inih reads at most %d", len, num - 1);
+		return NULL;
+	}
+	memcpy(str, s, len + 1);
+	return str;
+}
+
+static int ini_call(void *user, const char *section, const char *name, const char *value)
+{
+	struct ini_ctx *c = user;
+	char msg[512] = "";
+
+	if (c->fail_line)
+		return 0;
+	if (!c->h(c->user, section, name, value, msg, sizeof(msg))) {
+		ini_fail(c, -EINVAL, "%s", msg[0] ? msg : "rejected");
+		return 0;
+	}
+	return 1;
+}
+
+int egr_ini_parse(const char *path, egr_ini_handler h, void *user, char *err, size_t errlen)
+{
+	struct ini_ctx c = { .path = path, .h = h, .user = user, .err = err, .errlen = errlen };
+	int ret, r;
+
+	c.f = fopen(path, "re");
+	if (!c.f) {
+		ret = -errno;
+		egr_errf(err, errlen, "open(\"%s\"): %s", path, strerror(-ret));
+		return ret;
+	}
+	ret = ini_check_lines(&c);
+	if (ret < 0)
+		goto out;
+	r = ini_parse_stream(ini_read_line, &c, ini_call, &c);
+	if (ferror(c.f)) {
+		ret = -(errno ? errno : EIO);
+		egr_errf(err, errlen, "read(\"%s\"): %s", path, strerror(-ret));
+	} else if (c.fail_line && (r <= 0 || (unsigned)r >= c.fail_line)) {
+		ret = c.fail_code;	/* err already says it */
+	} else if (r > 0) {
+		/* inih found it (no handler ran for that line): a syntax error */
+		ret = -EINVAL;
+		egr_errf(err, errlen, "%s:%d: syntax error: expected '[section]', 'key = value' or a ';' comment",
+			 path, r);
+	} else if (r < 0) {
+		ret = -ENOMEM;
+		egr_errf(err, errlen, "ini_parse_stream(\"%s\"): out of memory", path);
+	} else {
+		ret = 0;
+	}
+out:
+	free(c.line);
+	fclose(c.f);
+	return ret;
+}
+
+/* ---- numbers ---- */
+
+/* decimal digits only: no sign, no blanks, no base prefix */
+static int parse_digits(const char *s, size_t len, uint64_t *out)
+{
+	uint64_t v = 0;
+	size_t i;
+
+	if (!len)
+		return -EINVAL;
+	for (i = 0; i < len; i++)
+		if (s[i] < '0' || s[i] > '9')
+			return -EINVAL;
+	for (i = 0; i < len; i++)
+		if (__builtin_mul_overflow(v, 10, &v) || __builtin_add_overflow(v, (uint64_t)(s[i] - '0'), &v))
+			return -ERANGE;
+	*out = v;
+	return 0;
+}
+
+int egr_parse_u64(const char *s, uint64_t *out)
+{
+	return parse_digits(s, strlen(s), out);
+}
+
+int egr_parse_size(const char *s, uint64_t *out)
+{
+	static const char units[4] = { 'K', 'M', 'G', 'T' };
+	size_t len = strlen(s);
+	unsigned shift = 0;
+	const char *u;
+	uint64_t v;
+	int ret;
+
+	if (len && (u = memchr(units, toupper((unsigned char)s[len - 1]), sizeof(units))) != NULL) {
+		shift = 10 * (unsigned)(u - units + 1);
+		len--;
+	}
+	ret = parse_digits(s, len, &v);
+	if (ret < 0)
+		return ret;
+	if (v > (UINT64_MAX >> shift))
+		return -ERANGE;
+	*out = v << shift;
+	return 0;
+}
+
+/* ---- the key table ---- */
+
+enum conf_type { CT_STR, CT_ENUM, CT_U32, CT_U64, CT_SIZE };
+
+/* the values each ENUM key accepts, named enum_<field> */
+static const char *const enum_backend[] = { "cpu", "cuda", "auto", NULL };
+static const char *const enum_pipeline[] = { "full", "naive", "no-copy-stream", "pageable",
+					     "single-buffer", "one-worker", NULL };
+static const char *const enum_log_level[] = { "err", "warning", "notice", "info", "debug", NULL };
+
+struct conf_key {
+	const char *section;
+	const char *name;
+	enum conf_type type;
+	size_t off;
+	size_t size;
+	const char *def;
+	uint64_t min, max;
+	const char *help;
+	const char *const *values;	/* ENUM only */
+};
+
+#define CONF_VALUES_STR(f) NULL
+#define CONF_VALUES_ENUM(f) enum_##f
+#define CONF_VALUES_U32(f) NULL
+#define CONF_VALUES_U64(f) NULL
+#define CONF_VALUES_SIZE(f) NULL
+#define CONF_FIELD(f) (((struct egr_conf *)0)->f)
+#define CONF_ENTRY(sec, key, type, field, def, min, max, help) \
+	{ #sec, #key, CT_##type, offsetof(struct egr_conf, field), sizeof(CONF_FIELD(field)), def, \
+	  (uint64_t)(min), (uint64_t)(max), help, CONF_VALUES_##type(field) },
+
+static const struct conf_key conf_keys[] = { EGR_CONF_KEYS(CONF_ENTRY) };
+#define NKEYS (sizeof(conf_keys) / sizeof(conf_keys[0]))
+
+/* The table's types must match the struct's fields: checked at compile time. */
+#define CONF_IS_CHARS(f) _Generic(&CONF_FIELD(f)[0], char *: 1, default: 0)
+#define CONF_CHECK_STR(f) _Static_assert(CONF_IS_CHARS(f), #f ": STR needs a char array");
+#define CONF_CHECK_ENUM(f) _Static_assert(CONF_IS_CHARS(f), #f ": ENUM needs a char array");
+#define CONF_CHECK_U32(f) _Static_assert(_Generic(CONF_FIELD(f), uint32_t: 1, default: 0), #f ": U32 needs uint32_t");
+#define CONF_CHECK_U64(f) _Static_assert(_Generic(CONF_FIELD(f), uint64_t: 1, default: 0), #f ": U64 needs uint64_t");
+#define CONF_CHECK_SIZE(f) _Static_assert(_Generic(CONF_FIELD(f), uint64_t: 1, default: 0), #f ": SIZE needs uint64_t");
+#define CONF_CHECK(sec, key, type, field, def, min, max, help) CONF_CHECK_##type(field)
+EGR_CONF_KEYS(CONF_CHECK)
+_Static_assert(sizeof(conf_keys) / sizeof(conf_keys[0]) <= 64, "conf_ctx.seen is a 64-bit mask");
+
+static int shm_name_ok(const char *s)
+{
+	size_t n = strspn(s, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789._-");
+
+	return n == strlen(s) && n >= 1 && n <= 63 && strcmp(s, ".") && strcmp(s, "..");
+}
+
+/*
+ * Parse and validate value for k into c.  1, or 0 with msg set (the caller
+ * adds file and line).
+ */
+static int conf_set(const struct conf_key *k, struct egr_conf *c, const char *value, char *msg, size_t msglen)
+{
+	char *field = (char *)c + k->off;
+	uint64_t v;
+	int r;
+
+	if (!*value) {
+		egr_errf(msg, msglen, "[%s] %s: empty value", k->section, k->name);
+		return 0;
+	}
+	switch (k->type) {
+	case CT_STR:
+	case CT_ENUM:
+		if (strlen(value) >= k->size) {
+			egr_errf(msg, msglen, "[%s] %s: value is %zu bytes long; at most %zu fit", k->section,
+				 k->name, strlen(value), k->size - 1);
+			return 0;
+		}
+		if (k->type == CT_ENUM) {
+			const char *const *e;
+			char list[256] = "";
+
+			for (e = k->values; *e && strcmp(*e, value); e++)
+				;
+			if (!*e) {
+				for (e = k->values; *e; e++)
+					snprintf(list + strlen(list), sizeof(list) - strlen(list), "%s%s",
+						 e == k->values ? "" : ", ", *e);
+				egr_errf(msg, msglen, "[%s] %s: '%s' is not one of: %s", k->section, k->name, value, list);
+				return 0;
+			}
+		}
+		if (k->off == offsetof(struct egr_conf, spool) && value[0] != '/') {
+			egr_errf(msg, msglen, "[%s] %s: '%s' is not an absolute path", k->section, k->name, value);
+			return 0;
+		}
+		if (k->off == offsetof(struct egr_conf, instance) && !shm_name_ok(value)) {
+			egr_errf(msg, msglen,
+				 "[%s] %s: '%s' is not a valid shm name (1 to 63 of A-Z a-z 0-9 . _ -)",
+				 k->section, k->name, value);
+			return 0;
+		}
+		memcpy(field, value, strlen(value) + 1);
+		return 1;
+	case CT_U32:
+	case CT_U64:
+	case CT_SIZE:
+		r = k->type == CT_SIZE ? egr_parse_size(value, &v) : egr_parse_u64(value, &v);
+		if (r == -EINVAL) {
+			egr_errf(msg, msglen, "[%s] %s: '%s' is not %s", k->section, k->name, value,
+				 k->type == CT_SIZE ? "a size (a number with an optional K, M, G or T suffix)"
+						    : "a number");
+			return 0;
+		}
+		if (r < 0 || v < k->min || v > k->max) {
+			egr_errf(msg, msglen, "[%s] %s: %s is out of range (%" PRIu64 "..%" PRIu64 ")", k->section,
+				 k->name, value, k->min, k->max);
+			return 0;
+		}
+		if (k->type == CT_U32) {
+			uint32_t v32 = (uint32_t)v;	/* max <= UINT32_MAX: the table's ranges */
+
+			memcpy(field, &v32, sizeof(v32));
+		} else {
+			memcpy(field, &v, sizeof(v));
+		}
+		return 1;
+	}
+	return 0;
+}
+
+void egr_conf_defaults(struct egr_conf *c)
+{
+	char msg[256];
+	size_t i;
+
+	memset(c, 0, sizeof(*c));
+	/* the defaults are constants that tests/test_conf.c checks, never input */
+	for (i = 0; i < NKEYS; i++)
+		conf_set(&conf_keys[i], c, conf_keys[i].def, msg, sizeof(msg));
+}
+
+struct conf_ctx {
+	struct egr_conf *c;
+	uint64_t seen;		/* bit i: conf_keys[i] was set */
+};
+
+static int conf_handler(void *user, const char *section, const char *name, const char *value, char *err,
+			size_t errlen)
+{
+	struct conf_ctx *x = user;
+	int known_section = 0;
+	size_t i;
+
+	if (!*section) {
+		egr_errf(err, errlen, "key '%s' is outside any [section]", name);
+		return 0;
+	}
+	for (i = 0; i < NKEYS; i++) {
+		if (strcmp(conf_keys[i].section, section))
+			continue;
+		known_section = 1;
+		if (strcmp(conf_keys[i].name, name))
+			continue;
+		if (x->seen & (1ull << i)) {
+			egr_errf(err, errlen, "duplicate key '%s' in [%s]", name, section);
+			return 0;
+		}
+		x->seen |= 1ull << i;
+		return conf_set(&conf_keys[i], x->c, value, err, errlen);
+	}
+	if (known_section)
+		egr_errf(err, errlen, "unknown key '%s' in [%s]", name, section);
+	else
+		egr_errf(err, errlen, "unknown section [%s] (key '%s')", section, name);
+	return 0;
+}
+
+int egr_conf_load(const char *path, struct egr_conf *c, char *err, size_t errlen)
+{
+	struct egr_conf tmp;	/* c stays untouched unless the whole file is good */
+	struct conf_ctx x = { .c = &tmp };
+	int ret;
+
+	egr_conf_defaults(&tmp);
+
+	if (strlen(path) >= sizeof(tmp.path)) {
+		egr_errf(err, errlen, "open(\"%s\"): %s", path, strerror(ENAMETOOLONG));
+		return -ENAMETOOLONG;
+	}
+	ret = egr_ini_parse(path, conf_handler, &x, err, errlen);
+	if (ret < 0)
+		return ret;
+	snprintf(tmp.path, sizeof(tmp.path), "%s", path);
+	*c = tmp;
+	return 0;
+}
+
+/* the shortest exact spelling: 33554432 -> "32M" */
+static void size_str(uint64_t v, char *buf, size_t len)
+{
+	static const char units[] = "TGMK";
+	int i;
+
+	for (i = 0; v && i < 4; i++) {
+		unsigned shift = 10 * (unsigned)(4 - i);
+
+		if ((v & ((1ull << shift) - 1)) == 0) {
+			snprintf(buf, len, "%" PRIu64 "%c", v >> shift, units[i]);
+			return;
+		}
+	}
+	snprintf(buf, len, "%" PRIu64, v);
+}
+
+void egr_conf_dump(const struct egr_conf *c, FILE *f)
+{
+	const char *section = "";
+	size_t i;
+
+	fprintf(f, "; egressd configuration: effective settings\n");
+	if (c->path[0]) {
+		/* a comment must stay on one line whatever the file's name */
+		fputs("; from ", f);
+		for (i = 0; c->path[i]; i++)
+			fputc(iscntrl((unsigned char)c->path[i]) ? '?' : c->path[i], f);
+		fputc('\n', f);
+	} else {
+		fputs("; from built-in defaults\n", f);
+	}
+	for (i = 0; i < NKEYS; i++) {
+		const struct conf_key *k = &conf_keys[i];
+		const char *field = (const char *)c + k->off;
+		char buf[32];
+		uint32_t v32;
+		uint64_t v;
+
+		if (strcmp(section, k->section)) {
+			section = k->section;
+			fprintf(f, "\n[%s]\n", section);
+		}
+		fprintf(f, "; %s", k->help);
+		if (k->type == CT_SIZE) {
+			char lo[32], hi[32];
+
+			size_str(k->min, lo, sizeof(lo));
+			size_str(k->max, hi, sizeof(hi));
+			fprintf(f, " [%s..%s]", lo, hi);
+		} else if (k->type == CT_U32 || k->type == CT_U64) {
+			fprintf(f, " [%" PRIu64 "..%" PRIu64 "]", k->min, k->max);
+		}
+		fprintf(f, "\n%s = ", k->name);
+		switch (k->type) {
+		case CT_STR:
+		case CT_ENUM:
+			fprintf(f, "%.*s\n", (int)k->size, field);
+			break;
+		case CT_U32:
+			memcpy(&v32, field, sizeof(v32));
+			fprintf(f, "%" PRIu32 "\n", v32);
+			break;
+		case CT_U64:
+			memcpy(&v, field, sizeof(v));
+			fprintf(f, "%" PRIu64 "\n", v);
+			break;
+		case CT_SIZE:
+			memcpy(&v, field, sizeof(v));
+			size_str(v, buf, sizeof(buf));
+			fprintf(f, "%s\n", buf);
+			break;
+		}
+	}
+}
+
+int egr_conf_log_level(const struct egr_conf *c)
+{
+	static const struct {
+		const char *name;
+		int level;
+	} levels[] = {
+		{ "err", EGR_LOG_ERR },	      { "warning", EGR_LOG_WARNING }, { "notice", EGR_LOG_NOTICE },
+		{ "info", EGR_LOG_INFO },     { "debug", EGR_LOG_DEBUG },
+	};
+	size_t i;
+
+	for (i = 0; i < sizeof(levels) / sizeof(levels[0]); i++)
+		if (!strcmp(c->log_level, levels[i].name))
+			return levels[i].level;
+	return EGR_LOG_INFO;
+}

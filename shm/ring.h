@@ -1,0 +1,271 @@
+/*
+ * ring: the shared-memory region every egressd process maps.
+ *
+ * One POSIX shm segment per daemon instance holds, in this order:
+ *
+ *   struct egr_ring_hdr     magic, version, sizes, robust mutex, semaphores
+ *   struct egr_job_sh[8]    the job table (plain data, no pointers)
+ *   struct egr_slot_sh[n]   per-slot metadata
+ *   chunk bitmaps           one bit per chunk per job: "written to disk"
+ *   slot data               n buffers of slot_bytes, page aligned and
+ *                           contiguous: the CUDA producer cudaHostRegister()s
+ *                           exactly this range (egr_ring_data_base/len).
+ *
+ * Slots move FREE -> FILLING (producer) -> READY (published, in seq order)
+ * -> WRITING (one worker) -> FREE.  The producer blocks while no slot is FREE:
+ * that is the backpressure that bounds memory whatever the video's length.
+ *
+ * Crash safety.  The truth is the state array, changed only under one
+ * process-shared robust mutex.  Every critical section stores absolute values
+ * in an order whose every prefix is recoverable, so a process SIGKILLed
+ * inside one leaves state the next locker (EOWNERDEAD) can accept as is.
+ * The semaphores sem_free and sem_ready count FREE and READY slots, but a
+ * semaphore has no owner: a process killed between sem_wait and taking the
+ * lock loses a token.  So they are wake-up hints: waiters use a bounded
+ * sem_timedwait and rescan the state array on timeout, reclaim over-posts
+ * rather than under-posts, and a surplus token only costs one empty scan.
+ * A slot held by a dead process (owner pid) is given back by
+ * egr_ring_reclaim(): WRITING -> READY (the write is idempotent: same bytes,
+ * same offset), FILLING -> FREE (its job resumes; see egr_ring_chunk_needed).
+ * A chunk counts as written when its bit is set: setting a bit twice is
+ * harmless, so a re-written chunk is never counted twice.
+ *
+ * Functions return 0 or -errno unless said otherwise; err buffers get a
+ * one-line reason.  Not async-signal-safe.
+ */
+#ifndef EGR_RING_H
+#define EGR_RING_H
+
+#include <pthread.h>
+#include <semaphore.h>
+#include <signal.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "../config/job.h"
+
+#define EGR_RING_MAGIC 0x3130534452474745ull	/* "EGGRDS01" little-endian */
+#define EGR_RING_VERSION 1
+#define EGR_RING_JOBS 8
+#define EGR_JOB_NAME_MAX 256
+#define EGR_ERR_MAX 512
+
+enum egr_slot_state {
+	EGR_SLOT_FREE = 0,
+	EGR_SLOT_FILLING = 1,	/* producer owns it; data not valid yet */
+	EGR_SLOT_READY = 2,	/* data complete, waiting for a worker */
+	EGR_SLOT_WRITING = 3,	/* a worker owns it */
+};
+
+enum egr_job_state {
+	EGR_JOB_EMPTY = 0,
+	EGR_JOB_QUEUED = 1,	/* supervisor queued it, producer not on it yet */
+	EGR_JOB_ACTIVE = 2,	/* producer decoding and/or workers writing */
+	EGR_JOB_DONE = 3,	/* output renamed into place; supervisor reports */
+	EGR_JOB_FAILED = 4,	/* error[] says why; supervisor cleans up */
+};
+
+struct egr_slot_sh {
+	uint32_t state;		/* enum egr_slot_state */
+	int32_t owner;		/* pid holding FILLING/WRITING, else 0 */
+	uint32_t job;		/* index into the job table */
+	uint32_t chunk;		/* chunk index within the job */
+	uint64_t seq;		/* publish order; workers take the lowest */
+	uint32_t first_frame;	/* 0-based */
+	uint32_t nframes;
+	uint64_t bytes;		/* valid bytes in the slot */
+};
+
+struct egr_job_stats {
+	/* wall clock (CLOCK_REALTIME ns) and monotonic bounds of the job */
+	uint64_t t_queued_ns, t_start_ns, t_end_ns;
+	/* producer, summed over the job (monotonic ns) */
+	uint64_t read_ns;	/* reading latents from disk */
+	uint64_t decode_ns;	/* decode (CPU) or submit (GPU) time */
+	uint64_t blocked_ns;	/* waiting for a FREE slot: backpressure */
+	uint64_t producer_ns;	/* first chunk to last publish */
+	/* GPU backend only */
+	uint64_t gpu_kernel_ns;	/* compute stream time in decode kernels */
+	uint64_t gpu_wall_ns;	/* first kernel start to last copy end */
+	uint64_t d2h_bytes, d2h_ns;
+	/* workers, summed over all workers (atomic adds) */
+	uint64_t encode_ns;	/* PNG compression */
+	uint64_t write_ns;	/* io_uring/pwrite until completion */
+	uint64_t finalize_ns;	/* fsync + rename */
+	uint64_t bytes_written;
+	uint64_t slot_writes;
+	uint64_t rewrites;	/* chunks written again after a worker died */
+};
+
+struct egr_job_sh {
+	uint32_t state;		/* enum egr_job_state */
+	int32_t producer;	/* pid decoding it, 0 when the producer let go */
+	int32_t finalizer;	/* pid fsyncing/renaming it, 0 if none */
+	uint32_t producer_restarts;	/* producer deaths while on this job */
+	uint32_t prepared;	/* temp output created, geometry below valid */
+	uint32_t published_all;	/* every chunk was published once */
+	char name[EGR_JOB_NAME_MAX];	/* job file name in the spool */
+	char path[EGR_PATH_MAX];	/* job file as the producer may reread it */
+	struct egr_jobspec spec;
+
+	/* geometry, set by the producer before the first publish */
+	uint32_t width, height, channels, lat_h, lat_w;
+	uint32_t frames;
+	uint32_t chunk_frames;	/* effective: clamped so a chunk fits a slot */
+	uint32_t chunks_total;
+	uint64_t frame_bytes;	/* RGB24 for png, I420 for y4m */
+	uint64_t header_bytes;	/* y4m stream header */
+	uint64_t out_bytes;	/* final size (y4m) or raw frame bytes (png) */
+	char tmp_path[EGR_PATH_MAX];	/* temp file (y4m) or directory (png) */
+	char backend[16];	/* backend that decoded it, for the result */
+
+	uint32_t chunks_written;	/* popcount of the bitmap, kept in step */
+	struct egr_job_stats st;
+	char error[EGR_ERR_MAX];	/* first error wins */
+};
+
+struct egr_ring_hdr {
+	uint64_t magic;
+	uint32_t version;
+	uint32_t hdr_bytes;	/* sizeof(struct egr_ring_hdr), layout check */
+	uint64_t total_bytes;	/* whole segment */
+	uint32_t nslots;
+	uint32_t max_chunks;	/* bitmap bits per job */
+	uint64_t slot_bytes;	/* page multiple */
+	uint64_t slots_meta_off, bitmap_off, data_off;
+	int32_t supervisor;	/* pid of the creator, for stale detection */
+	uint32_t stopping;	/* set by the supervisor on shutdown */
+	uint64_t next_seq;
+
+	pthread_mutex_t lock;	/* robust, process-shared */
+	sem_t sem_free;		/* counts FREE slots (hint; see above) */
+	sem_t sem_ready;	/* counts READY slots (hint) */
+	sem_t sem_jobs;		/* counts QUEUED jobs (hint) */
+
+	/* fault injection, honoured only by builds with EGR_TESTING */
+	uint32_t fault_write_delay_ms;
+	uint32_t pad;
+
+	struct egr_job_sh jobs[EGR_RING_JOBS];
+};
+
+struct egr_ring_geom {
+	uint32_t nslots;	/* >= 2 */
+	uint64_t slot_bytes;	/* rounded up to the page size */
+	uint32_t max_chunks;	/* most chunks one job may have */
+};
+
+struct egr_ring;	/* per-process handle */
+
+/*
+ * Create the segment "/name" O_EXCL with mode 0600.  If one exists, it is
+ * inspected: when its supervisor pid is alive, -EBUSY ("another egressd
+ * (pid N) owns /name"); otherwise it is stale and is unlinked and replaced.
+ */
+int egr_ring_create(const char *name, const struct egr_ring_geom *g, struct egr_ring **out,
+		    char *err, size_t errlen);
+/* Attach to an existing segment, checking magic, version and sizes. */
+int egr_ring_attach(const char *name, struct egr_ring **out, char *err, size_t errlen);
+void egr_ring_close(struct egr_ring *r);
+int egr_ring_unlink(const char *name);
+/* Bytes the segment needs for g (for limits checks and egressd -t). */
+uint64_t egr_ring_segment_bytes(const struct egr_ring_geom *g);
+
+struct egr_ring_hdr *egr_ring_hdr(struct egr_ring *r);
+struct egr_job_sh *egr_ring_job(struct egr_ring *r, uint32_t job);
+struct egr_slot_sh *egr_ring_slot(struct egr_ring *r, uint32_t slot);
+void *egr_ring_slot_data(struct egr_ring *r, uint32_t slot);
+/* The contiguous slot data area: what the CUDA producer registers. */
+void *egr_ring_data_base(struct egr_ring *r);
+size_t egr_ring_data_len(struct egr_ring *r);
+
+/* Robust lock: after EOWNERDEAD the state is accepted (see above). */
+void egr_ring_lock(struct egr_ring *r);
+void egr_ring_unlock(struct egr_ring *r);
+
+/* ---- supervisor ---- */
+/* Queue a job; returns its table index, or -ENOSPC when the table is full. */
+int egr_ring_job_queue(struct egr_ring *r, const char *name, const char *path,
+		       const struct egr_jobspec *js);
+/* Slots (any state but FREE) that still reference job. */
+uint32_t egr_ring_job_slots(struct egr_ring *r, uint32_t job);
+/* Forget a DONE or FAILED job: its table entry becomes EMPTY. */
+void egr_ring_job_clear(struct egr_ring *r, uint32_t job);
+/*
+ * Give back what a dead process held: its WRITING slots become READY again,
+ * its FILLING slots FREE, a finalization it had claimed is released, and a
+ * job it was producing goes back to QUEUED (resumed, not restarted: chunks
+ * already published or written are skipped) unless the producer already
+ * died twice on it: then it fails with why ("the producer was killed by
+ * signal 11 twice while decoding it").  Posts the semaphores so that nobody
+ * waits on a lost token.  Returns the number of slots given back.
+ */
+int egr_ring_reclaim(struct egr_ring *r, pid_t dead, const char *why);
+/* Wake every waiter (shutdown). */
+void egr_ring_wake_all(struct egr_ring *r);
+
+/* ---- producer ---- */
+/*
+ * Wait for a QUEUED job and mark it ACTIVE with producer = getpid().
+ * Returns its index, -EAGAIN after timeout_ms, -ECANCELED when *stop is set.
+ */
+int egr_ring_job_next(struct egr_ring *r, int timeout_ms, const volatile sig_atomic_t *stop);
+/*
+ * 1 if chunk of job still needs decoding: not written and not READY/WRITING
+ * in a slot.  A resumed job skips the others.
+ */
+int egr_ring_chunk_needed(struct egr_ring *r, uint32_t job, uint32_t chunk);
+/*
+ * Take a FREE slot for (job, chunk), blocking while none is free
+ * (backpressure).  *blocked_ns accumulates the wait.  -ECANCELED when *stop
+ * is set or the job failed meanwhile.
+ */
+int egr_ring_acquire(struct egr_ring *r, uint32_t job, uint32_t chunk, uint32_t *slot,
+		     uint64_t *blocked_ns, const volatile sig_atomic_t *stop);
+/* FILLING -> READY.  Call only once the slot's data is complete. */
+void egr_ring_publish(struct egr_ring *r, uint32_t slot, uint32_t first_frame, uint32_t nframes,
+		      uint64_t bytes);
+/* FILLING -> FREE without publishing (error paths). */
+void egr_ring_abandon(struct egr_ring *r, uint32_t slot);
+/*
+ * The producer is done with job: published_all = all, producer = 0.  A job
+ * left ACTIVE without all chunks published (the producer was told to stop)
+ * goes back to QUEUED for the next producer to resume.
+ */
+void egr_ring_job_release(struct egr_ring *r, uint32_t job, int all_published);
+
+/* ---- workers ---- */
+/*
+ * Take the oldest READY slot: READY -> WRITING, owner = getpid().
+ * Returns 0, -EAGAIN after timeout_ms with nothing ready, -ECANCELED on *stop.
+ */
+int egr_ring_take(struct egr_ring *r, uint32_t *slot, int timeout_ms,
+		  const volatile sig_atomic_t *stop);
+/*
+ * WRITING -> FREE.  With ok, the chunk's bit is set; if that completed the
+ * job and nobody finalizes it yet, *finalize = 1 and this process now owns
+ * the finalization (fsync, rename, then egr_ring_job_finish).  Without ok,
+ * the job fails with msg (first error wins); msg NULL just drops the slot
+ * (its job already failed).  A slot of a FAILED job is always just dropped.
+ */
+void egr_ring_release(struct egr_ring *r, uint32_t slot, int ok, const char *msg, int *finalize);
+/*
+ * Idle-time scan: claim the finalization of a job whose chunks are all
+ * written but that nobody finalizes (its finalizer died).  Returns the job
+ * index or -ENOENT.
+ */
+int egr_ring_claim_finalize(struct egr_ring *r);
+/* Mark job DONE (ok) or FAILED (msg); clears finalizer. */
+void egr_ring_job_finish(struct egr_ring *r, uint32_t job, int ok, const char *msg);
+
+/* ---- any role ---- */
+/* FAILED with msg unless already failed (first error wins). */
+void egr_ring_job_fail(struct egr_ring *r, uint32_t job, const char *msg);
+/* Atomically add to a 64-bit stats counter in shared memory. */
+static inline void egr_stat_add(uint64_t *p, uint64_t v)
+{
+	__atomic_fetch_add(p, v, __ATOMIC_RELAXED);
+}
+
+#endif

@@ -1,0 +1,114 @@
+#!/usr/bin/env python3
+"""TAESD decode-alone benchmark: egressd vs PyTorch fp16 channels_last.
+
+    bench_taesd.py EGRESSD_TEST_BIN [BATCH]
+
+Runs `EGRESSD_TEST_BIN --bench BATCH` (egressd's decoder, fp16 latents in,
+I420 frames out, CUDA-event timed, median of 7) and the same network in
+PyTorch (taesd.py's layers from taesd_torch_check.py; fp16, channels_last,
+inference_mode; eager, then torch.compile unless EGR_NO_COMPILE is set), at
+512x512 and 1024x1024 output.  PyTorch is timed on the network alone (no
+clamp, quantisation or colour conversion), which favours it.  Prints one
+table; fraction of tensor-core peak against a measured fp16 GEMM and the
+H100 SXM datasheet (989 TFLOP/s dense fp16).
+"""
+import os
+import re
+import subprocess
+import sys
+import time
+
+import torch
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from taesd_torch_check import Decoder  # noqa: E402
+
+
+def flops(s):
+    lat = s // 8
+    f = 2 * 9 * 4 * 64 * lat * lat
+    for shift, n in ((0, 9), (1, 10), (2, 10), (3, 4)):
+        f += n * 2 * 9 * 64 * 64 * (lat << shift) ** 2
+    f += 2 * 9 * 64 * 3 * (lat << 3) ** 2
+    return f
+
+
+def time_fn(fn, iters):
+    for _ in range(3):
+        fn()
+    torch.cuda.synchronize()
+    res = []
+    for _ in range(7):
+        e0 = torch.cuda.Event(enable_timing=True)
+        e1 = torch.cuda.Event(enable_timing=True)
+        e0.record()
+        for _ in range(iters):
+            fn()
+        e1.record()
+        e1.synchronize()
+        res.append(e0.elapsed_time(e1) / iters)
+    return sorted(res)[3]
+
+
+def main():
+    binp = sys.argv[1]
+    batch = int(sys.argv[2]) if len(sys.argv) > 2 else 8
+    dev = torch.cuda.get_device_name(0)
+    a = torch.randn(8192, 8192, device="cuda", dtype=torch.half)
+    b = torch.randn(8192, 8192, device="cuda", dtype=torch.half)
+    ms = time_fn(lambda: a @ b, 10)
+    peak = 2 * 8192 ** 3 / ms / 1e9
+    del a, b
+    print("BENCH device %s; measured fp16 GEMM %.0f TFLOP/s" % (dev, peak), flush=True)
+
+    out = subprocess.run([binp, "--bench", str(batch)], capture_output=True, text=True)
+    egr = {}
+    for line in out.stdout.splitlines():
+        m = re.match(r"EGRBENCH size=(\d+) batch=(\d+) warps=(\d+) ms_per_batch=([\d.]+) fps=([\d.]+)", line)
+        if m:
+            print(line, flush=True)
+            s, w, fps = int(m.group(1)), int(m.group(3)), float(m.group(5))
+            if fps > egr.get(s, (0, 0))[0]:
+                egr[s] = (fps, w)
+    if out.returncode:
+        print("egressd bench failed:", out.stdout[-2000:], out.stderr[-2000:])
+
+    net = Decoder(4).cuda().half().to(memory_format=torch.channels_last).eval()
+    rows = []
+    for s in (512, 1024):
+        x = [torch.randn(batch, 4, s // 8, s // 8, device="cuda").half().to(memory_format=torch.channels_last)
+             for _ in range(3)]
+        it = [0]
+
+        def run(m):
+            it[0] += 1
+            return m(x[it[0] % 3])
+        with torch.inference_mode():
+            eager = batch * 1000 / time_fn(lambda: run(net), 20 if s == 512 else 6)
+            comp = None
+            if not os.environ.get("EGR_NO_COMPILE"):
+                try:
+                    t0 = time.time()
+                    cnet = torch.compile(net)
+                    cnet(x[0])
+                    comp = batch * 1000 / time_fn(lambda: run(cnet), 20 if s == 512 else 6)
+                    print("BENCH torch.compile %d: compiled in %.0f s" % (s, time.time() - t0), flush=True)
+                except Exception as e:  # noqa: BLE001
+                    print("BENCH torch.compile failed: %s" % str(e).splitlines()[0][:200], flush=True)
+        rows.append((s, eager, comp))
+        print("BENCH torch %d eager %.1f fps compile %s" % (s, eager, "%.1f" % comp if comp else "-"), flush=True)
+
+    print("\nTAESD decode alone, batch %d, %s" % (batch, dev))
+    print("%-9s %12s %12s %12s %8s %8s %9s %9s" % ("output", "egressd f/s", "eager f/s", "compile f/s",
+                                                   "x eager", "x comp", "TFLOP/s", "%peak(m/d)"))
+    for s, eager, comp in rows:
+        e, w = egr.get(s, (0.0, 0))
+        tf = e * flops(s) / 1e12
+        print("%-9s %12.1f %12.1f %12s %8.2f %8s %9.1f %4.0f/%-4.0f (warps %d)" % (
+            "%dx%d" % (s, s), e, eager, "%.1f" % comp if comp else "-", e / eager,
+            "%.2f" % (e / comp) if comp else "-", tf, 100 * tf / peak, 100 * tf / 989, w))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,322 @@
+/*
+ * test_taesd_gpu: the GPU TAESD decoder against the fp32 CPU reference.
+ *
+ *   test_taesd_gpu                 checks (exit 0 / 1, 77 without a GPU)
+ *   test_taesd_gpu --dump DIR      write weights, latents, CPU and GPU raw
+ *                                  outputs and DIR/cases.json for
+ *                                  tests/gpu/taesd_torch_check.py
+ *   test_taesd_gpu --bench [B]     decode-alone frames/s at 512x512 and
+ *                                  1024x1024 output, batch B (default 8)
+ *
+ * Checks, per case (4 and 16 channels, f32 and f16 latents, sizes that are
+ * and are not multiples of the 8x16 tile, several frames): raw output
+ * relative error <= 1e-2 against the CPU; RGB24 and I420 bytes against the
+ * CPU's quantised frames (egr_taesd_to_rgb24, egr_rgb_to_i420) within a few
+ * codes, nearly all exact or off by one; outputs poisoned before each run so
+ * an unwritten byte fails.
+ */
+#include <cuda_runtime.h>
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+extern "C" {
+#include "../../daemon/frame.h"
+#include "../../daemon/log.h"
+#include "../../daemon/safetensors.h"
+}
+#include "../../daemon/taesd.h"
+#include "../../daemon/taesd_cuda.h"
+
+static int failures;
+
+#define CHECK(cond, ...) do { \
+	if (!(cond)) { \
+		failures++; \
+		printf("%s:%d: ", __FILE__, __LINE__); \
+		printf(__VA_ARGS__); \
+		printf("\n"); \
+	} \
+} while (0)
+
+#define CU(call) do { \
+	cudaError_t e_ = (call); \
+	if (e_ != cudaSuccess) { \
+		printf("%s:%d: %s: %s\n", __FILE__, __LINE__, #call, cudaGetErrorString(e_)); \
+		exit(1); \
+	} \
+} while (0)
+
+static uint64_t rs = 0x853c49e6748fea9bull;
+static float rnorm(void)
+{
+	float s = 0;
+	for (int i = 0; i < 4; i++) {
+		rs ^= rs << 13;
+		rs ^= rs >> 7;
+		rs ^= rs << 17;
+		s += (float)(rs >> 40) / 16777216.0f;
+	}
+	return (s - 2.0f) * 1.7f;
+}
+
+struct tcase {
+	uint32_t C, h, w, n, wdtype, ldtype;
+	uint64_t seed;
+};
+
+static struct egr_taesd *make_net(const char *dir, const struct tcase *t, char *wpath)
+{
+	char err[512];
+	struct egr_taesd *net = NULL;
+
+	sprintf(wpath, "%s/w_c%u_s%llu.safetensors", dir, t->C, (unsigned long long)t->seed);
+	if (egr_taesd_write_random(wpath, t->C, t->seed, t->wdtype, err, sizeof(err)) < 0 ||
+	    egr_taesd_load(wpath, &net, err, sizeof(err)) < 0) {
+		printf("weights: %s\n", err);
+		exit(1);
+	}
+	return net;
+}
+
+/* latents (rounded to f16 when ldtype is 2, so CPU and GPU see the same values) */
+static float *make_lat(const struct tcase *t, void **dev)
+{
+	size_t n = (size_t)t->n * t->C * t->h * t->w;
+	float *lat = (float *)malloc(n * 4);
+	uint16_t *h16 = (uint16_t *)malloc(n * 2);
+	for (size_t i = 0; i < n; i++) {
+		lat[i] = rnorm();
+		if (t->ldtype == 2) {
+			h16[i] = egr_st_float_to_half(lat[i]);
+			lat[i] = egr_st_half_to_float(h16[i]);
+		}
+	}
+	CU(cudaMalloc(dev, n * t->ldtype));
+	CU(cudaMemcpy(*dev, t->ldtype == 2 ? (void *)h16 : (void *)lat, n * t->ldtype, cudaMemcpyHostToDevice));
+	free(h16);
+	return lat;
+}
+
+static double rel_err(const float *a, const float *ref, size_t n)
+{
+	double num = 0, den = 0;
+	for (size_t i = 0; i < n; i++) {
+		double d = (double)a[i] - ref[i];
+		num += d * d;
+		den += (double)ref[i] * ref[i];
+	}
+	return sqrt(num / den);
+}
+
+static void run_case(const char *dir, const struct tcase *t, FILE *manifest)
+{
+	char wpath[512], err[512];
+	struct egr_taesd *net = make_net(dir, t, wpath);
+	struct egr_taesd_gpu *g = NULL;
+	void *dlat = NULL, *dout = NULL;
+	const uint32_t H = 8 * t->h, W = 8 * t->w;
+	const size_t HW = (size_t)H * W, lat_n = (size_t)t->C * t->h * t->w;
+	float *lat = make_lat(t, &dlat);
+	float *cpu = (float *)malloc(t->n * 3 * HW * 4), *gpu = (float *)malloc(t->n * 3 * HW * 4);
+	uint8_t *crgb = (uint8_t *)malloc(t->n * 3 * HW), *cyuv = (uint8_t *)malloc(t->n * 3 * HW / 2);
+	uint8_t *gb = (uint8_t *)malloc(t->n * 3 * HW);
+
+	if (egr_taesd_gpu_create(net, 0, &g, err, sizeof(err)) < 0) {
+		CHECK(0, "create: %s", err);
+		return;
+	}
+	for (uint32_t f = 0; f < t->n; f++) {
+		if (egr_taesd_decode_cpu(net, lat + f * lat_n, t->h, t->w, cpu + f * 3 * HW, err, sizeof(err)) < 0)
+			CHECK(0, "cpu decode: %s", err);
+		egr_taesd_to_rgb24(cpu + f * 3 * HW, H, W, crgb + f * 3 * HW);
+		egr_rgb_to_i420(crgb + f * 3 * HW, W, H, cyuv + f * 3 * HW / 2);
+	}
+	CU(cudaMalloc(&dout, t->n * 3 * HW * 4));
+	/* raw, poisoned with NaN */
+	CU(cudaMemset(dout, 0xff, t->n * 3 * HW * 4));
+	CHECK(egr_taesd_gpu_decode(g, 0, dlat, t->ldtype, t->n, t->h, t->w, EGR_TAESD_OUT_RAW, dout, err,
+				   sizeof(err)) == 0, "decode raw: %s", err);
+	CU(cudaDeviceSynchronize());
+	CU(cudaMemcpy(gpu, dout, t->n * 3 * HW * 4, cudaMemcpyDeviceToHost));
+	for (uint32_t f = 0; f < t->n; f++) {
+		double e = rel_err(gpu + f * 3 * HW, cpu + f * 3 * HW, 3 * HW);
+		printf("taesd gpu vs cpu: C=%u %ux%u lat f%u frame %u: raw rel err %.2e\n", t->C, W, H, t->ldtype * 8, f, e);
+		CHECK(e <= 1e-2, "C=%u %ux%u frame %u: rel err %.3e > 1e-2", t->C, W, H, f, e);
+	}
+	/* 8-bit formats */
+	for (int fmt = EGR_TAESD_OUT_I420; fmt <= EGR_TAESD_OUT_RGB24; fmt++) {
+		size_t bytes = t->n * (fmt == EGR_TAESD_OUT_RGB24 ? 3 * HW : 3 * HW / 2);
+		const uint8_t *want = fmt == EGR_TAESD_OUT_RGB24 ? crgb : cyuv;
+		CU(cudaMemset(dout, 0xab, t->n * 3 * HW * 4));
+		CHECK(egr_taesd_gpu_decode(g, 0, dlat, t->ldtype, t->n, t->h, t->w, (uint32_t)fmt, dout, err,
+					   sizeof(err)) == 0, "decode fmt %d: %s", fmt, err);
+		CU(cudaDeviceSynchronize());
+		CU(cudaMemcpy(gb, dout, bytes, cudaMemcpyDeviceToHost));
+		size_t off1 = 0, offmore = 0;
+		int maxd = 0;
+		for (size_t i = 0; i < bytes; i++) {
+			int d = abs((int)gb[i] - (int)want[i]);
+			off1 += d == 1;
+			offmore += d > 1;
+			if (d > maxd)
+				maxd = d;
+		}
+		printf("taesd gpu vs cpu: C=%u %ux%u %s: %zu bytes, %.3f%% off by 1, %.4f%% off by more, max %d\n", t->C, W,
+		       H, fmt == EGR_TAESD_OUT_RGB24 ? "rgb24" : "i420", bytes, 100.0 * off1 / bytes,
+		       100.0 * offmore / bytes, maxd);
+		CHECK(maxd <= 8 && offmore * 1000 <= bytes && off1 * 5 <= bytes,
+		      "%s bytes differ too much: max %d, %zu off by more than 1", fmt == 2 ? "rgb24" : "i420", maxd, offmore);
+	}
+	/* the byte after the last frame stays untouched: no write past the end */
+	CU(cudaMemset(dout, 0xab, t->n * 3 * HW * 4));
+	egr_taesd_gpu_decode(g, 0, dlat, t->ldtype, t->n, t->h, t->w, EGR_TAESD_OUT_I420, dout, err, sizeof(err));
+	CU(cudaDeviceSynchronize());
+	uint8_t after[64];
+	CU(cudaMemcpy(after, (char *)dout + t->n * 3 * HW / 2, 64, cudaMemcpyDeviceToHost));
+	for (int i = 0; i < 64; i++)
+		CHECK(after[i] == 0xab, "byte %d after the last I420 frame was written", i);
+	CHECK(egr_taesd_gpu_decode(g, 0, dlat, 3, t->n, t->h, t->w, 1, dout, err, sizeof(err)) == -EINVAL, "dtype 3");
+
+	if (manifest) {
+		char lp[600], cp[600], gp[600];
+		sprintf(lp, "%s/lat_c%u_%ux%u.f32", dir, t->C, t->w, t->h);
+		sprintf(cp, "%s/cpu_c%u_%ux%u.f32", dir, t->C, t->w, t->h);
+		sprintf(gp, "%s/gpu_c%u_%ux%u.f32", dir, t->C, t->w, t->h);
+		FILE *f = fopen(lp, "wb");
+		fwrite(lat, 4, t->n * lat_n, f);
+		fclose(f);
+		f = fopen(cp, "wb");
+		fwrite(cpu, 4, t->n * 3 * HW, f);
+		fclose(f);
+		f = fopen(gp, "wb");
+		fwrite(gpu, 4, t->n * 3 * HW, f);
+		fclose(f);
+		fprintf(manifest, "%s{\"weights\":\"%s\",\"latents\":\"%s\",\"cpu\":\"%s\",\"gpu\":\"%s\",\"n\":%u,\"c\":%u,\"h\":%u,\"w\":%u}",
+			ftell(manifest) > 2 ? ",\n" : "", wpath, lp, cp, gp, t->n, t->C, t->h, t->w);
+	}
+	egr_taesd_gpu_destroy(g);
+	egr_taesd_free(net);
+	cudaFree(dlat);
+	cudaFree(dout);
+	free(lat);
+	free(cpu);
+	free(gpu);
+	free(crgb);
+	free(cyuv);
+	free(gb);
+}
+
+static double net_flops(uint32_t h, uint32_t w, uint32_t C)
+{
+	struct egr_taesd net;
+	double f = 0;
+	egr_taesd_describe(&net, C);
+	for (int i = 0; i < EGR_TAESD_NCONV; i++)
+		f += 2.0 * 9 * net.conv[i].cin * net.conv[i].cout * (double)(h << net.conv[i].shift) *
+		     (double)(w << net.conv[i].shift);
+	return f;
+}
+
+static int bench(uint32_t batch)
+{
+	char err[512], wpath[512];
+	struct tcase t = { 4, 64, 64, batch, EGR_ST_F16, 2, 77 };
+	struct egr_taesd *net = make_net("/tmp", &t, wpath);
+	static const uint32_t sizes[2] = { 64, 128 };
+
+	for (int warps = 8; warps >= 4; warps -= 4) {
+		setenv("EGR_TAESD_WARPS", warps == 8 ? "8" : "4", 1);
+		struct egr_taesd_gpu *g = NULL;
+		if (egr_taesd_gpu_create(net, 0, &g, err, sizeof(err)) < 0) {
+			printf("create: %s\n", err);
+			return 1;
+		}
+		for (int si = 0; si < 2; si++) {
+			uint32_t s = sizes[si];
+			t.h = t.w = s;
+			void *dlat[3], *dout;
+			for (int k = 0; k < 3; k++)	/* rotate inputs */
+				free(make_lat(&t, &dlat[k]));
+			CU(cudaMalloc(&dout, (size_t)batch * 64 * s * s * 3 / 2));
+			cudaStream_t st;
+			cudaEvent_t e0, e1;
+			CU(cudaStreamCreateWithFlags(&st, cudaStreamNonBlocking));
+			CU(cudaEventCreate(&e0));
+			CU(cudaEventCreate(&e1));
+			for (int i = 0; i < 3; i++)
+				egr_taesd_gpu_decode(g, st, dlat[i % 3], 2, batch, s, s, EGR_TAESD_OUT_I420, dout, err, sizeof(err));
+			CU(cudaStreamSynchronize(st));
+			float ms[7];
+			const int iters = s == 64 ? 20 : 6;
+			for (int rep = 0; rep < 7; rep++) {
+				CU(cudaEventRecord(e0, st));
+				for (int i = 0; i < iters; i++)
+					if (egr_taesd_gpu_decode(g, st, dlat[i % 3], 2, batch, s, s, EGR_TAESD_OUT_I420, dout, err,
+								 sizeof(err)) < 0)
+						printf("decode: %s\n", err);
+				CU(cudaEventRecord(e1, st));
+				CU(cudaEventSynchronize(e1));
+				CU(cudaEventElapsedTime(&ms[rep], e0, e1));
+				ms[rep] /= iters;
+			}
+			for (int i = 0; i < 7; i++)	/* median */
+				for (int j = i + 1; j < 7; j++)
+					if (ms[j] < ms[i]) {
+						float x = ms[i];
+						ms[i] = ms[j];
+						ms[j] = x;
+					}
+			double fps = batch * 1000.0 / ms[3];
+			double tf = net_flops(s, s, 4) * batch / (ms[3] * 1e-3) / 1e12;
+			printf("EGRBENCH size=%u batch=%u warps=%d ms_per_batch=%.3f fps=%.1f tflops=%.1f\n", 8 * s, batch,
+			       warps, ms[3], fps, tf);
+			for (int k = 0; k < 3; k++)
+				cudaFree(dlat[k]);
+			cudaFree(dout);
+			cudaStreamDestroy(st);
+		}
+		egr_taesd_gpu_destroy(g);
+	}
+	egr_taesd_free(net);
+	return 0;
+}
+
+int main(int argc, char **argv)
+{
+	int ndev = 0;
+	if (cudaGetDeviceCount(&ndev) != cudaSuccess || ndev == 0) {
+		printf("test_taesd_gpu: no CUDA device, skipped\n");
+		return 77;
+	}
+	if (argc >= 2 && !strcmp(argv[1], "--bench"))
+		return bench(argc >= 3 ? (uint32_t)atoi(argv[2]) : 8);
+	const char *dir = "/tmp";
+	FILE *manifest = NULL;
+	if (argc >= 3 && !strcmp(argv[1], "--dump")) {
+		dir = argv[2];
+		mkdir(dir, 0755);
+		char mp[600];
+		sprintf(mp, "%s/cases.json", dir);
+		manifest = fopen(mp, "w");
+		fprintf(manifest, "[\n");
+	}
+	static const struct tcase cases[] = {
+		{ 4, 8, 8, 3, EGR_ST_F16, 4, 1 },
+		{ 16, 5, 7, 2, EGR_ST_F32, 2, 2 },
+		{ 4, 12, 9, 1, EGR_ST_F16, 2, 3 },
+		{ 4, 16, 16, 2, EGR_ST_F16, 4, 4 },
+	};
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++)
+		run_case(dir, &cases[i], manifest);
+	if (manifest) {
+		fprintf(manifest, "\n]\n");
+		fclose(manifest);
+	}
+	if (failures)
+		printf("test_taesd_gpu: %d check(s) failed\n", failures);
+	return failures ? 1 : 0;
+}
