@@ -40,7 +40,7 @@ endif
 WARN := -Wall -Wextra -Wshadow -Wstrict-prototypes -Wmissing-prototypes -Wno-unused-parameter
 CFLAGS ?=
 CFLAGS += -std=gnu11 $(WARN) $(VFLAGS) -ffp-contract=off -D_GNU_SOURCE -pthread -MMD -MP \
-	  $(if $(DEPS),-I$(DEPS)/include) -DEGR_CUDA=$(CUDA)
+	  $(if $(DEPS),-I$(DEPS)/include) -DEGR_CUDA=$(CUDA) -DEGR_HAVE_TAESD=1
 LDFLAGS += $(SANLD) -pthread $(if $(DEPS),-L$(DEPS)/lib)
 # liburing, inih, libpng and zlib are linked statically: the GPU machine has none of them.
 STATIC_LIBS := -Wl,-Bstatic -luring -linih -lpng16 -lz -ljansson -Wl,-Bdynamic
@@ -48,12 +48,13 @@ LDLIBS := $(STATIC_LIBS) -lm -lrt
 
 NVFLAGS := -O2 -std=c++17 -gencode arch=compute_90,code=sm_90 -gencode arch=compute_90,code=compute_90 \
 	   -Xcompiler -Wall,-Wextra,-Wno-unused-parameter -fmad=false -DEGR_CUDA=1 \
-	   $(if $(filter-out release,$(VARIANT)),-DEGR_TESTING=1 -g)
+	   -DEGR_HAVE_TAESD=1 $(if $(filter-out release,$(VARIANT)),-DEGR_TESTING=1 -g)
 CUDA_LIBS := -L$(CUDA_HOME)/lib64 -lcudart_static -ldl -lstdc++
 
 # ---- sources ----
 LIB_SRC := $(sort config/conf.c config/job.c daemon/backend_cpu.c daemon/frame.c daemon/log.c \
-	   daemon/npy.c daemon/spool.c shm/ring.c workers/out.c workers/wio.c $(wildcard daemon/taesd*.c daemon/safetensors.c))
+	   daemon/npy.c daemon/safetensors.c daemon/spool.c daemon/taesd.c shm/ring.c workers/out.c \
+	   workers/wio.c)
 CU_SRC := $(sort $(wildcard daemon/*.cu))
 ifeq ($(CUDA),1)
 CU_OBJ := $(CU_SRC:%.cu=$(B)/obj/%.o)
@@ -64,13 +65,13 @@ PROD_CUDA_LIBS :=
 endif
 
 LIB_OBJ := $(LIB_SRC:%.c=$(B)/obj/%.o)
-BINS := $(B)/egressd $(B)/egressd-producer $(B)/egressd-worker $(B)/egressd-mklatents
+BINS := $(B)/egressd $(B)/egressd-producer $(B)/egressd-worker $(B)/egressd-mklatents $(B)/egressd-mktaesd
 UNIT_SRC := $(sort $(wildcard tests/test_*.c))
 UNIT_BINS := $(UNIT_SRC:tests/%.c=$(B)/tests/%)
 GPU_TEST_SRC := $(sort $(wildcard tests/gpu/*.cu))
 GPU_TEST_BINS := $(GPU_TEST_SRC:tests/gpu/%.cu=$(B)/tests/gpu/%)
 
-.PHONY: all clean test test-unit test-san test-gpu bench demo deps deps-bundle install tests-bin
+.PHONY: all clean test test-gpu bench demo deps deps-bundle install tests-bin gpu-tests-bin
 all: $(BINS)
 
 $(B)/obj/%.o: %.c
@@ -81,7 +82,7 @@ $(B)/obj/%.o: %.c
 $(B)/obj/%.o: %.cu
 	@mkdir -p $(dir $@)
 	$(call say,NVCC,$<)
-	$(Q)$(NVCC) $(NVFLAGS) $(if $(DEPS),-I$(DEPS)/include) -c -o $@ $<
+	$(Q)$(NVCC) $(NVFLAGS) $(if $(DEPS),-I$(DEPS)/include) -MMD -MP -MF $(@:.o=.d) -c -o $@ $<
 
 $(B)/libegr.a: $(LIB_OBJ)
 	$(call say,AR,$@)
@@ -93,7 +94,7 @@ $(B)/egressd: $(B)/obj/daemon/egressd.o $(B)/obj/daemon/supervisor.o $(B)/libegr
 
 $(B)/egressd-producer: $(B)/obj/daemon/producer.o $(CU_OBJ) $(B)/libegr.a
 	$(call say,LD,$@)
-	$(Q)$(CC) $(LDFLAGS) -o $@ $^ $(PROD_CUDA_LIBS) $(LDLIBS) $(if $(filter 1,$(CUDA)),-lcudnn)
+	$(Q)$(CC) $(LDFLAGS) -o $@ $^ $(PROD_CUDA_LIBS) $(LDLIBS)
 
 $(B)/egressd-worker: $(B)/obj/workers/worker.o $(B)/libegr.a
 	$(call say,LD,$@)
@@ -103,17 +104,23 @@ $(B)/egressd-mklatents: $(B)/obj/daemon/mklatents.o $(B)/libegr.a
 	$(call say,LD,$@)
 	$(Q)$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
+$(B)/egressd-mktaesd: $(B)/obj/daemon/mktaesd.o $(B)/libegr.a
+	$(call say,LD,$@)
+	$(Q)$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
 $(B)/tests/%: tests/%.c $(B)/libegr.a
 	@mkdir -p $(dir $@)
 	$(call say,CC,$<)
 	$(Q)$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $< $(B)/libegr.a $(LDLIBS)
 
-$(B)/tests/gpu/%: tests/gpu/%.cu $(filter-out $(B)/obj/daemon/backend_nocuda.o,$(CU_OBJ)) $(B)/libegr.a
+# GPU tests: nvcc compiles, the C compiler links (nvcc rejects -Wl,-Bstatic)
+$(B)/tests/gpu/%: $(B)/obj/tests/gpu/%.o $(filter-out $(B)/obj/daemon/backend_nocuda.o,$(CU_OBJ)) $(B)/libegr.a
 	@mkdir -p $(dir $@)
-	$(call say,NVCC,$<)
-	$(Q)$(NVCC) $(NVFLAGS) -o $@ $^ $(LDFLAGS:-pthread=) $(STATIC_LIBS) -lcudnn -lm -lrt
+	$(call say,LD,$@)
+	$(Q)$(CC) $(LDFLAGS) -o $@ $^ $(CUDA_LIBS) $(LDLIBS)
 
 tests-bin: $(BINS) $(UNIT_BINS)
+gpu-tests-bin: $(BINS) $(GPU_TEST_BINS)
 
 # ---- tests ----
 # `make test`: unit tests and integration tests against the test build, then
@@ -125,7 +132,7 @@ test:
 	$(Q)tests/run.sh --bin build/t --san build/san
 
 test-gpu:
-	$(Q)$(MAKE) --no-print-directory VARIANT=test tests-bin $(GPU_TEST_BINS:build/%=build/t/%)
+	$(Q)$(MAKE) --no-print-directory VARIANT=test gpu-tests-bin
 	$(Q)tests/run.sh --bin build/t --gpu
 
 bench: all
@@ -142,7 +149,17 @@ deps:
 deps-bundle:
 	$(Q)tests/deps.sh --bundle .deps
 
+PREFIX ?= /usr/local
+install: all
+	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)/etc/egressd $(DESTDIR)/etc/systemd/system
+	install -m 755 $(BINS) $(DESTDIR)$(PREFIX)/bin/
+	test -e $(DESTDIR)/etc/egressd/egressd.ini || install -m 644 config/egressd.ini $(DESTDIR)/etc/egressd/
+	install -m 644 systemd/egressd.service $(DESTDIR)/etc/systemd/system/
+
 clean:
 	rm -rf build
+
+# keep nvcc's objects of GPU tests (intermediates otherwise)
+.SECONDARY:
 
 -include $(shell find build -name '*.d' 2>/dev/null)

@@ -5,6 +5,7 @@
  * backend must produce (frame.h).
  */
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -120,7 +121,7 @@ static int decode_frame(struct cpu_be *b, uint8_t *rgb, char *err, size_t errlen
 	int rc = egr_taesd_decode_cpu(b->taesd, b->lat, g->lat_h, g->lat_w, b->planar, err, errlen);
 	if (rc)
 		return rc;
-	egr_taesd_to_rgb24(b->planar, g->width, g->height, rgb);
+	egr_taesd_to_rgb24(b->planar, g->height, g->width, rgb);
 	return 0;
 #else
 	egr_errf(err, errlen, "decoder %u is not built in", g->decoder);

@@ -19,9 +19,17 @@
  * input_buffer when a staging buffer's upload is still running, and in
  * job_end.  No cudaDeviceSynchronize anywhere.
  *
+ * decoder = taesd (built with EGR_HAVE_TAESD): the same graph, with the
+ * TAESD network (taesd_cuda.cu) in place of the latent2rgb kernels between
+ * k0 and k1.  Its weights are loaded and uploaded once per producer and kept
+ * across jobs until a job names another weights file; its workspace is
+ * sized in job_begin by one warm-up decode per new geometry, so no submit
+ * ever synchronises a stream (docs/CUDA.md, "TAESD").
+ *
  * This file may touch: the CUDA device conf->device, env->data_base (pinned
  * with cudaHostRegister for the process's lifetime; never written by the
- * host here), and the slots handed to submit (written by DMA only).
+ * host here), the slots handed to submit (written by DMA only), and the
+ * weights file a taesd job names (read only).
  */
 #include <errno.h>
 #include <pthread.h>
@@ -41,12 +49,17 @@ extern "C" {
 }
 #include "backend.h"
 #include "cuda_kernels.cuh"
+#ifdef EGR_HAVE_TAESD
+#include "taesd.h"
+#include "taesd_cuda.h"
+#endif
 
 #ifndef MADV_POPULATE_WRITE
 #define MADV_POPULATE_WRITE 23	/* Linux 5.14 */
 #endif
 
 #define CB_MAX_BUFS 8
+#define CB_TAESD_WARM 8	/* geometries whose workspace need is known to fit */
 
 enum cb_pipeline {
 	CB_FULL,		/* also one-worker: the supervisor's ablation */
@@ -116,6 +129,23 @@ struct cuda_be {
 
 #ifdef EGR_TESTING
 	int fault_early_publish;	/* EGR_FAULT_CUDA_EARLY_PUBLISH set: publish from submit */
+#endif
+
+#ifdef EGR_HAVE_TAESD
+	/*
+	 * decoder = taesd: one GPU decoder per producer, kept across jobs; a job
+	 * naming another weights file replaces it.  warm[] lists the (latent
+	 * h, w, chunk) geometries already decoded once with this handle: the
+	 * decoder's workspace is large enough for them (it only grows).
+	 */
+	struct egr_taesd_gpu *taesd;
+	char taesd_path[EGR_PATH_MAX];
+	uint32_t taesd_channels;
+	uint32_t taesd_loads, taesd_warmups;	/* since open: the test hook reads them */
+	struct {
+		uint32_t h, w, n;
+	} warm[CB_TAESD_WARM];
+	uint32_t nwarm, warm_next;
 #endif
 
 	/* job stats, under mu */
@@ -344,6 +374,9 @@ static void cb_close(void *vbe)
 			cudaFreeHost(be->stage[i].h);
 	if (be->lin)
 		cudaFree(be->lin);
+#ifdef EGR_HAVE_TAESD
+	egr_taesd_gpu_destroy(be->taesd);	/* the streams are idle: nothing reads its weights */
+#endif
 	cb_destroy_events(be);
 	if (be->s_upload)
 		cudaStreamDestroy(be->s_upload);
@@ -499,16 +532,154 @@ fail:
 	return rc;
 }
 
+/*
+ * Launch the decode of nframes latents in lat into frames, on the compute
+ * stream: latent2rgb's two kernels or the TAESD network.  Asynchronous
+ * either way (TAESD's workspace was sized in job_begin).  0 or -errno.
+ */
+static int cb_decode(struct cuda_be *be, const struct egr_job_geom *g, const void *lat, uint8_t *frames,
+		     uint32_t k, uint32_t nframes, char *err, size_t errlen)
+{
+	int rc = 0;
+
+#ifdef EGR_HAVE_TAESD
+	if (g->decoder == EGR_DEC_TAESD) {
+		char why[256];
+		rc = egr_taesd_gpu_decode(be->taesd, be->s_compute, lat, g->dtype, nframes, g->lat_h, g->lat_w,
+					  g->format, frames, why, sizeof(why));
+		if (rc)
+			egr_errf(err, errlen, "taesd decode(frame buffer %u, %u frames of %ux%u): %s", k, nframes,
+				 g->width, g->height, why);
+		return rc;
+	}
+#endif
+	CU(egr_cuda_launch_l2r(&g->l2r, g->dtype, g->format, lat, be->lin, frames, nframes, g->lat_h, g->lat_w,
+			       g->frame_bytes, be->s_compute),
+	   "latent2rgb kernel launch(frame buffer %u, %u frames of %ux%u)", k, nframes, g->width, g->height);
+	return 0;
+fail:
+	return rc;
+}
+
+#ifdef EGR_HAVE_TAESD
+/*
+ * decoder = taesd, in job_begin: make be->taesd decode g->weights, then make
+ * sure its workspace fits this job.
+ *
+ * Weights: loaded (taesd.c validates the file) and uploaded once, kept for
+ * every later job that names the same path; another path replaces them.  A
+ * file rewritten in place under the same path is not noticed until the
+ * producer restarts (as with backend = cpu).
+ *
+ * Workspace: egr_taesd_gpu_decode allocates it on first use of a size and
+ * synchronises its stream to grow it.  In a submit that would stall the
+ * compute stream behind a host cudaMalloc (and count the stall as kernel
+ * time), so a warm-up decode of a full chunk runs here instead, once per
+ * (latent size, chunk) geometry per decoder: the workspace then fits every
+ * chunk of the job (its need grows with the frame count), and the kernels'
+ * modules are loaded.  Costs one chunk's decode, only for a new geometry.
+ */
+static int cb_taesd_prepare(struct cuda_be *be, const struct egr_job_geom *g, char *err, size_t errlen)
+{
+	struct egr_taesd *net = NULL;
+	struct egr_taesd_gpu *tg = NULL;
+	/* the largest submit of this job: a job shorter than a chunk never needs a full one */
+	const uint32_t n = g->frames && g->frames < g->chunk_frames ? g->frames : g->chunk_frames;
+	int rc = 0;
+
+	if (!g->weights || !*g->weights) {
+		egr_errf(err, errlen, "backend cuda: decoder = taesd needs a weights file (job key weights)");
+		return -EINVAL;
+	}
+	if (!be->taesd || strcmp(be->taesd_path, g->weights) != 0) {
+		unsigned long long t0 = egr_now_ns();
+		if (strlen(g->weights) >= sizeof(be->taesd_path)) {
+			egr_errf(err, errlen, "backend cuda: weights path \"%.60s...\" is too long", g->weights);
+			return -ENAMETOOLONG;
+		}
+		rc = egr_taesd_load(g->weights, &net, err, errlen);
+		if (rc)
+			return rc;
+		if (egr_taesd_channels(net) != g->channels) {
+			egr_errf(err, errlen, "weights \"%s\" decode %u-channel latents; the latents have %u channels",
+				 g->weights, egr_taesd_channels(net), g->channels);
+			rc = -EINVAL;
+			goto fail;
+		}
+		/* an aborted job may have left decodes queued that read the old weights */
+		if (be->taesd)
+			CU(cudaStreamSynchronize(be->s_compute), "cudaStreamSynchronize(compute stream)");
+		rc = egr_taesd_gpu_create(net, be->device, &tg, err, errlen);
+		if (rc)
+			goto fail;
+		egr_taesd_gpu_destroy(be->taesd);
+		be->taesd = tg;
+		tg = NULL;
+		snprintf(be->taesd_path, sizeof(be->taesd_path), "%s", g->weights);
+		be->taesd_channels = egr_taesd_channels(net);
+		be->taesd_loads++;
+		be->nwarm = be->warm_next = 0;
+		egr_info("cuda: taesd weights \"%s\" (%u latent channels) loaded and uploaded in %.1f ms",
+			 g->weights, be->taesd_channels, (egr_now_ns() - t0) / 1e6);
+		egr_taesd_free(net);
+		net = NULL;
+	} else if (be->taesd_channels != g->channels) {
+		egr_errf(err, errlen, "weights \"%s\" decode %u-channel latents; the latents have %u channels",
+			 g->weights, be->taesd_channels, g->channels);
+		return -EINVAL;
+	}
+
+	for (uint32_t i = 0; i < be->nwarm; i++)
+		if (be->warm[i].h == g->lat_h && be->warm[i].w == g->lat_w && be->warm[i].n >= n)
+			return 0;
+	{
+		unsigned long long t0 = egr_now_ns();
+		struct cb_vbuf *b = &be->buf[0];
+		size_t lbytes = (size_t)n * g->lat_frame_bytes;
+
+		/* buffer 0 is idle between jobs; wait for it anyway, on the GPU, as a submit would */
+		CU(cudaStreamSynchronize(be->s_upload), "cudaStreamSynchronize(upload stream)");
+		if (b->used && be->s_d2h != be->s_compute)
+			CU(cudaStreamWaitEvent(be->s_compute, b->copied, 0), "cudaStreamWaitEvent(compute stream, copied 0)");
+		CU(cudaMemsetAsync(b->lat, 0, lbytes, be->s_compute), "cudaMemsetAsync(latent buffer 0, %zu bytes)", lbytes);
+		rc = cb_decode(be, g, b->lat, b->frames, 0, n, err, errlen);
+		if (rc)
+			goto fail;
+		CU(cudaStreamSynchronize(be->s_compute), "cudaStreamSynchronize(compute stream, taesd warm-up)");
+		be->warm[be->warm_next].h = g->lat_h;
+		be->warm[be->warm_next].w = g->lat_w;
+		be->warm[be->warm_next].n = n;
+		be->warm_next = (be->warm_next + 1) % CB_TAESD_WARM;
+		if (be->nwarm < CB_TAESD_WARM)
+			be->nwarm++;
+		be->taesd_warmups++;
+		egr_info("cuda: taesd warm-up for %u-frame chunks of %ux%u took %.1f ms", n, g->width,
+			 g->height, (egr_now_ns() - t0) / 1e6);
+	}
+	return 0;
+fail:
+	egr_taesd_free(net);
+	egr_taesd_gpu_destroy(tg);
+	return rc;
+}
+#endif
+
 static int cb_job_begin(void *vbe, const struct egr_job_geom *g, char *err, size_t errlen)
 {
 	struct cuda_be *be = (struct cuda_be *)vbe;
+	const int taesd = g->decoder == EGR_DEC_TAESD;
 	int rc = 0;
 
-	if (g->decoder != EGR_DEC_LATENT2RGB) {
-		egr_errf(err, errlen, "backend cuda: decoder %u is not available on the GPU (latent2rgb only)",
-			 g->decoder);
+	if (g->decoder != EGR_DEC_LATENT2RGB && !taesd) {
+		egr_errf(err, errlen, "backend cuda: decoder %u is unknown", g->decoder);
 		return -ENOTSUP;
 	}
+#ifndef EGR_HAVE_TAESD
+	if (taesd) {
+		egr_errf(err, errlen, "backend cuda: decoder = taesd is not built into this egressd");
+		return -ENOTSUP;
+	}
+#endif
 	if (g->dtype != EGR_DT_F16 && g->dtype != EGR_DT_F32) {
 		egr_errf(err, errlen, "backend cuda: latent dtype %u is not float16 or float32", g->dtype);
 		return -EINVAL;
@@ -517,7 +688,7 @@ static int cb_job_begin(void *vbe, const struct egr_job_geom *g, char *err, size
 	    g->width != g->lat_w * EGR_L2R_SCALE || g->height != g->lat_h * EGR_L2R_SCALE ||
 	    g->frame_bytes != egr_frame_bytes(g->format, g->width, g->height) ||
 	    g->lat_frame_bytes != (uint64_t)g->channels * g->lat_h * g->lat_w * g->dtype ||
-	    g->l2r.channels != g->channels) {
+	    (!taesd && g->l2r.channels != g->channels)) {
 		egr_errf(err, errlen,
 			 "backend cuda: inconsistent job geometry (%u frames of %ux%ux%u latents -> %ux%u, chunk %u)",
 			 g->frames, g->channels, g->lat_h, g->lat_w, g->width, g->height, g->chunk_frames);
@@ -526,7 +697,7 @@ static int cb_job_begin(void *vbe, const struct egr_job_geom *g, char *err, size
 
 	size_t fbytes = (size_t)g->chunk_frames * g->frame_bytes;
 	size_t lbytes = (size_t)g->chunk_frames * g->lat_frame_bytes;
-	size_t linb = (size_t)g->chunk_frames * g->lat_h * g->lat_w * sizeof(float4);
+	size_t linb = taesd ? 0 : (size_t)g->chunk_frames * g->lat_h * g->lat_w * sizeof(float4);
 	int grow = 0;
 	for (uint32_t i = 0; i < be->nbuf; i++)
 		grow |= be->buf[i].frames_cap < fbytes || be->buf[i].lat_cap < lbytes;
@@ -564,6 +735,10 @@ static int cb_job_begin(void *vbe, const struct egr_job_geom *g, char *err, size
 		CU(cudaMalloc((void **)&be->lin, linb), "cudaMalloc(linear-map scratch, %zu bytes)", linb);
 		be->lin_cap = linb;
 	}
+#ifdef EGR_HAVE_TAESD
+	if (taesd && (rc = cb_taesd_prepare(be, g, err, errlen)) < 0)
+		return rc;
+#endif
 
 	be->g = *g;
 	be->in_job = 1;
@@ -685,9 +860,8 @@ static int cb_submit(void *vbe, const struct egr_chunk *c, char *err, size_t err
 		be->job_started = 1;
 	}
 	CU(cudaEventRecord(e->k0, be->s_compute), "cudaEventRecord(kernel start)");
-	CU(egr_cuda_launch_l2r(&g->l2r, g->dtype, g->format, b->lat, be->lin, b->frames, c->nframes,
-			       g->lat_h, g->lat_w, g->frame_bytes, be->s_compute),
-	   "latent2rgb kernel launch(frame buffer %u, %u frames of %ux%u)", k, c->nframes, g->width, g->height);
+	if ((rc = cb_decode(be, g, b->lat, b->frames, k, c->nframes, err, errlen)) < 0)
+		goto fail;
 	CU(cudaEventRecord(e->k1, be->s_compute), "cudaEventRecord(kernel end)");
 	CU(cudaEventRecord(b->decoded, be->s_compute), "cudaEventRecord(decoded %u)", k);
 
@@ -793,9 +967,8 @@ extern "C" int egr_cuda_naive_decode(void *vbe, const struct egr_chunk *c, char 
 	CU(cudaMemcpyAsync(b->lat, c->latents, lbytes, cudaMemcpyHostToDevice, be->s_compute),
 	   "cudaMemcpyAsync(latent buffer 0 <- latents, %zu bytes)", lbytes);
 	CU(cudaEventRecord(e->k0, be->s_compute), "cudaEventRecord(kernel start)");
-	CU(egr_cuda_launch_l2r(&g->l2r, g->dtype, g->format, b->lat, be->lin, b->frames, c->nframes,
-			       g->lat_h, g->lat_w, g->frame_bytes, be->s_compute),
-	   "latent2rgb kernel launch(frame buffer 0, %u frames of %ux%u)", c->nframes, g->width, g->height);
+	if ((rc = cb_decode(be, g, b->lat, b->frames, 0, c->nframes, err, errlen)) < 0)
+		goto fail;
 	CU(cudaEventRecord(e->k1, be->s_compute), "cudaEventRecord(kernel end)");
 	CU(cudaStreamSynchronize(be->s_compute), "cudaStreamSynchronize(compute stream)");
 	CU(cudaEventRecord(e->c0, 0), "cudaEventRecord(copy start)");
@@ -816,6 +989,22 @@ extern "C" int egr_cuda_naive_decode(void *vbe, const struct egr_chunk *c, char 
 fail:
 	return rc;
 }
+
+#if defined(EGR_TESTING) && defined(EGR_HAVE_TAESD)
+/*
+ * Test hook (tests/gpu/test_cuda_taesd.cu declares it): the current TAESD
+ * decoder handle, how many times weights were loaded and uploaded since
+ * open, and how many warm-up decodes ran.  Proves "once per producer".
+ */
+extern "C" const void *egr_cuda_test_taesd(void *vbe, uint32_t *loads, uint32_t *warmups)
+{
+	struct cuda_be *be = (struct cuda_be *)vbe;
+
+	*loads = be->taesd_loads;
+	*warmups = be->taesd_warmups;
+	return be->taesd;
+}
+#endif
 
 extern "C" const struct egr_backend_ops egr_backend_cuda = {
 	"cuda", cb_open, cb_job_begin, cb_input_buffer, cb_submit, cb_job_end, cb_close,

@@ -18,6 +18,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/uio.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -381,6 +382,144 @@ out:
 	notify(p);
 }
 
+/*
+ * pipeline = naive: the loop every user starts with, kept as the baseline
+ * the benchmark compares against.  One process, one stream: decode a chunk,
+ * cudaMemcpy it into pageable memory, pwrite it, repeat; no ring slots, no
+ * workers, no overlap.  y4m only.
+ */
+static int naive_write(int fd, const struct egr_job_sh *j, const uint8_t *buf, uint32_t first,
+		       uint32_t nf, char *err, size_t errlen)
+{
+	for (uint32_t f = 0; f < nf; f++) {
+		struct iovec iov[2] = { { (void *)EGR_Y4M_FRAME_TAG, EGR_Y4M_FRAME_TAG_LEN },
+					{ (void *)(buf + f * j->frame_bytes), j->frame_bytes } };
+		off_t off = (off_t)egr_y4m_frame_off(j->header_bytes, j->frame_bytes, first + f);
+		size_t left = EGR_Y4M_FRAME_TAG_LEN + j->frame_bytes;
+		int idx = 0;
+
+		while (left) {
+			ssize_t w = pwritev(fd, iov + idx, 2 - idx, off);
+			if (w < 0 && errno == EINTR)
+				continue;
+			if (w < 0) {
+				int rc = -errno;
+				egr_errf(err, errlen, "pwritev(\"%s\") at offset %lld: %s", j->tmp_path,
+					 (long long)off, strerror(errno));
+				return rc;
+			}
+			off += w;
+			left -= (size_t)w;
+			while (w > 0) {	/* short write: advance the iovec */
+				size_t take = (size_t)w < iov[idx].iov_len ? (size_t)w : iov[idx].iov_len;
+				iov[idx].iov_base = (char *)iov[idx].iov_base + take;
+				iov[idx].iov_len -= take;
+				w -= (ssize_t)take;
+				if (!iov[idx].iov_len && idx < 1)
+					idx++;
+			}
+		}
+	}
+	return 0;
+}
+
+static void run_job_naive(struct producer *p, uint32_t idx)
+{
+	struct egr_job_sh *j = egr_ring_job(p->ring, idx);
+	struct egr_backend_stats bst;
+	struct egr_job_geom g;
+	struct egr_npy n = { .fd = -1 };
+	char err[EGR_ERR_MAX];
+	uint8_t *buf = NULL;
+	uint64_t read_ns = 0, write_ns = 0, t_first;
+	int rc, fd = -1, began = 0;
+
+	snprintf(j->backend, sizeof(j->backend), "%s-naive", p->ops->name);
+	if (j->spec.format != EGR_FMT_Y4M) {
+		egr_errf(err, sizeof(err), "pipeline = naive (a benchmark baseline) writes format = y4m only");
+		rc = -ENOTSUP;
+		goto fail;
+	}
+	if ((rc = egr_npy_open(j->spec.latents, &n, err, sizeof(err))) ||
+	    (rc = plan_job(p, j, &n, &g, err, sizeof(err))) ||
+	    (rc = p->ops->job_begin(p->be, &g, err, sizeof(err))))
+		goto fail;
+	began = 1;
+	buf = malloc((size_t)(g.chunk_frames * g.frame_bytes));	/* pageable on purpose */
+	fd = open(j->tmp_path, O_WRONLY | O_CLOEXEC);
+	if (!buf || fd < 0) {
+		rc = buf ? -errno : -ENOMEM;
+		egr_errf(err, sizeof(err), "open(\"%s\"): %s", j->tmp_path, strerror(-rc));
+		goto fail;
+	}
+	t_first = egr_now_ns();
+	for (uint32_t chunk = 0; chunk < j->chunks_total; chunk++) {
+		uint32_t first = chunk * g.chunk_frames;
+		uint32_t nf = g.frames - first < g.chunk_frames ? g.frames - first : g.chunk_frames;
+		struct egr_chunk ck = { .first_frame = first, .nframes = nf, .dst = buf };
+		size_t bad;
+
+		if (stop) {
+			rc = -ECANCELED;
+			egr_errf(err, sizeof(err), "stopped");
+			goto fail;
+		}
+		void *in = p->ops->input_buffer(p->be, (size_t)(nf * g.lat_frame_bytes), err, sizeof(err));
+		if (!in) {
+			rc = -ENOMEM;
+			goto fail;
+		}
+		uint64_t t0 = egr_now_ns();
+		if ((rc = egr_npy_read(&n, first, nf, in, err, sizeof(err))))
+			goto fail;
+		read_ns += egr_now_ns() - t0;
+		if (egr_check_finite(g.dtype, in, (size_t)(nf * g.lat_frame_bytes / g.dtype), &bad) < 0) {
+			describe_nonfinite(&g, &n, first, bad, err, sizeof(err), j->spec.latents);
+			rc = -EDOM;
+			goto fail;
+		}
+		ck.latents = in;
+		if ((rc = egr_cuda_naive_decode(p->be, &ck, err, sizeof(err))))
+			goto fail;
+		t0 = egr_now_ns();
+		if ((rc = naive_write(fd, j, buf, first, nf, err, sizeof(err))))
+			goto fail;
+		write_ns += egr_now_ns() - t0;
+	}
+	uint64_t t0 = egr_now_ns();
+	if (fsync(fd) < 0 || rename(j->tmp_path, j->spec.output) < 0) {
+		rc = -errno;
+		egr_errf(err, sizeof(err), "fsync/rename(\"%s\", \"%s\"): %s", j->tmp_path, j->spec.output,
+			 strerror(errno));
+		goto fail;
+	}
+	egr_stat_add(&j->st.finalize_ns, egr_now_ns() - t0);
+	p->ops->job_end(p->be, 0, &bst, err, sizeof(err));
+	egr_stat_add(&j->st.read_ns, read_ns);
+	egr_stat_add(&j->st.write_ns, write_ns);
+	egr_stat_add(&j->st.bytes_written, j->out_bytes);
+	egr_stat_add(&j->st.producer_ns, egr_now_ns() - t_first);
+	egr_stat_add(&j->st.decode_ns, bst.decode_ns);
+	egr_stat_add(&j->st.gpu_kernel_ns, bst.gpu_kernel_ns);
+	egr_stat_add(&j->st.gpu_wall_ns, bst.gpu_wall_ns);
+	egr_stat_add(&j->st.d2h_bytes, bst.d2h_bytes);
+	egr_stat_add(&j->st.d2h_ns, bst.d2h_ns);
+	egr_ring_job_finish(p->ring, idx, 1, NULL);
+	goto out;
+fail:
+	egr_warn("job %s: %s", j->name, err);
+	egr_ring_job_fail(p->ring, idx, err);
+	if (began)
+		p->ops->job_end(p->be, 1, &bst, err, sizeof(err));
+out:
+	if (fd >= 0)
+		close(fd);
+	free(buf);
+	egr_npy_close(&n);
+	egr_ring_job_release(p->ring, idx, 1);
+	notify(p);
+}
+
 static int open_backend(struct producer *p)
 {
 	struct egr_backend_env env = {
@@ -470,21 +609,34 @@ int main(int argc, char **argv)
 	p.inflight = calloc(p.nslots, 1);
 	if (!p.inflight) {
 		egr_err("out of memory");
-		return EGR_EXIT_OSERR;
+		rc = EGR_EXIT_OSERR;
+		goto out;
 	}
 	rc = open_backend(&p);
 	if (rc)
-		return rc;
+		goto out;
+	int naive = strcmp(p.conf.pipeline, "naive") == 0;
+	if (naive && p.ops != &egr_backend_cuda) {
+		egr_err("pipeline = naive is the CUDA baseline loop: it needs backend = cuda (backend is %s)",
+			p.ops->name);
+		rc = EGR_EXIT_CONFIG;
+		goto out;
+	}
 	egr_info("ready: backend %s, pipeline %s", p.ops->name, p.conf.pipeline);
 	while (!stop) {
-		rc = egr_ring_job_next(p.ring, 1000, &stop);
-		if (rc >= 0)
-			run_job(&p, (uint32_t)rc);
-		else if (rc == -ECANCELED)
+		int job = egr_ring_job_next(p.ring, 1000, &stop);
+		if (job >= 0 && naive)
+			run_job_naive(&p, (uint32_t)job);
+		else if (job >= 0)
+			run_job(&p, (uint32_t)job);
+		else if (job == -ECANCELED)
 			break;
 	}
-	p.ops->close(p.be);
+	rc = EGR_EXIT_OK;
+out:
+	if (p.ops)
+		p.ops->close(p.be);	/* unregisters the slots before the unmap */
 	egr_ring_close(p.ring);
 	free(p.inflight);
-	return EGR_EXIT_OK;
+	return rc;
 }

@@ -116,7 +116,8 @@ int egr_spool_list(const char *spool, enum egr_spool_dir d, char ***names, size_
 		cnt++;
 	}
 	closedir(dir);
-	qsort(v, cnt, sizeof(*v), cmp_str);
+	if (cnt)
+		qsort(v, cnt, sizeof(*v), cmp_str);
 	*names = v;
 	*n = cnt;
 	return 0;

@@ -29,7 +29,7 @@ run_with_fault() {	# NAME FORMAT ENV...
 	sleep 0.2
 	local out=$T/out/$name.y4m
 	[ "$fmt" = png ] && out=$T/out/$name
-	job "$name.job" latents="$T/l.npy" output="$out" format=$fmt chunk_frames=$([ "$fmt" = png ] && echo 3 || echo 2)
+	job "$name.job" latents="$T/l.npy" output="$out" format=$fmt chunk_frames=$([ "$fmt" = png ] && echo 3 || echo 1)
 	local r; r=$(wait_job "$name.job" 120)
 	stop_daemon
 	[ "$r" = done ] || { fail "$name: job $r"; return; }
@@ -43,7 +43,7 @@ run_with_fault() {	# NAME FORMAT ENV...
 }
 
 for phase in take mid written; do
-	for at in 1 2 4; do
+	for at in 1 2 3; do
 		run_with_fault "wk-$phase-$at" y4m EGR_FAULT_KILL_AT=$at EGR_FAULT_KILL_PHASE=$phase
 	done
 done

@@ -103,6 +103,9 @@ wait_job() {
 	for i in $(seq $((t * 20))); do
 		[ -f "$T/spool/done/$name.result" ] && [ -f "$T/spool/done/$name" ] && { echo done; return 0; }
 		[ -f "$T/spool/failed/$name.error" ] && [ -f "$T/spool/failed/$name" ] && { echo failed; return 0; }
+		if [ -n "$DAEMON_PID" ] && ! kill -0 "$DAEMON_PID" 2>/dev/null; then
+			echo "daemon-died"; tail -n 20 "$T/daemon.log" >&2; return 1
+		fi
 		sleep 0.05
 	done
 	echo timeout

@@ -634,8 +634,16 @@ static void test_bad_submits(void)
 	}
 	struct egr_job_geom g = j.g;
 	g.decoder = EGR_DEC_TAESD;
+#ifdef EGR_HAVE_TAESD
+	/* decoder = taesd works on the GPU (test_cuda_taesd); a missing weights file is a clear error */
+	g.weights = "/nonexistent/taesd.safetensors";
+	rc = egr_backend_cuda.job_begin(be, &g, err, sizeof(err));
+	CHECK(rc == -ENOENT && strstr(err, "/nonexistent/taesd.safetensors"), "job_begin(taesd, missing weights): %d %s",
+	      rc, err);
+#else
 	rc = egr_backend_cuda.job_begin(be, &g, err, sizeof(err));
 	CHECK(rc == -ENOTSUP, "job_begin(taesd): %d %s", rc, err);
+#endif
 	g = j.g;
 	g.frame_bytes += 1;
 	rc = egr_backend_cuda.job_begin(be, &g, err, sizeof(err));
