@@ -279,12 +279,22 @@ static void format_result(const struct egr_job_sh *j, char *buf, size_t len)
 		     secs(st->write_ns), secs(st->finalize_ns), (unsigned long long)st->rewrites,
 		     j->producer_restarts);
 	if (n > 0 && (size_t)n < len && st->gpu_wall_ns) {
+		/*
+		 * gpu_kernel_util: decode-kernel time over the GPU's active
+		 * window (first kernel start to last copy end, GPU clock): the
+		 * steady state.  gpu_busy_of_wall: the same time over the whole
+		 * job, which also counts set-up and the final fsync.
+		 */
 		snprintf(buf + n, len - (size_t)n,
 			 "gpu_kernel_s = %.6f\n"
+			 "gpu_active_s = %.6f\n"
 			 "gpu_kernel_util = %.4f\n"
+			 "gpu_busy_of_wall = %.4f\n"
 			 "d2h_bytes = %llu\n"
 			 "d2h_gbps = %.2f\n",
-			 secs(st->gpu_kernel_ns), (double)st->gpu_kernel_ns / (double)wall,
+			 secs(st->gpu_kernel_ns), secs(st->gpu_wall_ns),
+			 (double)st->gpu_kernel_ns / (double)st->gpu_wall_ns,
+			 wall ? (double)st->gpu_kernel_ns / (double)wall : 0.0,
 			 (unsigned long long)st->d2h_bytes,
 			 st->d2h_ns ? (double)st->d2h_bytes / (double)st->d2h_ns : 0.0);
 	}

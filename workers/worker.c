@@ -264,7 +264,22 @@ static int write_y4m(struct worker *wk, uint32_t slot, const struct egr_slot_sh 
 			 strerror(-ret));
 		return ret;
 	}
-	egr_stat_add(&j->st.bytes_written, (uint64_t)n * (EGR_Y4M_FRAME_TAG_LEN + fb));
+	uint64_t len = (uint64_t)n * (EGR_Y4M_FRAME_TAG_LEN + fb);
+	egr_stat_add(&j->st.bytes_written, len);
+	/*
+	 * Start writeback of this chunk now.  Left to the kernel, nothing is
+	 * written before dirty pages pass dirty_background_ratio (gigabytes on
+	 * a large machine), and the final fsync then writes the whole video
+	 * after the decode is over: disk and GPU in series instead of side by
+	 * side.  SYNC_FILE_RANGE_WRITE only queues the I/O; durability is
+	 * still the finalizer's fsync.  Filesystems without it (ENOSYS,
+	 * EINVAL, tmpfs's no-op) lose nothing but the overlap.
+	 */
+	if (sync_file_range(fd, off, (off_t)len, SYNC_FILE_RANGE_WRITE) < 0 && errno == EIO) {
+		egr_errf(err, errlen, "sync_file_range(\"%s\") at offset %lld: %s", j->tmp_path,
+			 (long long)off, strerror(errno));
+		return -EIO;
+	}
 	return 0;
 }
 

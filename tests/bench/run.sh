@@ -75,7 +75,7 @@ for s in stages:
         slow[s["regime"]] = (s["stage"], fps)
 full = {r["regime"]: num(r["frames_per_s"]) for r in rows if r["pipeline"] == "full" and r["status"] == "done"}
 
-hdr = ["regime", "pipeline", "frames", "frames/s", "GPU kernel util", "D2H GB/s", "disk GB/s",
+hdr = ["regime", "pipeline", "frames", "frames/s", "GPU kernel util (steady)", "GPU busy / wall", "D2H GB/s", "disk GB/s",
        "producer blocked s", "slowest stage alone", "÷ slowest", "full ÷ this"]
 out = ["| " + " | ".join(hdr) + " |", "| " + " | ".join("---" for _ in hdr) + " |"]
 csvrows = []
@@ -91,7 +91,8 @@ for r in rows:
     name = r["pipeline"] if done else "%s (%s)" % (r["pipeline"], r["status"])
     out.append("| " + " | ".join([
         REG.get(reg, reg), name, r["frames"] or "—", f(fps if done else None, "%.1f"),
-        f(util if done else None, "%.3f"), f(d2h if done else None, "%.1f"), f(disk, "%.2f"),
+        f(util if done else None, "%.4f"), f(num(r.get("gpu_busy_of_wall")) if done else None, "%.3f"),
+        f(d2h if done else None, "%.1f"), f(disk, "%.2f"),
         f(blk if done else None, "%.2f"), "%s %.1f f/s" % st if st else "—",
         f(ratio, "%.3f"), f(vs_full, "%.2f×")]) + " |")
     csvrows.append([reg, r["pipeline"], r["status"], r["frames"], r["frames_per_s"], r["wall_s"], r["bytes"],
@@ -194,7 +195,7 @@ RES=${OUT:-$DISK_DIR/results}
 W=$DISK_DIR/work		# latents, weights, configs, job files
 mkdir -p "$W" "$DISK_DIR/out" "$SHM_DIR" "$RES/logs" || exit 1
 rm -f "$RES/rows.tsv" "$RES/stages.tsv"
-printf 'regime\tpipeline\tstatus\tframes\tframes_per_s\twall_s\tbytes\tgpu_kernel_util\tgpu_kernel_s\td2h_gbps\tproducer_blocked_s\twrite_s\terror\n' >"$RES/rows.tsv"
+printf 'regime\tpipeline\tstatus\tframes\tframes_per_s\twall_s\tbytes\tgpu_kernel_util\tgpu_kernel_s\td2h_gbps\tproducer_blocked_s\twrite_s\tgpu_busy_of_wall\terror\n' >"$RES/rows.tsv"
 printf 'regime\tstage\tframes_per_s\tdetail\n' >"$RES/stages.tsv"
 INSTANCE="egrbench$$"
 cleanup() { rm -rf "$SHM_DIR" "$DISK_DIR/out"; rm -f "$W"/*.npy "$W"/*.tmp; }
@@ -360,9 +361,9 @@ INI
 	[ $rc = 124 ] && status=timeout
 	local err; err=$(get error | tr '\t' ' ')
 	[ "$status" != done ] && [ -z "$err" ] && err=$(grep -E '<[0-3]>' "$RES/logs/$tag.log" | head -1 | tr '\t' ' ')
-	printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$reg" "$pl" "$status" "$frames" \
+	printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$reg" "$pl" "$status" "$frames" \
 		"$(get frames_per_s)" "$(get wall_s)" "$(get bytes)" "$(get gpu_kernel_util)" "$(get gpu_kernel_s)" \
-		"$(get d2h_gbps)" "$(get producer_blocked_s)" "$(get write_s)" "$err" >>"$RES/rows.tsv"
+		"$(get d2h_gbps)" "$(get producer_blocked_s)" "$(get write_s)" "$(get gpu_busy_of_wall)" "$err" >>"$RES/rows.tsv"
 	say "$tag: $status, $(get frames_per_s) frames/s, kernel util $(get gpu_kernel_util), D2H $(get d2h_gbps) GB/s ($((SECONDS - t)) s)"
 	[ -n "${KEEP_OUTPUT:-}" ] || rm -rf "$outp"
 }

@@ -167,7 +167,7 @@ gpu_fault() {	# NAME FORMAT ENV...
 	rm -rf "$out"
 }
 gpu_fault gk-mid-2 y4m EGR_FAULT_KILL_AT=2 EGR_FAULT_KILL_PHASE=mid
-gpu_fault gk-written-3 y4m EGR_FAULT_KILL_AT=3 EGR_FAULT_KILL_PHASE=written
+gpu_fault gk-written-2 y4m EGR_FAULT_KILL_AT=2 EGR_FAULT_KILL_PHASE=written
 gpu_fault gk-png-mid-2 png EGR_FAULT_KILL_AT=2 EGR_FAULT_KILL_PHASE=mid
 check "(b) the worker deaths were seen and slots given back" grep -q 'given back' "$T/daemon.log"
 
