@@ -281,10 +281,24 @@ static void describe_nonfinite(const struct egr_job_geom *g, const struct egr_np
 		 (unsigned long long)(yx / g->lat_w), (unsigned long long)(yx % g->lat_w));
 }
 
+/* Add one job run's producer-side numbers to the job's shared stats. */
+static void add_stats(struct egr_job_sh *j, const struct egr_backend_stats *b, uint64_t read_ns,
+		      uint64_t blocked_ns, uint64_t producer_ns)
+{
+	egr_stat_add(&j->st.read_ns, read_ns);
+	egr_stat_add(&j->st.blocked_ns, blocked_ns);
+	egr_stat_add(&j->st.producer_ns, producer_ns);
+	egr_stat_add(&j->st.decode_ns, b->decode_ns);
+	egr_stat_add(&j->st.gpu_kernel_ns, b->gpu_kernel_ns);
+	egr_stat_add(&j->st.gpu_wall_ns, b->gpu_wall_ns);
+	egr_stat_add(&j->st.d2h_bytes, b->d2h_bytes);
+	egr_stat_add(&j->st.d2h_ns, b->d2h_ns);
+}
+
 static void run_job(struct producer *p, uint32_t idx)
 {
 	struct egr_job_sh *j = egr_ring_job(p->ring, idx);
-	struct egr_backend_stats bst;
+	struct egr_backend_stats bst = { 0 };
 	struct egr_job_geom g;
 	struct egr_npy n = { .fd = -1 };
 	char err[EGR_ERR_MAX];
@@ -367,16 +381,8 @@ out:
 			egr_ring_abandon(p->ring, s);
 		}
 	}
-	if (t_first) {
-		egr_stat_add(&j->st.read_ns, read_ns);
-		egr_stat_add(&j->st.blocked_ns, blocked);
-		egr_stat_add(&j->st.producer_ns, egr_now_ns() - t_first);
-		egr_stat_add(&j->st.decode_ns, bst.decode_ns);
-		egr_stat_add(&j->st.gpu_kernel_ns, bst.gpu_kernel_ns);
-		egr_stat_add(&j->st.gpu_wall_ns, bst.gpu_wall_ns);
-		egr_stat_add(&j->st.d2h_bytes, bst.d2h_bytes);
-		egr_stat_add(&j->st.d2h_ns, bst.d2h_ns);
-	}
+	if (t_first)
+		add_stats(j, &bst, read_ns, blocked, egr_now_ns() - t_first);
 	egr_npy_close(&n);
 	egr_ring_job_release(p->ring, idx, all);
 	notify(p);
@@ -426,7 +432,7 @@ static int naive_write(int fd, const struct egr_job_sh *j, const uint8_t *buf, u
 static void run_job_naive(struct producer *p, uint32_t idx)
 {
 	struct egr_job_sh *j = egr_ring_job(p->ring, idx);
-	struct egr_backend_stats bst;
+	struct egr_backend_stats bst = { 0 };
 	struct egr_job_geom g;
 	struct egr_npy n = { .fd = -1 };
 	char err[EGR_ERR_MAX];
@@ -495,15 +501,9 @@ static void run_job_naive(struct producer *p, uint32_t idx)
 	}
 	egr_stat_add(&j->st.finalize_ns, egr_now_ns() - t0);
 	p->ops->job_end(p->be, 0, &bst, err, sizeof(err));
-	egr_stat_add(&j->st.read_ns, read_ns);
+	add_stats(j, &bst, read_ns, 0, egr_now_ns() - t_first);
 	egr_stat_add(&j->st.write_ns, write_ns);
 	egr_stat_add(&j->st.bytes_written, j->out_bytes);
-	egr_stat_add(&j->st.producer_ns, egr_now_ns() - t_first);
-	egr_stat_add(&j->st.decode_ns, bst.decode_ns);
-	egr_stat_add(&j->st.gpu_kernel_ns, bst.gpu_kernel_ns);
-	egr_stat_add(&j->st.gpu_wall_ns, bst.gpu_wall_ns);
-	egr_stat_add(&j->st.d2h_bytes, bst.d2h_bytes);
-	egr_stat_add(&j->st.d2h_ns, bst.d2h_ns);
 	egr_ring_job_finish(p->ring, idx, 1, NULL);
 	goto out;
 fail:

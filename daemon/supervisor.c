@@ -560,6 +560,7 @@ static int sup_setup(struct sup *s, const struct egr_conf *c, int oneshot)
 static void sup_teardown(struct sup *s)
 {
 	if (s->ring) {
+		s->stopping = 1;
 		stop_children(s);
 		egr_ring_close(s->ring);
 		egr_ring_unlink(s->shm_name);

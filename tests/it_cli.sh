@@ -44,6 +44,15 @@ check "fallback path logged" grep -q 'pwrite' "$T/pw.log"
 check "pwrite output == io_uring output" cmp "$T/pw.y4m" "$T/out/o.y4m"
 grep -h 'write path' "$T/pw.log" "$T/ur.log" | sort -u
 
+# a full disk (test-build fault: the first write of each worker fails ENOSPC):
+# the job fails with the reason, is not retried, leaves no partial output
+rm -f "$T/out/o.y4m"
+res=$(EGR_FAULT_WRITE_ERRNO=ENOSPC EGR_FAULT_WRITE_AT=1 "$E" --oneshot "$T/o.job" -c "$T/egressd.ini" 2>"$T/enospc.log"); rc=$?
+check "ENOSPC fails the job (exit 1)" [ $rc = 1 ]
+check "ENOSPC named in the error" grep -q 'No space left on device' <<<"$res"
+check "ENOSPC: no output under the final name" [ ! -e "$T/out/o.y4m" ]
+check "ENOSPC: no temporary left" [ -z "$(ls -A "$T/out")" ]
+
 # backend = cuda without a usable GPU: a clear error, exit 69, no respawn loop
 if nvidia-smi -L >/dev/null 2>&1; then
 	echo "a GPU is present: the no-GPU case is checked in CI"

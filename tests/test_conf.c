@@ -14,18 +14,9 @@
 #include "../config/conf.h"
 #include "../daemon/log.h"
 
-static int failures;
-static char dir[64];
+#include "check.h"
 
-#define CHECK(cond, ...)                                              \
-	do {                                                          \
-		if (!(cond)) {                                        \
-			failures++;                                   \
-			printf("%s:%d: %s: ", __FILE__, __LINE__, #cond); \
-			printf(__VA_ARGS__);                          \
-			putchar('\n');                                \
-		}                                                     \
-	} while (0)
+static char dir[64];
 
 static const char *write_file(const char *name, const char *text, size_t len)
 {

@@ -11,18 +11,9 @@
 
 #include "../config/job.h"
 
-static int failures;
-static char dir[64];
+#include "check.h"
 
-#define CHECK(cond, ...)                                              \
-	do {                                                          \
-		if (!(cond)) {                                        \
-			failures++;                                   \
-			printf("%s:%d: %s: ", __FILE__, __LINE__, #cond); \
-			printf(__VA_ARGS__);                          \
-			putchar('\n');                                \
-		}                                                     \
-	} while (0)
+static char dir[64];
 
 static const char *job_file(const char *text)
 {

@@ -18,18 +18,9 @@
 
 #include "../daemon/npy.h"
 
-static int failures;
-static char dir[64];
+#include "check.h"
 
-#define CHECK(cond, ...)                                              \
-	do {                                                          \
-		if (!(cond)) {                                        \
-			failures++;                                   \
-			printf("%s:%d: %s: ", __FILE__, __LINE__, #cond); \
-			printf(__VA_ARGS__);                          \
-			putchar('\n');                                \
-		}                                                     \
-	} while (0)
+static char dir[64];
 
 static const char *tmp_path(const char *name)
 {

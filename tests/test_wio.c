@@ -24,16 +24,7 @@
 
 #include "../workers/wio.h"
 
-static int failures;
-
-#define CHECK(cond, ...) do { \
-	if (!(cond)) { \
-		failures++; \
-		printf("%s:%d: [%s] ", __FILE__, __LINE__, cur_mode); \
-		printf(__VA_ARGS__); \
-		printf("\n"); \
-	} \
-} while (0)
+#include "check.h"
 
 static const char *cur_mode = "";
 static char tmpdir[] = "/tmp/test_wio.XXXXXX";

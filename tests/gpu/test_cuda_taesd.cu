@@ -49,17 +49,7 @@ extern "C" {
 extern "C" const void *egr_cuda_test_taesd(void *be, uint32_t *loads, uint32_t *warmups);
 #endif
 
-static int failures;
-
-#define CHECK(cond, ...)                                                       \
-	do {                                                                   \
-		if (!(cond)) {                                                 \
-			__atomic_fetch_add(&failures, 1, __ATOMIC_RELAXED);    \
-			printf("%s:%d: ", __FILE__, __LINE__);                 \
-			printf(__VA_ARGS__);                                   \
-			printf("\n");                                          \
-		}                                                              \
-	} while (0)
+#include "../check.h"
 
 static uint64_t rng_s;
 

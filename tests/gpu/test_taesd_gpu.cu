@@ -31,16 +31,7 @@ extern "C" {
 #include "../../daemon/taesd.h"
 #include "../../daemon/taesd_cuda.h"
 
-static int failures;
-
-#define CHECK(cond, ...) do { \
-	if (!(cond)) { \
-		failures++; \
-		printf("%s:%d: ", __FILE__, __LINE__); \
-		printf(__VA_ARGS__); \
-		printf("\n"); \
-	} \
-} while (0)
+#include "../check.h"
 
 #define CU(call) do { \
 	cudaError_t e_ = (call); \
