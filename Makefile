@@ -155,6 +155,8 @@ install: all
 	install -m 755 $(BINS) $(DESTDIR)$(PREFIX)/bin/
 	test -e $(DESTDIR)/etc/egressd/egressd.ini || install -m 644 config/egressd.ini $(DESTDIR)/etc/egressd/
 	install -m 644 systemd/egressd.service $(DESTDIR)/etc/systemd/system/
+	install -d $(DESTDIR)$(PREFIX)/share/doc/egressd
+	install -m 644 README.md $(DESTDIR)$(PREFIX)/share/doc/egressd/
 
 clean:
 	rm -rf build

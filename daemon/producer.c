@@ -88,15 +88,23 @@ static void fault_maybe_die(uint32_t submitted)
 }
 #endif
 
-/* "<dir>/.<base>.egressd-tmp": same filesystem as the output, so rename is atomic */
-static int tmp_path_for(const char *output, char *buf, size_t len)
+/*
+ * "<dir>/.<base>.<hash of the job name>.egressd-tmp": on the output's
+ * filesystem, so the final rename is atomic; per job, so two jobs writing the
+ * same output never share (and truncate) one temporary; and stable across
+ * restarts, so a rerun of a crashed job reuses its leftover.
+ */
+static int tmp_path_for(const char *output, const char *job, char *buf, size_t len)
 {
 	char a[EGR_PATH_MAX], b[EGR_PATH_MAX];
+	uint32_t h = 2166136261u;	/* FNV-1a */
 	int n;
 
+	for (const char *c = job; *c; c++)
+		h = (h ^ (uint8_t)*c) * 16777619u;
 	snprintf(a, sizeof(a), "%s", output);
 	snprintf(b, sizeof(b), "%s", output);
-	n = snprintf(buf, len, "%s/.%s.egressd-tmp", dirname(a), basename(b));
+	n = snprintf(buf, len, "%s/.%s.%08x.egressd-tmp", dirname(a), basename(b), h);
 	return n < 0 || (size_t)n >= len ? -ENAMETOOLONG : 0;
 }
 
@@ -250,7 +258,7 @@ static int plan_job(struct producer *p, struct egr_job_sh *j, const struct egr_n
 		j->chunks_total = (uint32_t)chunks;
 		j->frame_bytes = fb;
 		j->out_bytes = j->spec.format == EGR_FMT_Y4M ? 0 : fb * frames;
-		if (tmp_path_for(j->spec.output, j->tmp_path, sizeof(j->tmp_path)) < 0) {
+		if (tmp_path_for(j->spec.output, j->name, j->tmp_path, sizeof(j->tmp_path)) < 0) {
 			egr_errf(err, errlen, "output path \"%s\" is too long", j->spec.output);
 			return -ENAMETOOLONG;
 		}

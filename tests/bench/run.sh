@@ -249,15 +249,21 @@ fi
 [ -n "$D2H_GBPS" ] || say "no D2H number (bench_d2h missing or failed): the D2H stage is left out"
 
 # write alone: the job's bytes, in chunk-sized pwrites at disjoint offsets of
-# one file from WORKERS threads, then fsync (what the workers do, minus the
-# ring); python's os.pwrite releases the GIL.  Prints GB/s.
+# one file from WORKERS threads, each chunk's writeback started at once with
+# sync_file_range(SYNC_FILE_RANGE_WRITE), then fsync: what the workers do,
+# minus the ring and the GPU.  Python's os.pwrite releases the GIL.  Prints
+# GB/s.
 write_alone() {	# DIR BYTES CHUNK_BYTES THREADS
 	python3 - "$@" <<'PY'
+import ctypes
 import os
 import sys
 import threading
 import time
 
+libc = ctypes.CDLL(None, use_errno=True)
+libc.sync_file_range.argtypes = [ctypes.c_int, ctypes.c_int64, ctypes.c_int64, ctypes.c_uint]
+SYNC_FILE_RANGE_WRITE = 2
 d, total, chunk, nt = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
 path = os.path.join(d, "write_alone.tmp")
 buf = bytes(range(256)) * (chunk // 256) + bytes(chunk % 256)
@@ -278,6 +284,7 @@ def run():
         off, done = i * chunk, 0
         while done < n:
             done += os.pwrite(fd, mv[done:n], off + done)
+        libc.sync_file_range(fd, off, n, SYNC_FILE_RANGE_WRITE)
 
 t0 = time.perf_counter()
 ths = [threading.Thread(target=run) for _ in range(nt)]
@@ -402,7 +409,7 @@ l2r_regime() {	# REGIME DIR CAP
 	say "$reg: $n frames of ${L2R_SIZE}x$L2R_SIZE y4m ($(gib $bytes) GiB) to $dir; writer probe $probe GB/s"
 	local wr; wr=$(write_alone "$dir" "$bytes" $((CHUNK * fb)) "$WORKERS")
 	stage "$reg" write "$(awk -v g="$wr" -v b="$ofb" 'BEGIN { printf "%.1f", g * 1e9 / b }')" \
-		"$wr GB/s: $(gib $bytes) GiB in ${CHUNK}-frame pwrites from $WORKERS threads to one file on $dir, then fsync"
+		"$wr GB/s: $(gib $bytes) GiB in ${CHUNK}-frame pwrites + sync_file_range from $WORKERS threads to one file on $dir, then fsync"
 	[ -n "$D2H_GBPS" ] && stage "$reg" D2H "$(awk -v g="$D2H_GBPS" -v b="$fb" 'BEGIN { printf "%.1f", g * 1e9 / b }')" \
 		"$D2H_DETAIL; $fb bytes per frame"
 	make_latents "$W/$reg.npy" "$n" 4 "$lat" "$lat" || { say "$reg: making latents failed"; return; }
@@ -448,7 +455,7 @@ compute_regime() {
 	say "compute: $n frames of TAESD ${S}x$S y4m ($(gib $bytes) GiB) to $dir"
 	local wr; wr=$(write_alone "$dir" "$bytes" $((CHUNK * fb)) "$WORKERS")
 	stage compute write "$(awk -v g="$wr" -v b="$ofb" 'BEGIN { printf "%.1f", g * 1e9 / b }')" \
-		"$wr GB/s: $(gib $bytes) GiB in ${CHUNK}-frame pwrites from $WORKERS threads to one file on $dir, then fsync"
+		"$wr GB/s: $(gib $bytes) GiB in ${CHUNK}-frame pwrites + sync_file_range from $WORKERS threads to one file on $dir, then fsync"
 	[ -n "$D2H_GBPS" ] && stage compute D2H "$(awk -v g="$D2H_GBPS" -v b="$fb" 'BEGIN { printf "%.1f", g * 1e9 / b }')" \
 		"$D2H_DETAIL; $fb bytes per frame"
 	make_latents "$W/compute.npy" "$n" 4 "$lat" "$lat" || { say "compute: making latents failed"; return; }
