@@ -293,6 +293,30 @@ static void describe_nonfinite(const struct egr_job_geom *g, const struct egr_np
 		 (unsigned long long)(yx / g->lat_w), (unsigned long long)(yx % g->lat_w));
 }
 
+/*
+ * Stage one chunk's latents: a backend input buffer, filled from the .npy,
+ * checked for NaN/Inf.  Returns the buffer, or NULL with err set.
+ */
+static void *load_chunk(struct producer *p, const struct egr_job_sh *j, struct egr_npy *n,
+			const struct egr_job_geom *g, uint32_t first, uint32_t nf, uint64_t *read_ns,
+			char *err, size_t errlen)
+{
+	size_t bytes = (size_t)(nf * g->lat_frame_bytes), bad;
+	void *in = p->ops->input_buffer(p->be, bytes, err, errlen);
+	uint64_t t0 = egr_now_ns();
+
+	if (!in)
+		return NULL;
+	if (egr_npy_read(n, first, nf, in, err, errlen))
+		return NULL;
+	*read_ns += egr_now_ns() - t0;
+	if (egr_check_finite(g->dtype, in, bytes / g->dtype, &bad) < 0) {
+		describe_nonfinite(g, n, first, bad, err, errlen, j->spec.latents);
+		return NULL;
+	}
+	return in;
+}
+
 /* Add one job run's producer-side numbers to the job's shared stats. */
 static void add_stats(struct egr_job_sh *j, const struct egr_backend_stats *b, uint64_t read_ns,
 		      uint64_t blocked_ns, uint64_t producer_ns)
@@ -336,25 +360,14 @@ static void run_job(struct producer *p, uint32_t idx)
 		uint32_t first = chunk * g.chunk_frames;
 		uint32_t nf = g.frames - first < g.chunk_frames ? g.frames - first : g.chunk_frames;
 		struct egr_chunk ck = { .first_frame = first, .nframes = nf };
-		size_t bad;
 
 		if (stop || __atomic_load_n(&j->state, __ATOMIC_ACQUIRE) != EGR_JOB_ACTIVE)
 			goto abort;
 		if (!egr_ring_chunk_needed(p->ring, idx, chunk))
 			continue;	/* resumed job: already published or written */
-		void *in = p->ops->input_buffer(p->be, (size_t)(nf * g.lat_frame_bytes), err, sizeof(err));
+		void *in = load_chunk(p, j, &n, &g, first, nf, &read_ns, err, sizeof(err));
 		if (!in) {
-			rc = -ENOMEM;
-			goto fail;
-		}
-		uint64_t t0 = egr_now_ns();
-		rc = egr_npy_read(&n, first, nf, in, err, sizeof(err));
-		read_ns += egr_now_ns() - t0;
-		if (rc)
-			goto fail;
-		if (egr_check_finite(g.dtype, in, (size_t)(nf * g.lat_frame_bytes / g.dtype), &bad) < 0) {
-			describe_nonfinite(&g, &n, first, bad, err, sizeof(err), j->spec.latents);
-			rc = -EDOM;
+			rc = -EINVAL;
 			goto fail;
 		}
 		/* backpressure: blocks while every slot is full */
@@ -475,31 +488,20 @@ static void run_job_naive(struct producer *p, uint32_t idx)
 		uint32_t first = chunk * g.chunk_frames;
 		uint32_t nf = g.frames - first < g.chunk_frames ? g.frames - first : g.chunk_frames;
 		struct egr_chunk ck = { .first_frame = first, .nframes = nf, .dst = buf };
-		size_t bad;
 
 		if (stop) {
 			rc = -ECANCELED;
 			egr_errf(err, sizeof(err), "stopped");
 			goto fail;
 		}
-		void *in = p->ops->input_buffer(p->be, (size_t)(nf * g.lat_frame_bytes), err, sizeof(err));
-		if (!in) {
-			rc = -ENOMEM;
+		ck.latents = load_chunk(p, j, &n, &g, first, nf, &read_ns, err, sizeof(err));
+		if (!ck.latents) {
+			rc = -EINVAL;
 			goto fail;
 		}
-		uint64_t t0 = egr_now_ns();
-		if ((rc = egr_npy_read(&n, first, nf, in, err, sizeof(err))))
-			goto fail;
-		read_ns += egr_now_ns() - t0;
-		if (egr_check_finite(g.dtype, in, (size_t)(nf * g.lat_frame_bytes / g.dtype), &bad) < 0) {
-			describe_nonfinite(&g, &n, first, bad, err, sizeof(err), j->spec.latents);
-			rc = -EDOM;
-			goto fail;
-		}
-		ck.latents = in;
 		if ((rc = egr_cuda_naive_decode(p->be, &ck, err, sizeof(err))))
 			goto fail;
-		t0 = egr_now_ns();
+		uint64_t t0 = egr_now_ns();
 		if ((rc = naive_write(fd, j, buf, first, nf, err, sizeof(err))))
 			goto fail;
 		write_ns += egr_now_ns() - t0;
