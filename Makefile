@@ -52,8 +52,8 @@ NVFLAGS := -O2 -std=c++17 -gencode arch=compute_90,code=sm_90 -gencode arch=comp
 CUDA_LIBS := -L$(CUDA_HOME)/lib64 -lcudart_static -ldl -lstdc++
 
 # ---- sources ----
-LIB_SRC := $(sort config/conf.c config/job.c daemon/backend_cpu.c daemon/frame.c daemon/log.c \
-	   daemon/npy.c daemon/safetensors.c daemon/spool.c daemon/taesd.c shm/ring.c workers/out.c \
+LIB_SRC := $(sort config/conf.c config/job.c daemon/backend_cpu.c daemon/frame.c daemon/half.c \
+	   daemon/log.c daemon/npy.c daemon/safetensors.c daemon/spool.c daemon/taesd.c shm/ring.c workers/out.c \
 	   workers/wio.c)
 CU_SRC := $(sort $(wildcard daemon/*.cu))
 ifeq ($(CUDA),1)

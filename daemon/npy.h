@@ -14,6 +14,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "half.h"
+
 enum egr_dtype { EGR_DT_F16 = 2, EGR_DT_F32 = 4 };	/* value = element size */
 
 struct egr_npy {
@@ -35,9 +37,6 @@ void egr_npy_close(struct egr_npy *n);
  * first NaN or Inf.
  */
 int egr_check_finite(uint32_t dtype, const void *p, size_t count, size_t *bad);
-/* IEEE half to float, exact. */
-float egr_half_to_float(uint16_t h);
-uint16_t egr_float_to_half(float f);
 
 /*
  * Write a float32 or float16 .npy file of shape [f,c,h,w] from float data

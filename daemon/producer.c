@@ -331,6 +331,22 @@ static void add_stats(struct egr_job_sh *j, const struct egr_backend_stats *b, u
 	egr_stat_add(&j->st.d2h_ns, b->d2h_ns);
 }
 
+/*
+ * Open the latents, plan the job (limits, geometry, temporary output) and
+ * start it on the backend: the set-up every pipeline shares.
+ */
+static int begin_job(struct producer *p, struct egr_job_sh *j, struct egr_npy *n,
+		     struct egr_job_geom *g, char *err, size_t errlen)
+{
+	int rc = egr_npy_open(j->spec.latents, n, err, errlen);
+
+	if (!rc)
+		rc = plan_job(p, j, n, g, err, errlen);
+	if (!rc)
+		rc = p->ops->job_begin(p->be, g, err, errlen);
+	return rc;
+}
+
 static void run_job(struct producer *p, uint32_t idx)
 {
 	struct egr_job_sh *j = egr_ring_job(p->ring, idx);
@@ -345,13 +361,7 @@ static void run_job(struct producer *p, uint32_t idx)
 	egr_info("job %s: %s%s", j->name, j->producer_restarts ? "resuming after a producer restart: " : "",
 		 j->spec.latents);
 	snprintf(j->backend, sizeof(j->backend), "%s", p->ops->name);
-	rc = egr_npy_open(j->spec.latents, &n, err, sizeof(err));
-	if (rc)
-		goto fail;
-	rc = plan_job(p, j, &n, &g, err, sizeof(err));
-	if (rc)
-		goto fail;
-	rc = p->ops->job_begin(p->be, &g, err, sizeof(err));
+	rc = begin_job(p, j, &n, &g, err, sizeof(err));
 	if (rc)
 		goto fail;
 	began = 1;
@@ -471,9 +481,7 @@ static void run_job_naive(struct producer *p, uint32_t idx)
 		rc = -ENOTSUP;
 		goto fail;
 	}
-	if ((rc = egr_npy_open(j->spec.latents, &n, err, sizeof(err))) ||
-	    (rc = plan_job(p, j, &n, &g, err, sizeof(err))) ||
-	    (rc = p->ops->job_begin(p->be, &g, err, sizeof(err))))
+	if ((rc = begin_job(p, j, &n, &g, err, sizeof(err))))
 		goto fail;
 	began = 1;
 	buf = malloc((size_t)(g.chunk_frames * g.frame_bytes));	/* pageable on purpose */

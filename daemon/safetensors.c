@@ -30,56 +30,6 @@ static const struct {
 	{ "F64", 8, EGR_ST_OTHER }, { "I64", 8, EGR_ST_OTHER }, { "U64", 8, EGR_ST_OTHER },
 };
 
-float egr_st_half_to_float(uint16_t h)
-{
-	uint32_t sign = (uint32_t)(h & 0x8000) << 16, exp = (h >> 10) & 0x1f, man = h & 0x3ff, bits;
-	float f;
-
-	if (exp == 0x1f) {
-		bits = sign | 0x7f800000u | (man << 13);	/* Inf / NaN */
-	} else if (exp) {
-		bits = sign | ((exp + 112) << 23) | (man << 13);
-	} else if (man) {
-		/* subnormal: normalise */
-		int e = -1;
-		do {
-			e++;
-			man <<= 1;
-		} while (!(man & 0x400));
-		bits = sign | ((uint32_t)(112 - e) << 23) | ((man & 0x3ff) << 13);
-	} else {
-		bits = sign;
-	}
-	memcpy(&f, &bits, 4);
-	return f;
-}
-
-uint16_t egr_st_float_to_half(float f)
-{
-	uint32_t x;
-
-	memcpy(&x, &f, 4);
-	uint32_t sign = (x >> 16) & 0x8000, ax = x & 0x7fffffffu;
-	if (ax >= 0x7f800000u)	/* Inf, NaN (kept quiet) */
-		return (uint16_t)(sign | 0x7c00 | (ax > 0x7f800000u ? 0x200 : 0));
-	if (ax >= 0x477ff000u)	/* rounds to >= 65536: overflow */
-		return (uint16_t)(sign | 0x7c00);
-	if (ax < 0x38800000u) {	/* below the smallest normal half: subnormal or zero */
-		if (ax < 0x33000000u)	/* < 2^-25: rounds to zero */
-			return (uint16_t)sign;
-		uint32_t e = ax >> 23, m = (ax & 0x7fffff) | 0x800000;
-		uint32_t shift = 126 - e;	/* 14..24 */
-		uint32_t r = m >> shift, rem = m & ((1u << shift) - 1), half = 1u << (shift - 1);
-		if (rem > half || (rem == half && (r & 1)))
-			r++;
-		return (uint16_t)(sign | r);
-	}
-	uint32_t r = ((ax - 0x38000000u) >> 13), rem = ax & 0x1fff;
-	if (rem > 0x1000 || (rem == 0x1000 && (r & 1)))
-		r++;	/* may carry into the exponent: still correct */
-	return (uint16_t)(sign | r);
-}
-
 char *egr_st_shape_str(const uint64_t *shape, uint32_t ndim, char *buf, size_t len)
 {
 	size_t n = 0;
@@ -356,7 +306,7 @@ int egr_st_read_f32(const struct egr_st *st, const struct egr_st_tensor *t, floa
 	if (t->dtype == EGR_ST_F16) {
 		const uint16_t *h = raw;
 		for (uint64_t i = 0; i < t->numel; i++)
-			dst[i] = egr_st_half_to_float(h[i]);
+			dst[i] = egr_half_to_float(h[i]);
 	} else if (t->dtype == EGR_ST_BF16) {
 		const uint16_t *h = raw;
 		for (uint64_t i = 0; i < t->numel; i++) {
@@ -435,7 +385,7 @@ int egr_st_write(const char *path, const struct egr_st_wtensor *ts, uint32_t n, 
 			numel *= ts[i].shape[d];
 		for (uint64_t k = 0; k < numel; k++) {
 			if (ts[i].dtype == EGR_ST_F16) {
-				uint16_t h = egr_st_float_to_half(ts[i].data[k]);
+				uint16_t h = egr_float_to_half(ts[i].data[k]);
 				fwrite(&h, 2, 1, f);
 			} else {
 				fwrite(&ts[i].data[k], 4, 1, f);

@@ -24,6 +24,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "half.h"
+
 #ifdef __cplusplus
 extern "C" {
 #endif
@@ -98,9 +100,6 @@ struct egr_st_wtensor {
  */
 int egr_st_write(const char *path, const struct egr_st_wtensor *ts, uint32_t n, char *err, size_t errlen);
 
-/* IEEE half <-> float: exact widening, round-to-nearest-even narrowing. */
-float egr_st_half_to_float(uint16_t h);
-uint16_t egr_st_float_to_half(float f);
 
 #ifdef __cplusplus
 }

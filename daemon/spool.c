@@ -240,6 +240,9 @@ int egr_remove_tree(const char *path)
 {
 	struct stat st;
 
+	/* paths come from job tables in shared memory: never aim rm -r at a root */
+	if (path[0] != '/' || strchr(path + 1, '/') == NULL)
+		return -EINVAL;
 	if (lstat(path, &st) < 0)
 		return errno == ENOENT ? 0 : -errno;
 	if (!S_ISDIR(st.st_mode))

@@ -39,7 +39,10 @@ int egr_spool_finish(const char *spool, const char *name, int ok, const char *te
 		     size_t errlen);
 /* Write text to path atomically (temp file, fsync, rename). */
 int egr_write_file_atomic(const char *path, const char *text, char *err, size_t errlen);
-/* rm -r path (file or directory); 0 if it did not exist. */
+/*
+ * rm -r path (file or directory); 0 if it did not exist.  -EINVAL for a
+ * path that is not absolute or names a top-level directory.
+ */
 int egr_remove_tree(const char *path);
 
 #endif

@@ -300,6 +300,14 @@ static void format_result(const struct egr_job_sh *j, char *buf, size_t len)
 	}
 }
 
+/* --oneshot: a failed job's result goes to stdout, and becomes the exit code */
+static void oneshot_failed(struct sup *s, const char *name, const char *why)
+{
+	printf("[result]\njob = %s\nstatus = failed\nerror = %s\n", name, why);
+	fflush(stdout);
+	s->oneshot_status = EGR_EXIT_JOB_FAILED;
+}
+
 static void job_report(struct sup *s, uint32_t i, int ok)
 {
 	struct egr_job_sh *j = egr_ring_job(s->ring, i);
@@ -320,12 +328,12 @@ static void job_report(struct sup *s, uint32_t i, int ok)
 		snprintf(text, sizeof(text), "%s\n", j->error);
 		egr_warn("job %s failed: %s", j->name, j->error);
 	}
-	if (s->oneshot) {
-		fputs(ok ? text : "", stdout);
-		if (!ok)
-			fprintf(stdout, "[result]\njob = %s\nstatus = failed\nerror = %s\n", j->name, j->error);
+	if (s->oneshot && ok) {
+		fputs(text, stdout);
 		fflush(stdout);
-		s->oneshot_status = ok ? EGR_EXIT_OK : EGR_EXIT_JOB_FAILED;
+		s->oneshot_status = EGR_EXIT_OK;
+	} else if (s->oneshot) {
+		oneshot_failed(s, j->name, j->error);
 	} else if (egr_spool_finish(s->c->spool, j->name, ok, text, err, sizeof(err)) < 0) {
 		egr_err("job %s: %s", j->name, err);
 	}
@@ -382,9 +390,7 @@ static void queue_job(struct sup *s, const char *name, const char *path)
 		snprintf(err, sizeof(err), "job table full");
 	}
 	if (s->oneshot) {
-		fprintf(stdout, "[result]\njob = %s\nstatus = failed\nerror = %s\n", name, err);
-		fflush(stdout);
-		s->oneshot_status = EGR_EXIT_JOB_FAILED;
+		oneshot_failed(s, name, err);
 		return;
 	}
 	egr_warn("job %s rejected: %s", name, err);

@@ -57,17 +57,17 @@ static void test_half(void)
 	for (uint32_t h = 0; h < 65536; h++) {
 		if ((h & 0x7c00) == 0x7c00 && (h & 0x3ff))
 			continue;
-		if (egr_st_float_to_half(egr_st_half_to_float((uint16_t)h)) != h && bad++ < 5)
+		if (egr_float_to_half(egr_half_to_float((uint16_t)h)) != h && bad++ < 5)
 			CHECK(0, "half 0x%04x does not round-trip", h);
 	}
-	CHECK(egr_st_half_to_float(0x3c00) == 1.0f, "0x3c00 != 1");
-	CHECK(egr_st_half_to_float(0x0001) == ldexpf(1.0f, -24), "smallest subnormal");
-	CHECK(egr_st_half_to_float(0xfbff) == -65504.0f, "-max half");
-	CHECK(egr_st_float_to_half(1.0f + ldexpf(1.0f, -11)) == 0x3c00, "tie must round to even (down)");
-	CHECK(egr_st_float_to_half(1.0f + 3 * ldexpf(1.0f, -11)) == 0x3c02, "tie must round to even (up)");
-	CHECK(egr_st_float_to_half(65520.0f) == 0x7c00, "65520 must overflow to Inf");
-	CHECK(egr_st_float_to_half(65519.0f) == 0x7bff, "65519 must round to max");
-	CHECK(isnan(egr_st_half_to_float(egr_st_float_to_half(NAN))), "NaN must stay NaN");
+	CHECK(egr_half_to_float(0x3c00) == 1.0f, "0x3c00 != 1");
+	CHECK(egr_half_to_float(0x0001) == ldexpf(1.0f, -24), "smallest subnormal");
+	CHECK(egr_half_to_float(0xfbff) == -65504.0f, "-max half");
+	CHECK(egr_float_to_half(1.0f + ldexpf(1.0f, -11)) == 0x3c00, "tie must round to even (down)");
+	CHECK(egr_float_to_half(1.0f + 3 * ldexpf(1.0f, -11)) == 0x3c02, "tie must round to even (up)");
+	CHECK(egr_float_to_half(65520.0f) == 0x7c00, "65520 must overflow to Inf");
+	CHECK(egr_float_to_half(65519.0f) == 0x7bff, "65519 must round to max");
+	CHECK(isnan(egr_half_to_float(egr_float_to_half(NAN))), "NaN must stay NaN");
 #ifdef __FLT16_MAX__
 	/* narrowing against the compiler's own conversion, on random bit patterns */
 	bad = 0;
@@ -80,8 +80,8 @@ static void test_half(void)
 		_Float16 r = (_Float16)f;
 		uint16_t want;
 		memcpy(&want, &r, 2);
-		if (egr_st_float_to_half(f) != want && bad++ < 5)
-			CHECK(0, "float 0x%08x -> half 0x%04x, compiler says 0x%04x", b, egr_st_float_to_half(f), want);
+		if (egr_float_to_half(f) != want && bad++ < 5)
+			CHECK(0, "float 0x%08x -> half 0x%04x, compiler says 0x%04x", b, egr_float_to_half(f), want);
 	}
 #endif
 }
@@ -121,7 +121,7 @@ static void test_roundtrip(void)
 		float r[6];
 		CHECK(egr_st_read_f32(st, t, r, err, sizeof(err)) == 0, "read b: %s", err);
 		for (int i = 0; i < 6; i++)
-			CHECK(r[i] == egr_st_half_to_float(egr_st_float_to_half(b[i])), "b[%d] = %g", i, r[i]);
+			CHECK(r[i] == egr_half_to_float(egr_float_to_half(b[i])), "b[%d] = %g", i, r[i]);
 	}
 	CHECK(egr_st_find(st, "nope") == NULL, "found a tensor that is not there");
 	CHECK(egr_st_find(st, "__metadata__") == NULL, "__metadata__ listed as a tensor");

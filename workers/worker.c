@@ -20,7 +20,6 @@
  */
 #include <errno.h>
 #include <fcntl.h>
-#include <ftw.h>
 #include <getopt.h>
 #include <inttypes.h>
 #include <libgen.h>
@@ -35,6 +34,7 @@
 
 #include "../config/conf.h"
 #include "../daemon/log.h"
+#include "../daemon/spool.h"
 #include "../shm/ring.h"
 #include "out.h"
 #include "wio.h"
@@ -490,29 +490,6 @@ static int exists(const char *path)
 	return lstat(path, &st) == 0;
 }
 
-static int rm_one(const char *path, const struct stat *st, int type, struct FTW *ftw)
-{
-	(void)st;
-	(void)type;
-	(void)ftw;
-	return remove(path) < 0 && errno != ENOENT ? -1 : 0;
-}
-
-static int remove_tree(const char *path, char *err, size_t errlen)
-{
-	/* never let a corrupt job entry point the recursive delete at a root */
-	if (path[0] != '/' || strchr(path + 1, '/') == NULL) {
-		egr_errf(err, errlen, "refusing to remove \"%s\"", path);
-		return -EINVAL;
-	}
-	if (nftw(path, rm_one, 16, FTW_DEPTH | FTW_PHYS) < 0 && errno != ENOENT) {
-		int ret = -errno;
-		egr_errf(err, errlen, "remove(\"%s\"): %s", path, strerror(errno));
-		return ret;
-	}
-	return 0;
-}
-
 static int fail_errno(char *err, size_t errlen, const char *call, const char *a, const char *b)
 {
 	int ret = -errno;
@@ -603,9 +580,11 @@ static int finalize_png(struct egr_job_sh *j, char *err, size_t errlen)
 		return ret;
 	snprintf(mark, sizeof(mark), "%s/" FINALIZE_MARK, out);
 cleanup:
-	ret = remove_tree(tmp, err, errlen);
-	if (ret < 0)
+	ret = egr_remove_tree(tmp);
+	if (ret < 0) {
+		egr_errf(err, errlen, "removing \"%s\": %s", tmp, strerror(-ret));
 		return ret;
+	}
 	if (unlink(mark) < 0 && errno != ENOENT)
 		return fail_errno(err, errlen, "unlink", mark, NULL);
 	ret = fsync_path(out, err, errlen);

@@ -16,7 +16,7 @@ CFL="-std=gnu11 -O2 -g -ffp-contract=off -D_GNU_SOURCE -DEGR_TESTING=1 -DEGR_HAV
 NVF="-O2 -g -std=c++17 -gencode arch=compute_90,code=sm_90 -gencode arch=compute_90,code=compute_90 -fmad=false -DEGR_CUDA=1 -DEGR_TESTING=1 -DEGR_HAVE_TAESD=1 -Xcompiler -Wall,-Wextra,-Wno-unused-parameter -I$DEPS/include"
 set -e
 pids=
-for f in frame log taesd safetensors; do
+for f in frame log taesd safetensors half; do
 	gcc $CFL -c -o "$B/$f.o" daemon/$f.c & pids="$pids $!"
 done
 $NVCC $NVF -c -o "$B/backend_cuda.o" daemon/backend_cuda.cu & pids="$pids $!"
@@ -28,7 +28,7 @@ for p in $pids; do
 done
 CUDA_LIB=$(dirname "$NVCC")/../lib64
 for t in test_cuda_taesd test_cuda_frames; do
-	gcc -pthread -o "$B/$t" "$B/$t.o" "$B/backend_cuda.o" "$B/taesd_cuda.o" "$B/taesd.o" "$B/safetensors.o" \
+	gcc -pthread -o "$B/$t" "$B/$t.o" "$B/backend_cuda.o" "$B/taesd_cuda.o" "$B/taesd.o" "$B/safetensors.o" "$B/half.o" \
 		"$B/frame.o" "$B/log.o" "$DEPS/lib/libjansson.a" -L"$CUDA_LIB" -lcudart_static -ldl -lrt -lstdc++ -lm
 done
 set +e

@@ -9,12 +9,12 @@ O=${OUT:-/tmp/taesd_out}
 mkdir -p "$B" "$O"
 export PYTHONUNBUFFERED=1
 CF="-std=gnu11 -O2 -g -Wall -Wextra -Wno-unused-parameter -ffp-contract=off -D_GNU_SOURCE -I$DEPS/include"
-for f in taesd safetensors log frame; do
+for f in taesd safetensors half log frame; do
 	gcc $CF -c daemon/$f.c -o "$B/$f.o" || exit 1
 done
 nvcc -O2 -std=c++17 -gencode arch=compute_90,code=sm_90 -fmad=false -Xptxas -v -I"$DEPS/include" \
 	-o "$B/test_taesd_gpu" tests/gpu/test_taesd_gpu.cu daemon/taesd_cuda.cu \
-	"$B/taesd.o" "$B/safetensors.o" "$B/log.o" "$B/frame.o" "$DEPS/lib/libjansson.a" -lm \
+	"$B/taesd.o" "$B/safetensors.o" "$B/half.o" "$B/log.o" "$B/frame.o" "$DEPS/lib/libjansson.a" -lm \
 	>"$O/build.log" 2>&1 || { cat "$O/build.log"; exit 1; }
 grep -E "registers|spill" "$O/build.log" | sort | uniq -c | head -20
 nvidia-smi --query-gpu=name,clocks.sm,clocks.max.sm,power.draw,temperature.gpu --format=csv,noheader

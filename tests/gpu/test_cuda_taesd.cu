@@ -264,9 +264,9 @@ static int job_make(struct job *j, const struct tcase *t, const struct egr_taesd
 	for (size_t i = 0; i < n; i++) {
 		float v = rnd_latent();
 		if (t->dtype == EGR_DT_F16) {
-			uint16_t hv = egr_st_float_to_half(v);
+			uint16_t hv = egr_float_to_half(v);
 			((uint16_t *)j->lat)[i] = hv;
-			v = egr_st_half_to_float(hv);	/* the CPU sees exactly what the GPU sees */
+			v = egr_half_to_float(hv);	/* the CPU sees exactly what the GPU sees */
 		} else {
 			((float *)j->lat)[i] = v;
 		}

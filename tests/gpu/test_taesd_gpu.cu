@@ -82,8 +82,8 @@ static float *make_lat(const struct tcase *t, void **dev)
 	for (size_t i = 0; i < n; i++) {
 		lat[i] = rnorm();
 		if (t->ldtype == 2) {
-			h16[i] = egr_st_float_to_half(lat[i]);
-			lat[i] = egr_st_half_to_float(h16[i]);
+			h16[i] = egr_float_to_half(lat[i]);
+			lat[i] = egr_half_to_float(h16[i]);
 		}
 	}
 	CU(cudaMalloc(dev, n * t->ldtype));
