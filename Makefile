@@ -1,6 +1,7 @@
 # egressd — see README.md.  `make` builds, `make test` tests, `make demo` shows.
 #
-#   make [V=1] [CUDA=0] [DEPS=dir]   build/ : egressd, egressd-producer, egressd-worker, egressd-mklatents
+#   make [V=1] [CUDA=0] [DEPS=dir]   build/ : egressd, egressd-producer, egressd-worker (installed),
+#                                    egressd-mklatents, egressd-mktaesd (developer tools)
 #   make test                        unit + integration tests, plain and ASan/UBSan builds (CI)
 #   make test-gpu                    GPU tests (needs an NVIDIA GPU)
 #   make bench                       benchmarks (GPU machine), see docs/BENCHMARKS.md
@@ -13,8 +14,8 @@ V ?= 0
 Q := $(if $(filter 1,$(V)),,@)
 say = $(if $(filter 1,$(V)),,@printf '  %-7s %s\n' $(1) $(2);)
 
-CC ?= cc
-ifeq ($(CC),cc)
+# gcc by default (the sanitizer and warning flags are gcc's); CC=clang works too
+ifeq ($(origin CC),default)
 CC := gcc
 endif
 NVCC ?= $(firstword $(wildcard /usr/local/cuda/bin/nvcc) $(shell command -v nvcc 2>/dev/null))
@@ -40,7 +41,7 @@ endif
 WARN := -Wall -Wextra -Wshadow -Wstrict-prototypes -Wmissing-prototypes -Wno-unused-parameter
 CFLAGS ?=
 CFLAGS += -std=gnu11 $(WARN) $(VFLAGS) -ffp-contract=off -D_GNU_SOURCE -pthread -MMD -MP \
-	  $(if $(DEPS),-I$(DEPS)/include) -DEGR_CUDA=$(CUDA) -DEGR_HAVE_TAESD=1
+	  $(if $(DEPS),-I$(DEPS)/include) -DEGR_CUDA=$(CUDA) -I.
 LDFLAGS += $(SANLD) -pthread $(if $(DEPS),-L$(DEPS)/lib)
 # liburing, inih, libpng and zlib are linked statically: the GPU machine has none of them.
 STATIC_LIBS := -Wl,-Bstatic -luring -linih -lpng16 -lz -ljansson -Wl,-Bdynamic
@@ -48,31 +49,46 @@ LDLIBS := $(STATIC_LIBS) -lm -lrt
 
 NVFLAGS := -O2 -std=c++17 -gencode arch=compute_90,code=sm_90 -gencode arch=compute_90,code=compute_90 \
 	   -Xcompiler -Wall,-Wextra,-Wno-unused-parameter -fmad=false -DEGR_CUDA=1 \
-	   -DEGR_HAVE_TAESD=1 $(if $(filter-out release,$(VARIANT)),-DEGR_TESTING=1 -g)
+	   -I. $(if $(filter-out release,$(VARIANT)),-DEGR_TESTING=1 -g)
 CUDA_LIBS := -L$(CUDA_HOME)/lib64 -lcudart_static -ldl -lstdc++
 
-# ---- sources ----
-LIB_SRC := $(sort config/conf.c config/job.c daemon/backend_cpu.c daemon/frame.c daemon/half.c \
-	   daemon/log.c daemon/npy.c daemon/safetensors.c daemon/spool.c daemon/taesd.c shm/ring.c workers/out.c \
-	   workers/wio.c)
-CU_SRC := $(sort $(wildcard daemon/*.cu))
+# ---- who links what ----
+# Each binary names the rooms it uses (README "Where things live").  The
+# ground floor (base/), formats and config are shared by every role.
+BASE_SRC := daemon/base/fs.c daemon/base/half.c daemon/base/log.c
+CONF_SRC := config/conf.c config/job.c
+SUP_SRC := daemon/supervisor/egressd.c daemon/supervisor/spool.c daemon/supervisor/supervisor.c \
+	   shm/ring.c $(CONF_SRC) $(BASE_SRC)
+PROD_SRC := daemon/producer/producer.c daemon/producer/backend_cpu.c daemon/decode/frame.c \
+	    daemon/decode/taesd.c daemon/formats/npy.c daemon/formats/safetensors.c \
+	    daemon/formats/y4m.c shm/ring.c $(CONF_SRC) $(BASE_SRC)
+WORKER_SRC := workers/worker.c workers/wio.c daemon/formats/png.c daemon/formats/y4m.c shm/ring.c \
+	      $(CONF_SRC) $(BASE_SRC)
+MKLAT_SRC := daemon/tools/mklatents.c daemon/decode/frame.c daemon/formats/npy.c $(CONF_SRC) $(BASE_SRC)
+MKTAESD_SRC := daemon/tools/mktaesd.c daemon/decode/taesd.c daemon/formats/safetensors.c $(BASE_SRC)
+# Unit tests link every C module (one library, tests only).
+TEST_LIB_SRC := $(sort $(SUP_SRC) $(PROD_SRC) $(WORKER_SRC) $(MKLAT_SRC) $(MKTAESD_SRC))
+TEST_LIB_SRC := $(filter-out daemon/supervisor/egressd.c daemon/producer/producer.c workers/worker.c \
+		  daemon/tools/%.c,$(TEST_LIB_SRC))
+CU_SRC := $(sort $(wildcard daemon/producer/*.cu daemon/decode/*.cu))
 ifeq ($(CUDA),1)
 CU_OBJ := $(CU_SRC:%.cu=$(B)/obj/%.o)
 PROD_CUDA_LIBS := $(CUDA_LIBS)
 else
-CU_OBJ := $(B)/obj/daemon/backend_nocuda.o
+CU_OBJ := $(B)/obj/daemon/producer/backend_nocuda.o
 PROD_CUDA_LIBS :=
 endif
 
-LIB_OBJ := $(LIB_SRC:%.c=$(B)/obj/%.o)
-BINS := $(B)/egressd $(B)/egressd-producer $(B)/egressd-worker $(B)/egressd-mklatents $(B)/egressd-mktaesd
-UNIT_SRC := $(sort $(wildcard tests/test_*.c))
-UNIT_BINS := $(UNIT_SRC:tests/%.c=$(B)/tests/%)
+obj = $(patsubst %.c,$(B)/obj/%.o,$(sort $(1)))
+BINS := $(B)/egressd $(B)/egressd-producer $(B)/egressd-worker
+TOOLS := $(B)/egressd-mklatents $(B)/egressd-mktaesd
+UNIT_SRC := $(sort $(wildcard tests/unit/test_*.c))
+UNIT_BINS := $(UNIT_SRC:tests/unit/%.c=$(B)/tests/%)
 GPU_TEST_SRC := $(sort $(wildcard tests/gpu/*.cu))
 GPU_TEST_BINS := $(GPU_TEST_SRC:tests/gpu/%.cu=$(B)/tests/gpu/%)
 
-.PHONY: all clean test test-gpu bench demo deps deps-bundle install tests-bin gpu-tests-bin
-all: $(BINS)
+.PHONY: all clean test test-gpu bench demo deps deps-bundle install uninstall tests-bin gpu-tests-bin
+all: $(BINS) $(TOOLS)
 
 $(B)/obj/%.o: %.c
 	@mkdir -p $(dir $@)
@@ -84,43 +100,43 @@ $(B)/obj/%.o: %.cu
 	$(call say,NVCC,$<)
 	$(Q)$(NVCC) $(NVFLAGS) $(if $(DEPS),-I$(DEPS)/include) -MMD -MP -MF $(@:.o=.d) -c -o $@ $<
 
-$(B)/libegr.a: $(LIB_OBJ)
+$(B)/libegr-test.a: $(call obj,$(TEST_LIB_SRC))
 	$(call say,AR,$@)
 	$(Q)rm -f $@ && ar rcs $@ $^
 
-$(B)/egressd: $(B)/obj/daemon/egressd.o $(B)/obj/daemon/supervisor.o $(B)/libegr.a
+$(B)/egressd: $(call obj,$(SUP_SRC))
 	$(call say,LD,$@)
 	$(Q)$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
-$(B)/egressd-producer: $(B)/obj/daemon/producer.o $(CU_OBJ) $(B)/libegr.a
+$(B)/egressd-producer: $(call obj,$(PROD_SRC)) $(CU_OBJ)
 	$(call say,LD,$@)
 	$(Q)$(CC) $(LDFLAGS) -o $@ $^ $(PROD_CUDA_LIBS) $(LDLIBS)
 
-$(B)/egressd-worker: $(B)/obj/workers/worker.o $(B)/libegr.a
+$(B)/egressd-worker: $(call obj,$(WORKER_SRC))
 	$(call say,LD,$@)
 	$(Q)$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
-$(B)/egressd-mklatents: $(B)/obj/daemon/mklatents.o $(B)/libegr.a
+$(B)/egressd-mklatents: $(call obj,$(MKLAT_SRC))
 	$(call say,LD,$@)
 	$(Q)$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
-$(B)/egressd-mktaesd: $(B)/obj/daemon/mktaesd.o $(B)/libegr.a
+$(B)/egressd-mktaesd: $(call obj,$(MKTAESD_SRC))
 	$(call say,LD,$@)
 	$(Q)$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
-$(B)/tests/%: tests/%.c $(B)/libegr.a
+$(B)/tests/%: tests/unit/%.c $(B)/libegr-test.a
 	@mkdir -p $(dir $@)
 	$(call say,CC,$<)
-	$(Q)$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $< $(B)/libegr.a $(LDLIBS)
+	$(Q)$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $< $(B)/libegr-test.a $(LDLIBS)
 
 # GPU tests: nvcc compiles, the C compiler links (nvcc rejects -Wl,-Bstatic)
-$(B)/tests/gpu/%: $(B)/obj/tests/gpu/%.o $(filter-out $(B)/obj/daemon/backend_nocuda.o,$(CU_OBJ)) $(B)/libegr.a
+$(B)/tests/gpu/%: $(B)/obj/tests/gpu/%.o $(filter-out $(B)/obj/daemon/producer/backend_nocuda.o,$(CU_OBJ)) $(B)/libegr-test.a
 	@mkdir -p $(dir $@)
 	$(call say,LD,$@)
 	$(Q)$(CC) $(LDFLAGS) -o $@ $^ $(CUDA_LIBS) $(LDLIBS)
 
-tests-bin: $(BINS) $(UNIT_BINS)
-gpu-tests-bin: $(BINS) $(GPU_TEST_BINS)
+tests-bin: $(BINS) $(TOOLS) $(UNIT_BINS)
+gpu-tests-bin: $(BINS) $(TOOLS) $(GPU_TEST_BINS)
 
 # ---- tests ----
 # `make test`: unit tests and integration tests against the test build, then

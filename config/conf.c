@@ -1,5 +1,5 @@
 /*
- * conf: the daemon configuration, and egr_ini_parse(), the guarded inih
+ * conf: the daemon configuration, and egr_conf_ini_parse(), the guarded inih
  * front end every egressd INI file (daemon config, job files) goes through.
  *
  * The EGR_CONF_KEYS table in conf.h is expanded here into a key table that
@@ -17,10 +17,10 @@
 
 #include <ini.h>
 
-#include "../daemon/log.h"
-#include "conf.h"
+#include "daemon/base/log.h"
+#include "config/conf.h"
 
-/* ---- egr_ini_parse ---- */
+/* ---- egr_conf_ini_parse ---- */
 
 struct ini_ctx {
 	FILE *f;
@@ -150,7 +150,7 @@ static int ini_call(void *user, const char *section, const char *name, const cha
 	return 1;
 }
 
-int egr_ini_parse(const char *path, egr_ini_handler h, void *user, char *err, size_t errlen)
+int egr_conf_ini_parse(const char *path, egr_ini_handler h, void *user, char *err, size_t errlen)
 {
 	struct ini_ctx c = { .path = path, .h = h, .user = user, .err = err, .errlen = errlen };
 	int ret, r;
@@ -207,12 +207,12 @@ static int parse_digits(const char *s, size_t len, uint64_t *out)
 	return 0;
 }
 
-int egr_parse_u64(const char *s, uint64_t *out)
+int egr_conf_parse_u64(const char *s, uint64_t *out)
 {
 	return parse_digits(s, strlen(s), out);
 }
 
-int egr_parse_size(const char *s, uint64_t *out)
+int egr_conf_parse_size(const char *s, uint64_t *out)
 {
 	static const char units[4] = { 'K', 'M', 'G', 'T' };
 	size_t len = strlen(s);
@@ -338,7 +338,7 @@ static int conf_set(const struct conf_key *k, struct egr_conf *c, const char *va
 	case CT_U32:
 	case CT_U64:
 	case CT_SIZE:
-		r = k->type == CT_SIZE ? egr_parse_size(value, &v) : egr_parse_u64(value, &v);
+		r = k->type == CT_SIZE ? egr_conf_parse_size(value, &v) : egr_conf_parse_u64(value, &v);
 		if (r == -EINVAL) {
 			egr_errf(msg, msglen, "[%s] %s: '%s' is not %s", k->section, k->name, value,
 				 k->type == CT_SIZE ? "a size (a number with an optional K, M, G or T suffix)"
@@ -421,7 +421,7 @@ int egr_conf_load(const char *path, struct egr_conf *c, char *err, size_t errlen
 		egr_errf(err, errlen, "open(\"%s\"): %s", path, strerror(ENAMETOOLONG));
 		return -ENAMETOOLONG;
 	}
-	ret = egr_ini_parse(path, conf_handler, &x, err, errlen);
+	ret = egr_conf_ini_parse(path, conf_handler, &x, err, errlen);
 	if (ret < 0)
 		return ret;
 	snprintf(tmp.path, sizeof(tmp.path), "%s", path);

@@ -13,7 +13,7 @@
 #include <stdint.h>
 #include <stdio.h>
 
-#include "job.h"
+#include "config/job.h"
 
 /*
  * X(section, key, type, field, default, min, max, help)
@@ -83,10 +83,10 @@ int egr_conf_log_level(const struct egr_conf *c);
 #define EGR_INI_LINE_MAX 199
 typedef int (*egr_ini_handler)(void *user, const char *section, const char *name,
 			       const char *value, char *err, size_t errlen);
-int egr_ini_parse(const char *path, egr_ini_handler h, void *user, char *err, size_t errlen);
+int egr_conf_ini_parse(const char *path, egr_ini_handler h, void *user, char *err, size_t errlen);
 
 /* "32M" -> 33554432.  0 or -EINVAL / -ERANGE. */
-int egr_parse_size(const char *s, uint64_t *out);
-int egr_parse_u64(const char *s, uint64_t *out);
+int egr_conf_parse_size(const char *s, uint64_t *out);
+int egr_conf_parse_u64(const char *s, uint64_t *out);
 
 #endif

@@ -9,9 +9,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "../daemon/log.h"
-#include "conf.h"
-#include "job.h"
+#include "daemon/base/log.h"
+#include "config/conf.h"
+#include "config/job.h"
 
 #define FPS_MAX 1000000u
 #define CHUNK_FRAMES_MAX 1024u
@@ -40,7 +40,7 @@ struct job_ctx {
 	unsigned seen;		/* bit per enum job_key */
 };
 
-const char *egr_format_name(uint32_t fmt)
+const char *egr_job_format_name(uint32_t fmt)
 {
 	switch (fmt) {
 	case EGR_FMT_Y4M:
@@ -51,7 +51,7 @@ const char *egr_format_name(uint32_t fmt)
 	return "?";
 }
 
-const char *egr_decoder_name(uint32_t dec)
+const char *egr_job_decoder_name(uint32_t dec)
 {
 	switch (dec) {
 	case EGR_DEC_LATENT2RGB:
@@ -90,7 +90,7 @@ static int parse_u32_range(const char *s, size_t len, uint32_t lo, uint32_t hi, 
 		return -ERANGE;
 	memcpy(buf, s, len);
 	buf[len] = '\0';
-	r = egr_parse_u64(buf, &v);
+	r = egr_conf_parse_u64(buf, &v);
 	if (r < 0)
 		return r;
 	if (v < lo || v > hi)
@@ -274,7 +274,7 @@ int egr_job_parse(const char *path, struct egr_jobspec *js, char *err, size_t er
 	js->fps_den = 1;
 	js->chunk_frames = 8;
 
-	ret = egr_ini_parse(path, job_handler, &x, err, errlen);
+	ret = egr_conf_ini_parse(path, job_handler, &x, err, errlen);
 	if (ret < 0)
 		return ret;
 	for (i = 0; i < sizeof(required) / sizeof(required[0]); i++) {

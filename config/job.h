@@ -23,11 +23,11 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "daemon/base/vocab.h"
+
 #define EGR_PATH_MAX 1024
 #define EGR_L2R_MAX_CHANNELS 16
 
-enum egr_format { EGR_FMT_Y4M = 1, EGR_FMT_PNG = 2 };
-enum egr_decoder { EGR_DEC_LATENT2RGB = 1, EGR_DEC_TAESD = 2 };
 
 struct egr_jobspec {
 	char latents[EGR_PATH_MAX];
@@ -50,7 +50,7 @@ struct egr_jobspec {
  */
 int egr_job_parse(const char *path, struct egr_jobspec *js, char *err, size_t errlen);
 
-const char *egr_format_name(uint32_t fmt);
-const char *egr_decoder_name(uint32_t dec);
+const char *egr_job_format_name(uint32_t fmt);
+const char *egr_job_decoder_name(uint32_t dec);
 
 #endif

@@ -17,8 +17,8 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "../daemon/log.h"
-#include "ring.h"
+#include "daemon/base/log.h"
+#include "shm/ring.h"
 
 #define RING_ALIGN 64
 #define RING_WAIT_MS 100	/* longest sleep before a rescan of the state array */
@@ -508,7 +508,7 @@ static int stopped(struct egr_ring *r, const volatile sig_atomic_t *stop)
 int egr_ring_job_next(struct egr_ring *r, int timeout_ms, const volatile sig_atomic_t *stop)
 {
 	struct egr_ring_hdr *h = r->h;
-	uint64_t deadline = egr_now_ns() + (uint64_t)timeout_ms * 1000000ull;
+	uint64_t deadline = egr_log_now_ns() + (uint64_t)timeout_ms * 1000000ull;
 
 	for (;;) {
 		int best = -1;
@@ -532,7 +532,7 @@ int egr_ring_job_next(struct egr_ring *r, int timeout_ms, const volatile sig_ato
 		egr_ring_unlock(r);
 		if (best >= 0)
 			return best;
-		uint64_t now = egr_now_ns();
+		uint64_t now = egr_log_now_ns();
 		if (now >= deadline)
 			return -EAGAIN;
 		uint64_t left_ms = (deadline - now) / 1000000ull + 1;
@@ -567,13 +567,13 @@ int egr_ring_acquire(struct egr_ring *r, uint32_t job, uint32_t chunk, uint32_t 
 	struct egr_ring_hdr *h = r->h;
 
 	for (;;) {
-		uint64_t t0 = egr_now_ns();
+		uint64_t t0 = egr_log_now_ns();
 		int got = -1, cancel = 0;
 
 		/* a token first: the count, not the scan, is what blocks */
 		sem_wait_ms(&h->sem_free, RING_WAIT_MS);
 		if (blocked_ns)
-			*blocked_ns += egr_now_ns() - t0;
+			*blocked_ns += egr_log_now_ns() - t0;
 		if (stopped(r, stop))
 			return -ECANCELED;
 		egr_ring_lock(r);
@@ -660,7 +660,7 @@ int egr_ring_take(struct egr_ring *r, uint32_t *slot, int timeout_ms,
 		  const volatile sig_atomic_t *stop)
 {
 	struct egr_ring_hdr *h = r->h;
-	uint64_t deadline = egr_now_ns() + (uint64_t)timeout_ms * 1000000ull;
+	uint64_t deadline = egr_log_now_ns() + (uint64_t)timeout_ms * 1000000ull;
 
 	for (;;) {
 		int best = -1;
@@ -668,7 +668,7 @@ int egr_ring_take(struct egr_ring *r, uint32_t *slot, int timeout_ms,
 
 		if (stopped(r, stop))
 			return -ECANCELED;
-		uint64_t now = egr_now_ns();
+		uint64_t now = egr_log_now_ns();
 		uint64_t left_ms = now >= deadline ? 0 : (deadline - now) / 1000000ull + 1;
 		int tok = sem_wait_ms(&h->sem_ready, left_ms < RING_WAIT_MS ? (int)left_ms : RING_WAIT_MS);
 
@@ -690,7 +690,7 @@ int egr_ring_take(struct egr_ring *r, uint32_t *slot, int timeout_ms,
 			*slot = (uint32_t)best;
 			return 0;
 		}
-		if (tok != 0 && egr_now_ns() >= deadline)
+		if (tok != 0 && egr_log_now_ns() >= deadline)
 			return -EAGAIN;
 	}
 }

@@ -43,7 +43,7 @@
 #include <stdint.h>
 #include <sys/types.h>
 
-#include "../config/job.h"
+#include "config/job.h"
 
 #define EGR_RING_MAGIC 0x3130534452474745ull	/* "EGGRDS01" little-endian */
 #define EGR_RING_VERSION 1

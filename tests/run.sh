@@ -52,7 +52,7 @@ unit() {	# unit DIR TAG
 
 integ() {	# integ DIR TAG [san-only]
 	local d=$1 tag=$2 sanonly=${3:-} t
-	for t in tests/it_*.sh; do
+	for t in tests/it/it_*.sh; do
 		[ -f "$t" ] || continue
 		if [ -n "$sanonly" ] && ! grep -q '^# san: yes' "$t"; then continue; fi
 		run "$tag:$(basename "$t" .sh)" 600 env EGR_BIN="$d" bash "$t"

@@ -27,8 +27,8 @@
 
 #include <liburing.h>
 
-#include "../daemon/log.h"
-#include "wio.h"
+#include "daemon/base/log.h"
+#include "workers/wio.h"
 
 enum { OP_WRITE, OP_FSYNC };
 

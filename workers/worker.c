@@ -32,12 +32,13 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "../config/conf.h"
-#include "../daemon/log.h"
-#include "../daemon/spool.h"
-#include "../shm/ring.h"
-#include "out.h"
-#include "wio.h"
+#include "config/conf.h"
+#include "daemon/base/log.h"
+#include "daemon/base/fs.h"
+#include "shm/ring.h"
+#include "daemon/formats/y4m.h"
+#include "daemon/formats/png.h"
+#include "workers/wio.h"
 
 #define WIO_DEPTH 32
 #define TAKE_TIMEOUT_MS 200
@@ -245,7 +246,7 @@ static int write_y4m(struct worker *wk, uint32_t slot, const struct egr_slot_sh 
 		wk->iov[2 * i] = (struct iovec){ tag, EGR_Y4M_FRAME_TAG_LEN };
 		wk->iov[2 * i + 1] = (struct iovec){ data + i * fb, fb };
 	}
-	uint64_t t0 = egr_now_ns();
+	uint64_t t0 = egr_log_now_ns();
 #ifdef EGR_TESTING
 	if (wk->kill_now && wk->kill_phase == PHASE_MID) {
 		/* half the iovecs written, then die: a torn chunk on disk */
@@ -258,7 +259,7 @@ static int write_y4m(struct worker *wk, uint32_t slot, const struct egr_slot_sh 
 	int ret2 = egr_wio_wait(wk->w);
 	if (ret == 0)
 		ret = ret2;
-	egr_stat_add(&j->st.write_ns, egr_now_ns() - t0);
+	egr_stat_add(&j->st.write_ns, egr_log_now_ns() - t0);
 	if (ret < 0) {
 		egr_errf(err, errlen, "write(\"%s\") at offset %lld: %s", j->tmp_path, (long long)off,
 			 strerror(-ret));
@@ -297,7 +298,7 @@ struct png_pending {
 static int png_finish(struct worker *wk, struct png_pending *p, struct egr_job_sh *j, char *err,
 		      size_t errlen)
 {
-	uint64_t t0 = egr_now_ns();
+	uint64_t t0 = egr_log_now_ns();
 	int ret = 0;
 
 	if (p->fd < 0)
@@ -314,7 +315,7 @@ static int png_finish(struct worker *wk, struct png_pending *p, struct egr_job_s
 		ret = -errno;
 		egr_errf(err, errlen, "close(\"%s\"): %s", p->path, strerror(errno));
 	}
-	egr_stat_add(&j->st.write_ns, egr_now_ns() - t0);
+	egr_stat_add(&j->st.write_ns, egr_log_now_ns() - t0);
 	if (ret == 0)
 		egr_stat_add(&j->st.bytes_written, p->len);
 	free(p->buf);
@@ -350,10 +351,10 @@ static int write_png(struct worker *wk, uint32_t slot, const struct egr_slot_sh 
 			ret = DROPPED;	/* another worker failed it: stop early */
 			break;
 		}
-		uint64_t t0 = egr_now_ns();
+		uint64_t t0 = egr_log_now_ns();
 		ret = egr_png_encode(data + i * j->frame_bytes, j->width, j->height, &cur.buf, &cur.len,
 				     err, errlen);
-		egr_stat_add(&j->st.encode_ns, egr_now_ns() - t0);
+		egr_stat_add(&j->st.encode_ns, egr_log_now_ns() - t0);
 		if (ret < 0)
 			break;
 		ret = png_finish(wk, &p, j, err, errlen);
@@ -580,7 +581,7 @@ static int finalize_png(struct egr_job_sh *j, char *err, size_t errlen)
 		return ret;
 	snprintf(mark, sizeof(mark), "%s/" FINALIZE_MARK, out);
 cleanup:
-	ret = egr_remove_tree(tmp);
+	ret = egr_fs_remove_tree(tmp);
 	if (ret < 0) {
 		egr_errf(err, errlen, "removing \"%s\": %s", tmp, strerror(-ret));
 		return ret;
@@ -597,7 +598,7 @@ static void finalize(struct worker *wk, uint32_t jix)
 {
 	struct egr_job_sh *j = egr_ring_job(wk->r, jix);
 	char err[EGR_ERR_MAX];
-	uint64_t t0 = egr_now_ns();
+	uint64_t t0 = egr_log_now_ns();
 	int ret;
 
 	if (j->spec.format == EGR_FMT_Y4M) {
@@ -609,7 +610,7 @@ static void finalize(struct worker *wk, uint32_t jix)
 			 j->spec.format);
 		ret = -EINVAL;
 	}
-	egr_stat_add(&j->st.finalize_ns, egr_now_ns() - t0);
+	egr_stat_add(&j->st.finalize_ns, egr_log_now_ns() - t0);
 	cache_drop(&wk->cache[jix]);
 	if (ret < 0) {
 		egr_err("job %s: %s", j->name, err);

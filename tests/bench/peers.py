@@ -59,7 +59,7 @@ def to_i420(y):
 
     Quantisation as egr_taesd_quant_u8: clamp to [0, 1] with NaN -> 0, then
     one binary32 multiply by 255 and one add of 0.5 (two separate kernels,
-    so no FMA), truncated.  Colour as egr_rgb_to_i420: integer BT.601
+    so no FMA), truncated.  Colour as egr_frame_rgb_to_i420: integer BT.601
     limited range, chroma from rounded 2x2 means; floor division by 256 is
     the C arithmetic shift.
     """

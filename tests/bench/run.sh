@@ -431,14 +431,14 @@ compute_regime() {
 	SLOT_BYTES=$(((CHUNK * fb + 1048575) >> 20))M
 	"$BIN/egressd-mktaesd" -o "$W/taesd.safetensors" --latent-channels 4 --seed 5 >/dev/null ||
 		{ say "compute: egressd-mktaesd failed"; return; }
-	# decode alone: test_taesd_gpu --bench (via tests/gpu/bench_taesd.py when
+	# decode alone: test_taesd_gpu --bench (via tests/bench/bench_taesd.py when
 	# PyTorch is there, which adds PyTorch's own decode-alone numbers)
 	local tb=
 	for c in build/t/tests/gpu/test_taesd_gpu build/tests/gpu/test_taesd_gpu; do [ -x "$c" ] && { tb=$c; break; }; done
 	if [ -n "$tb" ]; then
 		if python3 -c 'import torch; assert torch.cuda.is_available()' 2>/dev/null; then
 			( [ "${BENCH_COMPILE:-0}" = 1 ] || export EGR_NO_COMPILE=1
-			  timeout 240 python3 tests/gpu/bench_taesd.py "$tb" "$CHUNK" ) >"$RES/logs/decode_alone.log" 2>&1
+			  timeout 240 python3 tests/bench/bench_taesd.py "$tb" "$CHUNK" ) >"$RES/logs/decode_alone.log" 2>&1
 		else
 			timeout 120 "$tb" --bench "$CHUNK" >"$RES/logs/decode_alone.log" 2>&1
 		fi
@@ -520,7 +520,7 @@ format_table "$RES" || exit 1
 	cat "$RES/table.md"
 	if grep -q 'TAESD decode alone' "$RES/logs/decode_alone.log" 2>/dev/null; then
 		echo
-		echo "## TAESD decode alone (tests/gpu/bench_taesd.py)"
+		echo "## TAESD decode alone (tests/bench/bench_taesd.py)"
 		echo
 		echo '```'
 		sed -n '/^TAESD decode alone/,$p' "$RES/logs/decode_alone.log"

@@ -13,7 +13,7 @@
 #  (e) pipeline = naive and every ablation: output identical to full.
 # Run by `make test-gpu` (tests/run.sh --gpu) with EGR_BIN=build/t; skipped
 # (77) where `nvidia-smi -L` fails.
-. "$(dirname "$0")/../lib.sh"
+. "$(dirname "$0")/../it/lib.sh"
 nvidia-smi -L >/dev/null 2>&1 || skip "no NVIDIA GPU (nvidia-smi -L failed)"
 need_numpy
 BE=cuda

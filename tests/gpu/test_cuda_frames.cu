@@ -34,14 +34,14 @@
 #include <cuda_runtime.h>
 
 extern "C" {
-#include "../../config/conf.h"
-#include "../../config/job.h"
-#include "../../daemon/frame.h"
-#include "../../daemon/log.h"
-#include "../../daemon/npy.h"
+#include "config/conf.h"
+#include "config/job.h"
+#include "daemon/decode/frame.h"
+#include "daemon/base/log.h"
+#include "daemon/formats/npy.h"
 }
-#include "../../daemon/backend.h"
-#include "../../daemon/cuda_kernels.cuh"
+#include "daemon/producer/backend.h"
+#include "daemon/decode/l2r_cuda.cuh"
 
 static int failures;
 static int poison_at_publish;	/* slots that showed poison when published */
@@ -166,7 +166,7 @@ static void on_publish(void *ctx, uint32_t slot, uint32_t first, uint32_t n, uin
 	if (first % h->chunk_frames == 0 && first < h->frames) {
 		uint32_t ci = first / h->chunk_frames;
 		h->pubcount[ci]++;
-		unsigned long long now = egr_now_ns(), ts = h->t_sub ? h->t_sub[ci] : 0;
+		unsigned long long now = egr_log_now_ns(), ts = h->t_sub ? h->t_sub[ci] : 0;
 		if (ts && now > ts) {
 			h->lat_sum += now - ts;
 			h->lat_max = now - ts > h->lat_max ? now - ts : h->lat_max;
@@ -299,9 +299,9 @@ static int job_make(struct job *j, const struct tcase *t, int want_expect)
 		w[i] = rndf(-1.0f, 1.0f);
 	for (int i = 0; i < 3; i++)
 		bias[i] = rndf(-0.5f, 0.5f);
-	if (egr_l2r_init(&j->g.l2r, t->channels, t->custom ? t->channels * 3 : 0, w, t->custom, bias, err,
+	if (egr_frame_l2r_init(&j->g.l2r, t->channels, t->custom ? t->channels * 3 : 0, w, t->custom, bias, err,
 			 sizeof(err))) {
-		printf("egr_l2r_init: %s\n", err);
+		printf("egr_frame_l2r_init: %s\n", err);
 		return -1;
 	}
 	j->g.format = t->format;
@@ -341,10 +341,10 @@ static int job_make(struct job *j, const struct tcase *t, int want_expect)
 			return -1;
 		for (uint32_t fr = 0; fr < t->frames; fr++) {
 			uint8_t *o = j->expect + fb * fr;
-			if (egr_l2r_frame(&j->g.l2r, f + per * fr, t->lh, t->lw, t->format == EGR_FMT_Y4M ? rgb : o))
+			if (egr_frame_l2r(&j->g.l2r, f + per * fr, t->lh, t->lw, t->format == EGR_FMT_Y4M ? rgb : o))
 				return -1;
 			if (t->format == EGR_FMT_Y4M)
-				egr_rgb_to_i420(rgb, j->g.width, j->g.height, o);
+				egr_frame_rgb_to_i420(rgb, j->g.width, j->g.height, o);
 		}
 		free(rgb);
 	}
@@ -395,7 +395,7 @@ static int run_job(const struct egr_backend_ops *ops, void *be, struct harness *
 		h->t_sub = NULL;
 		return -1;
 	}
-	unsigned long long t0 = egr_now_ns();
+	unsigned long long t0 = egr_log_now_ns();
 	for (uint32_t c = 0; c < nchunks; c++) {
 		if (abort_after && c == abort_after)
 			break;
@@ -425,7 +425,7 @@ static int run_job(const struct egr_backend_ops *ops, void *be, struct harness *
 			CHECK(rc == 0, "submit(chunk %u): %d %s", c, rc, err);
 			pthread_mutex_lock(&h->mu);
 			if (!h->pubcount[c])
-				h->t_sub[c] = egr_now_ns();
+				h->t_sub[c] = egr_log_now_ns();
 			pthread_mutex_unlock(&h->mu);
 		}
 		if (rc) {
@@ -437,7 +437,7 @@ static int run_job(const struct egr_backend_ops *ops, void *be, struct harness *
 	rc = ops->job_end(be, abort_after != 0, st, err, sizeof(err));
 	CHECK(rc == 0, "job_end: %d %s", rc, err);
 	if (wall_s)
-		*wall_s = (egr_now_ns() - t0) / 1e9;
+		*wall_s = (egr_log_now_ns() - t0) / 1e9;
 	if (abort_after) {
 		/* slots never published are the producer's again: no DMA may touch them now */
 		pthread_mutex_lock(&h->mu);
@@ -634,16 +634,11 @@ static void test_bad_submits(void)
 	}
 	struct egr_job_geom g = j.g;
 	g.decoder = EGR_DEC_TAESD;
-#ifdef EGR_HAVE_TAESD
 	/* decoder = taesd works on the GPU (test_cuda_taesd); a missing weights file is a clear error */
 	g.weights = "/nonexistent/taesd.safetensors";
 	rc = egr_backend_cuda.job_begin(be, &g, err, sizeof(err));
 	CHECK(rc == -ENOENT && strstr(err, "/nonexistent/taesd.safetensors"), "job_begin(taesd, missing weights): %d %s",
 	      rc, err);
-#else
-	rc = egr_backend_cuda.job_begin(be, &g, err, sizeof(err));
-	CHECK(rc == -ENOTSUP, "job_begin(taesd): %d %s", rc, err);
-#endif
 	g = j.g;
 	g.frame_bytes += 1;
 	rc = egr_backend_cuda.job_begin(be, &g, err, sizeof(err));

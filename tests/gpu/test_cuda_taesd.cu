@@ -1,7 +1,7 @@
 /*
  * test_cuda_taesd: decoder = taesd through the CUDA backend's API, driven
  * the way the producer drives it, against the CPU backend's TAESD path
- * (egr_taesd_decode_cpu + egr_taesd_to_rgb24 + egr_rgb_to_i420).
+ * (egr_taesd_decode_cpu + egr_taesd_to_rgb24 + egr_frame_rgb_to_i420).
  *
  *   checks     seeded random weights (egr_taesd_write_random into a temp
  *              dir), C = 4 and 16, f16 and f32 latents, y4m and png, chunks
@@ -34,22 +34,22 @@
 #include <cuda_runtime.h>
 
 extern "C" {
-#include "../../config/conf.h"
-#include "../../config/job.h"
-#include "../../daemon/frame.h"
-#include "../../daemon/log.h"
-#include "../../daemon/npy.h"
-#include "../../daemon/safetensors.h"
+#include "config/conf.h"
+#include "config/job.h"
+#include "daemon/decode/frame.h"
+#include "daemon/base/log.h"
+#include "daemon/formats/npy.h"
+#include "daemon/formats/safetensors.h"
 }
-#include "../../daemon/backend.h"
-#include "../../daemon/taesd.h"
-#include "../../daemon/taesd_cuda.h"
+#include "daemon/producer/backend.h"
+#include "daemon/decode/taesd.h"
+#include "daemon/decode/taesd_cuda.h"
 
 #ifdef EGR_TESTING
 extern "C" const void *egr_cuda_test_taesd(void *be, uint32_t *loads, uint32_t *warmups);
 #endif
 
-#include "../check.h"
+#include "tests/unit/check.h"
 
 static uint64_t rng_s;
 
@@ -229,7 +229,7 @@ static void *cpu_worker(void *arg)
 		uint8_t *o = j->expect + f * g->frame_bytes;
 		if (g->format == EGR_FMT_Y4M) {
 			egr_taesd_to_rgb24(raw, g->height, g->width, rgb);
-			egr_rgb_to_i420(rgb, g->width, g->height, o);
+			egr_frame_rgb_to_i420(rgb, g->width, g->height, o);
 		} else {
 			egr_taesd_to_rgb24(raw, g->height, g->width, o);
 		}
@@ -264,7 +264,7 @@ static int job_make(struct job *j, const struct tcase *t, const struct egr_taesd
 	for (size_t i = 0; i < n; i++) {
 		float v = rnd_latent();
 		if (t->dtype == EGR_DT_F16) {
-			uint16_t hv = egr_float_to_half(v);
+			uint16_t hv = egr_half_from_float(v);
 			((uint16_t *)j->lat)[i] = hv;
 			v = egr_half_to_float(hv);	/* the CPU sees exactly what the GPU sees */
 		} else {
@@ -337,7 +337,7 @@ static int run_job(void *be, struct harness *h, struct job *j, int naive, uint32
 		h->pubcount = NULL;
 		return -1;
 	}
-	unsigned long long t0 = egr_now_ns();
+	unsigned long long t0 = egr_log_now_ns();
 	for (uint32_t c = 0; c < nchunks; c++) {
 		uint32_t first = c * g->chunk_frames;
 		uint32_t n = g->frames - first < g->chunk_frames ? g->frames - first : g->chunk_frames;
@@ -368,7 +368,7 @@ static int run_job(void *be, struct harness *h, struct job *j, int naive, uint32
 	rc = ops->job_end(be, 0, st, err, sizeof(err));
 	CHECK(rc == 0, "job_end: %d %s", rc, err);
 	if (wall_s)
-		*wall_s = (egr_now_ns() - t0) / 1e9;
+		*wall_s = (egr_log_now_ns() - t0) / 1e9;
 	for (uint32_t c = 0; c < nchunks; c++)
 		CHECK(h->pubcount[c] == 1, "chunk %u published %u times", c, h->pubcount[c]);
 	CHECK(h->published_bytes == g->frame_bytes * g->frames, "published %llu bytes, job has %llu",
@@ -413,7 +413,7 @@ static double raw_rel_err(const struct job *j)
 	if (!gpu || egr_taesd_gpu_create(j->net, 0, &tg, err, sizeof(err)) < 0 || cudaMalloc(&dlat, lb) != cudaSuccess ||
 	    cudaMalloc(&dout, n * sizeof(float)) != cudaSuccess ||
 	    cudaMemcpy(dlat, j->lat, lb, cudaMemcpyHostToDevice) != cudaSuccess ||
-	    egr_taesd_gpu_decode(tg, 0, dlat, g->dtype, g->frames, g->lat_h, g->lat_w, EGR_TAESD_OUT_RAW, dout, err,
+	    egr_taesd_gpu_decode(tg, 0, dlat, g->dtype, g->frames, g->lat_h, g->lat_w, EGR_FMT_RAW, dout, err,
 				 sizeof(err)) < 0 ||
 	    cudaMemcpy(gpu, dout, n * sizeof(float), cudaMemcpyDeviceToHost) != cudaSuccess) {
 		printf("raw decode failed: %s\n", err);

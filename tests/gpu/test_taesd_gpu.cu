@@ -11,7 +11,7 @@
  * Checks, per case (4 and 16 channels, f32 and f16 latents, sizes that are
  * and are not multiples of the 8x16 tile, several frames): raw output
  * relative error <= 1e-2 against the CPU; RGB24 and I420 bytes against the
- * CPU's quantised frames (egr_taesd_to_rgb24, egr_rgb_to_i420) within a few
+ * CPU's quantised frames (egr_taesd_to_rgb24, egr_frame_rgb_to_i420) within a few
  * codes, nearly all exact or off by one; outputs poisoned before each run so
  * an unwritten byte fails.
  */
@@ -24,14 +24,14 @@
 #include <sys/stat.h>
 
 extern "C" {
-#include "../../daemon/frame.h"
-#include "../../daemon/log.h"
-#include "../../daemon/safetensors.h"
+#include "daemon/decode/frame.h"
+#include "daemon/base/log.h"
+#include "daemon/formats/safetensors.h"
 }
-#include "../../daemon/taesd.h"
-#include "../../daemon/taesd_cuda.h"
+#include "daemon/decode/taesd.h"
+#include "daemon/decode/taesd_cuda.h"
 
-#include "../check.h"
+#include "tests/unit/check.h"
 
 #define CU(call) do { \
 	cudaError_t e_ = (call); \
@@ -82,7 +82,7 @@ static float *make_lat(const struct tcase *t, void **dev)
 	for (size_t i = 0; i < n; i++) {
 		lat[i] = rnorm();
 		if (t->ldtype == 2) {
-			h16[i] = egr_float_to_half(lat[i]);
+			h16[i] = egr_half_from_float(lat[i]);
 			lat[i] = egr_half_to_float(h16[i]);
 		}
 	}
@@ -124,12 +124,12 @@ static void run_case(const char *dir, const struct tcase *t, FILE *manifest)
 		if (egr_taesd_decode_cpu(net, lat + f * lat_n, t->h, t->w, cpu + f * 3 * HW, err, sizeof(err)) < 0)
 			CHECK(0, "cpu decode: %s", err);
 		egr_taesd_to_rgb24(cpu + f * 3 * HW, H, W, crgb + f * 3 * HW);
-		egr_rgb_to_i420(crgb + f * 3 * HW, W, H, cyuv + f * 3 * HW / 2);
+		egr_frame_rgb_to_i420(crgb + f * 3 * HW, W, H, cyuv + f * 3 * HW / 2);
 	}
 	CU(cudaMalloc(&dout, t->n * 3 * HW * 4));
 	/* raw, poisoned with NaN */
 	CU(cudaMemset(dout, 0xff, t->n * 3 * HW * 4));
-	CHECK(egr_taesd_gpu_decode(g, 0, dlat, t->ldtype, t->n, t->h, t->w, EGR_TAESD_OUT_RAW, dout, err,
+	CHECK(egr_taesd_gpu_decode(g, 0, dlat, t->ldtype, t->n, t->h, t->w, EGR_FMT_RAW, dout, err,
 				   sizeof(err)) == 0, "decode raw: %s", err);
 	CU(cudaDeviceSynchronize());
 	CU(cudaMemcpy(gpu, dout, t->n * 3 * HW * 4, cudaMemcpyDeviceToHost));
@@ -139,9 +139,9 @@ static void run_case(const char *dir, const struct tcase *t, FILE *manifest)
 		CHECK(e <= 1e-2, "C=%u %ux%u frame %u: rel err %.3e > 1e-2", t->C, W, H, f, e);
 	}
 	/* 8-bit formats */
-	for (int fmt = EGR_TAESD_OUT_I420; fmt <= EGR_TAESD_OUT_RGB24; fmt++) {
-		size_t bytes = t->n * (fmt == EGR_TAESD_OUT_RGB24 ? 3 * HW : 3 * HW / 2);
-		const uint8_t *want = fmt == EGR_TAESD_OUT_RGB24 ? crgb : cyuv;
+	for (int fmt = EGR_FMT_Y4M; fmt <= EGR_FMT_PNG; fmt++) {
+		size_t bytes = t->n * (fmt == EGR_FMT_PNG ? 3 * HW : 3 * HW / 2);
+		const uint8_t *want = fmt == EGR_FMT_PNG ? crgb : cyuv;
 		CU(cudaMemset(dout, 0xab, t->n * 3 * HW * 4));
 		CHECK(egr_taesd_gpu_decode(g, 0, dlat, t->ldtype, t->n, t->h, t->w, (uint32_t)fmt, dout, err,
 					   sizeof(err)) == 0, "decode fmt %d: %s", fmt, err);
@@ -157,20 +157,20 @@ static void run_case(const char *dir, const struct tcase *t, FILE *manifest)
 				maxd = d;
 		}
 		printf("taesd gpu vs cpu: C=%u %ux%u %s: %zu bytes, %.3f%% off by 1, %.4f%% off by more, max %d\n", t->C, W,
-		       H, fmt == EGR_TAESD_OUT_RGB24 ? "rgb24" : "i420", bytes, 100.0 * off1 / bytes,
+		       H, fmt == EGR_FMT_PNG ? "rgb24" : "i420", bytes, 100.0 * off1 / bytes,
 		       100.0 * offmore / bytes, maxd);
 		CHECK(maxd <= 8 && offmore * 1000 <= bytes && off1 * 5 <= bytes,
 		      "%s bytes differ too much: max %d, %zu off by more than 1", fmt == 2 ? "rgb24" : "i420", maxd, offmore);
 	}
 	/* the byte after the last frame stays untouched: no write past the end */
 	CU(cudaMemset(dout, 0xab, t->n * 3 * HW * 4));
-	egr_taesd_gpu_decode(g, 0, dlat, t->ldtype, t->n, t->h, t->w, EGR_TAESD_OUT_I420, dout, err, sizeof(err));
+	egr_taesd_gpu_decode(g, 0, dlat, t->ldtype, t->n, t->h, t->w, EGR_FMT_Y4M, dout, err, sizeof(err));
 	CU(cudaDeviceSynchronize());
 	uint8_t after[64];
 	CU(cudaMemcpy(after, (char *)dout + t->n * 3 * HW / 2, 64, cudaMemcpyDeviceToHost));
 	for (int i = 0; i < 64; i++)
 		CHECK(after[i] == 0xab, "byte %d after the last I420 frame was written", i);
-	CHECK(egr_taesd_gpu_decode(g, 0, dlat, 3, t->n, t->h, t->w, 1, dout, err, sizeof(err)) == -EINVAL, "dtype 3");
+	CHECK(egr_taesd_gpu_decode(g, 0, dlat, 3, t->n, t->h, t->w, EGR_FMT_Y4M, dout, err, sizeof(err)) == -EINVAL, "dtype 3");
 
 	if (manifest) {
 		char lp[600], cp[600], gp[600];
@@ -239,14 +239,14 @@ static int bench(uint32_t batch)
 			CU(cudaEventCreate(&e0));
 			CU(cudaEventCreate(&e1));
 			for (int i = 0; i < 3; i++)
-				egr_taesd_gpu_decode(g, st, dlat[i % 3], 2, batch, s, s, EGR_TAESD_OUT_I420, dout, err, sizeof(err));
+				egr_taesd_gpu_decode(g, st, dlat[i % 3], EGR_DT_F16, batch, s, s, EGR_FMT_Y4M, dout, err, sizeof(err));
 			CU(cudaStreamSynchronize(st));
 			float ms[7];
 			const int iters = s == 64 ? 20 : 6;
 			for (int rep = 0; rep < 7; rep++) {
 				CU(cudaEventRecord(e0, st));
 				for (int i = 0; i < iters; i++)
-					if (egr_taesd_gpu_decode(g, st, dlat[i % 3], 2, batch, s, s, EGR_TAESD_OUT_I420, dout, err,
+					if (egr_taesd_gpu_decode(g, st, dlat[i % 3], EGR_DT_F16, batch, s, s, EGR_FMT_Y4M, dout, err,
 								 sizeof(err)) < 0)
 						printf("decode: %s\n", err);
 				CU(cudaEventRecord(e1, st));

@@ -1,0 +1,72 @@
+/* log: journald-prefixed stderr lines; see log.h. */
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "daemon/base/log.h"
+
+static char log_role[32] = "egressd";
+static int log_level = EGR_LOG_INFO;
+
+void egr_log_init(const char *role)
+{
+	snprintf(log_role, sizeof(log_role), "%s", role);
+}
+
+void egr_log_set_level(int level)
+{
+	log_level = level;
+}
+
+void egr_vlog(int prio, const char *fmt, va_list ap)
+{
+	char buf[2048];
+	int n, m;
+	int saved = errno;
+
+	if (prio > log_level)
+		return;
+	n = snprintf(buf, sizeof(buf), "<%d>egressd[%s %d]: ", prio, log_role, (int)getpid());
+	m = vsnprintf(buf + n, sizeof(buf) - (size_t)n - 1, fmt, ap);
+	if (m < 0)
+		m = 0;
+	n += m;
+	if (n > (int)sizeof(buf) - 2)
+		n = (int)sizeof(buf) - 2;
+	buf[n++] = '\n';
+	/* one write: lines of several processes never interleave */
+	if (write(STDERR_FILENO, buf, (size_t)n) < 0) {
+		/* nowhere left to report it */
+	}
+	errno = saved;
+}
+
+void egr_log(int prio, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	egr_vlog(prio, fmt, ap);
+	va_end(ap);
+}
+
+void egr_errf(char *err, size_t errlen, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (!err || !errlen)
+		return;
+	va_start(ap, fmt);
+	vsnprintf(err, errlen, fmt, ap);
+	va_end(ap);
+}
+
+unsigned long long egr_log_now_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (unsigned long long)ts.tv_sec * 1000000000ull + (unsigned long long)ts.tv_nsec;
+}

@@ -1,0 +1,18 @@
+/*
+ * vocab: the enums every room shares.  Element types of latents, output
+ * formats and decoders cross the job file, the shared job table, the
+ * backends and the CUDA interface; they are defined once, here, with fixed
+ * values (they are stored in shared memory and compared across processes).
+ */
+#ifndef EGR_VOCAB_H
+#define EGR_VOCAB_H
+
+/* element type of a latent tensor; the value is the element size in bytes */
+enum egr_dtype { EGR_DT_F16 = 2, EGR_DT_F32 = 4 };
+
+/* what the workers write; 0 is "raw" (float32 network output, tests only) */
+enum egr_format { EGR_FMT_RAW = 0, EGR_FMT_Y4M = 1, EGR_FMT_PNG = 2 };
+
+enum egr_decoder { EGR_DEC_LATENT2RGB = 1, EGR_DEC_TAESD = 2 };
+
+#endif

@@ -1,0 +1,104 @@
+/*
+ * backend: the producer's fixed internal interface to a decode device.
+ *
+ * The producer core (producer.c) owns jobs, latents I/O and the ring; a
+ * backend only turns latents into frames inside ring slots.  `cpu` decodes
+ * synchronously; `cuda` (backend_cuda.cu) runs a compute stream, a copy
+ * stream and an upload stream and publishes asynchronously.  Either way the
+ * contract is the same:
+ *
+ *   open      once per producer process; may register env->data_base
+ *   job_begin per job: geometry and decoder parameters
+ *   input_buffer  host memory to read the next chunk's raw latents into
+ *                 (pinned for cuda); valid until the next submit returns
+ *   submit    decode chunk c into slot c->slot (c->dst); the backend calls
+ *             env->publish(ctx, slot, first, n, bytes) exactly once per
+ *             submitted chunk, from any thread, only once every byte of the
+ *             slot is in host memory
+ *   job_end   wait until every submitted chunk is published (or, with
+ *             abort, dropped: then the producer abandons those slots itself
+ *             for every chunk never published) and report stats
+ *   close     release everything (unregister before the ring is unmapped)
+ *
+ * All return 0 or -errno with err holding a line that names the failing
+ * call ("cudaMalloc(frame buffer 0, 25165824 bytes): out of memory").
+ * open returns -ENODEV when the backend cannot run here (no GPU).
+ */
+#ifndef EGR_BACKEND_H
+#define EGR_BACKEND_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "daemon/decode/frame.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+struct egr_conf;
+
+typedef void (*egr_publish_fn)(void *ctx, uint32_t slot, uint32_t first_frame, uint32_t nframes,
+			       uint64_t bytes);
+
+struct egr_backend_env {
+	const struct egr_conf *conf;
+	void *data_base;	/* ring slot data area (contiguous, page aligned) */
+	size_t data_len;
+	egr_publish_fn publish;
+	void *ctx;
+};
+
+struct egr_job_geom {
+	uint32_t format;	/* enum egr_format: png = RGB24, y4m = I420 */
+	uint32_t decoder;	/* enum egr_decoder */
+	uint32_t dtype;		/* enum egr_dtype of the latents */
+	uint32_t frames, channels, lat_h, lat_w;
+	uint32_t width, height;	/* output = 8 * latent */
+	uint32_t chunk_frames;	/* most frames per submit */
+	uint64_t lat_frame_bytes;	/* bytes of one latent frame in dtype */
+	uint64_t frame_bytes;	/* bytes of one output frame */
+	struct egr_l2r l2r;	/* decoder = latent2rgb */
+	const char *weights;	/* decoder = taesd: safetensors path */
+};
+
+struct egr_chunk {
+	uint32_t slot;
+	void *dst;		/* slot data: nframes * frame_bytes */
+	uint32_t first_frame, nframes;
+	const void *latents;	/* from input_buffer: nframes * lat_frame_bytes */
+};
+
+struct egr_backend_stats {
+	uint64_t decode_ns;	/* host time spent in decode/submit calls */
+	uint64_t gpu_kernel_ns;	/* compute-stream kernel time (cuda) */
+	uint64_t gpu_wall_ns;	/* first kernel start to last copy end (cuda) */
+	uint64_t d2h_bytes, d2h_ns;
+};
+
+struct egr_backend_ops {
+	const char *name;
+	int (*open)(const struct egr_backend_env *env, void **be, char *err, size_t errlen);
+	int (*job_begin)(void *be, const struct egr_job_geom *g, char *err, size_t errlen);
+	void *(*input_buffer)(void *be, size_t bytes, char *err, size_t errlen);
+	int (*submit)(void *be, const struct egr_chunk *c, char *err, size_t errlen);
+	int (*job_end)(void *be, int abort, struct egr_backend_stats *st, char *err, size_t errlen);
+	void (*close)(void *be);
+};
+
+extern const struct egr_backend_ops egr_backend_cpu;
+extern const struct egr_backend_ops egr_backend_cuda;	/* stub without CUDA */
+
+/*
+ * pipeline = naive (backend_cuda.cu): decode chunk c on the compute stream and
+ * cudaMemcpy() it synchronously to c->dst; returns once the bytes are there
+ * and does not publish.  be comes from egr_backend_cuda.open, between
+ * job_begin and job_end; c->latents may be any host memory.  0 or -errno.
+ */
+int egr_cuda_naive_decode(void *be, const struct egr_chunk *c, char *err, size_t errlen);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif

@@ -1,0 +1,674 @@
+/*
+ * supervisor: the egressd master process; see supervisor.h.
+ *
+ * Signals only set flags.  They stay blocked except inside ppoll(), which
+ * unblocks them atomically, so a SIGCHLD can never slip in between the check
+ * of a flag and the sleep (the nginx sigsuspend pattern, with fds).
+ * Children's deaths are handled in one place, reap(): the ring gives back
+ * whatever the dead process held, then the child is respawned with a
+ * backoff, or, if it exited with a fatal code, the daemon stops.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/inotify.h>
+#include <sys/prctl.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "shm/ring.h"
+#include "daemon/base/log.h"
+#include "daemon/base/fs.h"
+#include "daemon/supervisor/spool.h"
+#include "daemon/supervisor/supervisor.h"
+
+#define SUP_MAX_KIDS 65
+#define SUP_NOTIFY_FD 3		/* where children find the notify pipe */
+#define SUP_RESCAN_MS 1000	/* inotify can overflow: rescan anyway */
+#define SUP_STOP_GRACE_MS 10000
+#define SUP_CRASH_WINDOW_NS (30ull * 1000000000ull)
+#define SUP_CRASH_LIMIT 10	/* deaths in the window before giving up */
+
+enum role { ROLE_PRODUCER, ROLE_WORKER };
+
+/* roles as data: what each child is and which binary it runs */
+static const struct {
+	const char *name;
+	const char *binary;
+} roles[] = {
+	[ROLE_PRODUCER] = { "producer", "egressd-producer" },
+	[ROLE_WORKER] = { "worker", "egressd-worker" },
+};
+
+struct kid {
+	pid_t pid;
+	enum role role;
+	uint32_t index;
+	uint64_t next_start_ns;	/* respawn not before (monotonic) */
+	uint64_t window_start_ns;
+	uint32_t deaths;	/* in the current window */
+};
+
+struct sup {
+	const struct egr_conf *c;
+	struct egr_ring *ring;
+	char shm_name[128];
+	char bindir[PATH_MAX];
+	int notify_rd, notify_wr;
+	int inotify_fd;
+	struct kid kids[SUP_MAX_KIDS];
+	uint32_t nkids;
+	int stopping;
+	int exit_code;
+	uint64_t last_scan_ns;
+	/* --oneshot */
+	int oneshot;
+	int oneshot_status;	/* -1 running, else exit code */
+};
+
+static volatile sig_atomic_t sig_term, sig_chld, sig_hup;
+
+static void on_signal(int sig)
+{
+	if (sig == SIGCHLD)
+		sig_chld = 1;
+	else if (sig == SIGHUP)
+		sig_hup = 1;
+	else
+		sig_term = 1;
+}
+
+static int setup_signals(sigset_t *orig)
+{
+	struct sigaction sa;
+	sigset_t block;
+	const int sigs[] = { SIGCHLD, SIGTERM, SIGINT, SIGHUP };
+
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = on_signal;
+	sigemptyset(&sa.sa_mask);
+	sigemptyset(&block);
+	for (size_t i = 0; i < sizeof(sigs) / sizeof(sigs[0]); i++) {
+		if (sigaction(sigs[i], &sa, NULL) < 0)
+			return -errno;
+		sigaddset(&block, sigs[i]);
+	}
+	signal(SIGPIPE, SIG_IGN);
+	return sigprocmask(SIG_BLOCK, &block, orig) < 0 ? -errno : 0;
+}
+
+static sigset_t orig_mask;
+
+static int find_bindir(char *buf, size_t len)
+{
+	ssize_t n = readlink("/proc/self/exe", buf, len - 1);
+	char *slash;
+
+	if (n < 0)
+		return -errno;
+	buf[n] = 0;
+	slash = strrchr(buf, '/');
+	if (slash)
+		*slash = 0;
+	return 0;
+}
+
+static void spawn(struct sup *s, struct kid *k)
+{
+	char path[PATH_MAX + 32], idx[16], fdnum[16];
+	pid_t pid;
+
+	snprintf(path, sizeof(path), "%s/%s", s->bindir, roles[k->role].binary);
+	snprintf(idx, sizeof(idx), "%u", k->index);
+	snprintf(fdnum, sizeof(fdnum), "%d", SUP_NOTIFY_FD);
+	pid_t parent = getpid();
+	pid = fork();
+	if (pid < 0) {
+		egr_err("fork(%s %u): %s; retrying in 1 s", roles[k->role].name, k->index, strerror(errno));
+		k->next_start_ns = egr_log_now_ns() + 1000000000ull;
+		return;
+	}
+	if (pid == 0) {
+		char *const argv[] = { (char *)roles[k->role].binary, "-c", (char *)s->c->path,
+				       "--shm", s->shm_name, "--notify-fd", fdnum, "--index", idx, NULL };
+		struct sigaction dfl;
+
+		memset(&dfl, 0, sizeof(dfl));
+		dfl.sa_handler = SIG_DFL;
+		sigaction(SIGCHLD, &dfl, NULL);
+		sigaction(SIGTERM, &dfl, NULL);
+		sigaction(SIGINT, &dfl, NULL);
+		sigaction(SIGHUP, &dfl, NULL);
+		sigaction(SIGPIPE, &dfl, NULL);
+		sigprocmask(SIG_SETMASK, &orig_mask, NULL);
+		/*
+		 * Die with the supervisor: a new one reruns active/ jobs, and
+		 * orphans writing the old run's temporary outputs would race it.
+		 */
+		if (prctl(PR_SET_PDEATHSIG, SIGKILL) < 0 || getppid() != parent)
+			_exit(EGR_EXIT_OSERR);
+		/* dup2 clears close-on-exec: the one descriptor a child inherits */
+		if (dup2(s->notify_wr, SUP_NOTIFY_FD) < 0)
+			_exit(EGR_EXIT_OSERR);
+		execv(path, argv);
+		egr_err("execv(\"%s\"): %s", path, strerror(errno));
+		_exit(EGR_EXIT_OSERR);
+	}
+	k->pid = pid;
+	egr_info("started %s %u (pid %d)", roles[k->role].name, k->index, (int)pid);
+}
+
+static void describe_status(int status, char *buf, size_t len)
+{
+	if (WIFEXITED(status))
+		snprintf(buf, len, "exited with status %d", WEXITSTATUS(status));
+	else if (WIFSIGNALED(status))
+		snprintf(buf, len, "killed by signal %d (%s)%s", WTERMSIG(status),
+			 strsignal(WTERMSIG(status)), WCOREDUMP(status) ? ", core dumped" : "");
+	else
+		snprintf(buf, len, "stopped with status 0x%x", status);
+}
+
+static int fatal_code(int code)
+{
+	return code == EGR_EXIT_CONFIG || code == EGR_EXIT_UNAVAILABLE;
+}
+
+static void reap(struct sup *s)
+{
+	int status;
+	pid_t pid;
+
+	while ((pid = waitpid(-1, &status, WNOHANG)) > 0) {
+		struct kid *k = NULL;
+		char how[128], why[256];
+
+		for (uint32_t i = 0; i < s->nkids; i++)
+			if (s->kids[i].pid == pid)
+				k = &s->kids[i];
+		if (!k)
+			continue;
+		describe_status(status, how, sizeof(how));
+		k->pid = 0;
+		snprintf(why, sizeof(why), "the %s process was %s twice while working on this job",
+			 roles[k->role].name, how);
+		int n = egr_ring_reclaim(s->ring, pid, why);
+		if (s->stopping) {
+			egr_info("%s %u (pid %d) %s", roles[k->role].name, k->index, (int)pid, how);
+			continue;
+		}
+		egr_warn("%s %u (pid %d) %s; %d slot%s given back", roles[k->role].name, k->index, (int)pid,
+			 how, n, n == 1 ? "" : "s");
+		if (WIFEXITED(status) && fatal_code(WEXITSTATUS(status))) {
+			egr_err("%s exited with fatal status %d: not respawning it; egressd stops",
+				roles[k->role].name, WEXITSTATUS(status));
+			s->exit_code = WEXITSTATUS(status);
+			s->stopping = 1;
+			continue;
+		}
+		uint64_t now = egr_log_now_ns();
+		if (now - k->window_start_ns > SUP_CRASH_WINDOW_NS) {
+			k->window_start_ns = now;
+			k->deaths = 0;
+		}
+		k->deaths++;
+		if (k->deaths >= SUP_CRASH_LIMIT) {
+			egr_err("%s %u died %u times in 30 s: giving up; egressd stops", roles[k->role].name,
+				k->index, k->deaths);
+			s->exit_code = EGR_EXIT_SOFTWARE;
+			s->stopping = 1;
+			continue;
+		}
+		/* first respawn at once, then 100 ms doubling to 5 s */
+		uint64_t delay = k->deaths <= 1 ? 0 : 100000000ull << (k->deaths - 2);
+		if (delay > 5000000000ull)
+			delay = 5000000000ull;
+		k->next_start_ns = now + delay;
+	}
+}
+
+static double secs(uint64_t ns)
+{
+	return (double)ns / 1e9;
+}
+
+/* The result file: INI, so the tools that write jobs can read it back. */
+static void format_result(const struct egr_job_sh *j, char *buf, size_t len)
+{
+	const struct egr_job_stats *st = &j->st;
+	uint64_t wall = st->t_end_ns > st->t_start_ns ? st->t_end_ns - st->t_start_ns : 0;
+	uint64_t bytes = j->out_bytes;
+	int n;
+
+	n = snprintf(buf, len,
+		     "[result]\n"
+		     "job = %s\n"
+		     "status = done\n"
+		     "output = %s\n"
+		     "format = %s\n"
+		     "decoder = %s\n"
+		     "backend = %s\n"
+		     "frames = %u\n"
+		     "width = %u\n"
+		     "height = %u\n"
+		     "chunk_frames = %u\n"
+		     "bytes = %llu\n"
+		     "wall_s = %.6f\n"
+		     "frames_per_s = %.3f\n"
+		     "queue_wait_s = %.6f\n"
+		     "read_s = %.6f\n"
+		     "decode_s = %.6f\n"
+		     "producer_blocked_s = %.6f\n"
+		     "encode_s = %.6f\n"
+		     "write_s = %.6f\n"
+		     "finalize_s = %.6f\n"
+		     "rewrites = %llu\n"
+		     "producer_restarts = %u\n",
+		     j->name, j->spec.output, egr_job_format_name(j->spec.format),
+		     egr_job_decoder_name(j->spec.decoder), j->backend, j->frames, j->width, j->height,
+		     j->chunk_frames, (unsigned long long)bytes, secs(wall),
+		     wall ? j->frames / secs(wall) : 0.0,
+		     st->t_start_ns > st->t_queued_ns ? secs(st->t_start_ns - st->t_queued_ns) : 0.0,
+		     secs(st->read_ns), secs(st->decode_ns), secs(st->blocked_ns), secs(st->encode_ns),
+		     secs(st->write_ns), secs(st->finalize_ns), (unsigned long long)st->rewrites,
+		     j->producer_restarts);
+	if (n > 0 && (size_t)n < len && st->gpu_wall_ns) {
+		/*
+		 * gpu_kernel_util: decode-kernel time over the GPU's active
+		 * window (first kernel start to last copy end, GPU clock): the
+		 * steady state.  gpu_busy_of_wall: the same time over the whole
+		 * job, which also counts set-up and the final fsync.
+		 */
+		snprintf(buf + n, len - (size_t)n,
+			 "gpu_kernel_s = %.6f\n"
+			 "gpu_active_s = %.6f\n"
+			 "gpu_kernel_util = %.4f\n"
+			 "gpu_busy_of_wall = %.4f\n"
+			 "d2h_bytes = %llu\n"
+			 "d2h_gbps = %.2f\n",
+			 secs(st->gpu_kernel_ns), secs(st->gpu_wall_ns),
+			 (double)st->gpu_kernel_ns / (double)st->gpu_wall_ns,
+			 wall ? (double)st->gpu_kernel_ns / (double)wall : 0.0,
+			 (unsigned long long)st->d2h_bytes,
+			 st->d2h_ns ? (double)st->d2h_bytes / (double)st->d2h_ns : 0.0);
+	}
+}
+
+/* --oneshot: a failed job's result goes to stdout, and becomes the exit code */
+static void oneshot_failed(struct sup *s, const char *name, const char *why)
+{
+	printf("[result]\njob = %s\nstatus = failed\nerror = %s\n", name, why);
+	fflush(stdout);
+	s->oneshot_status = EGR_EXIT_JOB_FAILED;
+}
+
+static void job_report(struct sup *s, uint32_t i, int ok)
+{
+	struct egr_job_sh *j = egr_ring_job(s->ring, i);
+	char text[4096], err[512];
+
+	if (ok) {
+		format_result(j, text, sizeof(text));
+		uint64_t wall = j->st.t_end_ns > j->st.t_start_ns ? j->st.t_end_ns - j->st.t_start_ns : 1;
+		egr_info("job %s done: %u frames %ux%u in %.3f s (%.1f frames/s) -> %s", j->name, j->frames,
+			 j->width, j->height, secs(wall), j->frames / secs(wall), j->spec.output);
+	} else {
+		/* a failed job leaves no partial output behind */
+		if (j->prepared && j->tmp_path[0]) {
+			int rc = egr_fs_remove_tree(j->tmp_path);
+			if (rc)
+				egr_warn("removing partial output \"%s\": %s", j->tmp_path, strerror(-rc));
+		}
+		snprintf(text, sizeof(text), "%s\n", j->error);
+		egr_warn("job %s failed: %s", j->name, j->error);
+	}
+	if (s->oneshot && ok) {
+		fputs(text, stdout);
+		fflush(stdout);
+		s->oneshot_status = EGR_EXIT_OK;
+	} else if (s->oneshot) {
+		oneshot_failed(s, j->name, j->error);
+	} else if (egr_spool_finish(s->c->spool, j->name, ok, text, err, sizeof(err)) < 0) {
+		egr_err("job %s: %s", j->name, err);
+	}
+	egr_ring_job_clear(s->ring, i);
+}
+
+static void process_jobs(struct sup *s)
+{
+	for (uint32_t i = 0; i < EGR_RING_JOBS; i++) {
+		struct egr_job_sh *j = egr_ring_job(s->ring, i);
+		uint32_t state = __atomic_load_n(&j->state, __ATOMIC_ACQUIRE);
+
+		/* wait for the producer to let go: it still adds its stats */
+		if (state == EGR_JOB_DONE && j->producer == 0)
+			job_report(s, i, 1);
+		else if (state == EGR_JOB_FAILED && j->producer == 0 && j->finalizer == 0 &&
+			 egr_ring_job_slots(s->ring, i) == 0)
+			job_report(s, i, 0);
+	}
+}
+
+static int job_in_table(struct sup *s, const char *name)
+{
+	for (uint32_t i = 0; i < EGR_RING_JOBS; i++) {
+		struct egr_job_sh *j = egr_ring_job(s->ring, i);
+		if (j->state != EGR_JOB_EMPTY && strcmp(j->name, name) == 0)
+			return 1;
+	}
+	return 0;
+}
+
+static int table_free(struct sup *s)
+{
+	int n = 0;
+
+	for (uint32_t i = 0; i < EGR_RING_JOBS; i++)
+		n += egr_ring_job(s->ring, i)->state == EGR_JOB_EMPTY;
+	return n;
+}
+
+/* Parse and queue a job file; a bad one goes to failed/ with its reason. */
+static void queue_job(struct sup *s, const char *name, const char *path)
+{
+	struct egr_jobspec js;
+	char err[EGR_ERR_MAX], err2[512];
+	int rc = egr_job_parse(path, &js, err, sizeof(err));
+
+	if (rc == 0) {
+		rc = egr_ring_job_queue(s->ring, name, path, &js);
+		if (rc >= 0) {
+			egr_info("job %s queued", name);
+			return;
+		}
+		snprintf(err, sizeof(err), "job table full");
+	}
+	if (s->oneshot) {
+		oneshot_failed(s, name, err);
+		return;
+	}
+	egr_warn("job %s rejected: %s", name, err);
+	char line[EGR_ERR_MAX + 2];
+	snprintf(line, sizeof(line), "%s\n", err);
+	if (egr_spool_finish(s->c->spool, name, 0, line, err2, sizeof(err2)) < 0)
+		egr_err("job %s: %s", name, err2);
+}
+
+static void fill_table(struct sup *s)
+{
+	char **names;
+	size_t n;
+	char err[512], path[4096];
+
+	s->last_scan_ns = egr_log_now_ns();
+	if (table_free(s) == 0)
+		return;
+	/* claimed before a crash first, then new ones */
+	if (egr_spool_list(s->c->spool, EGR_SPOOL_ACTIVE, &names, &n, err, sizeof(err)) == 0) {
+		for (size_t i = 0; i < n && table_free(s) > 0; i++) {
+			if (job_in_table(s, names[i]))
+				continue;
+			if (egr_spool_path(path, sizeof(path), s->c->spool, EGR_SPOOL_ACTIVE, names[i]) == 0)
+				queue_job(s, names[i], path);
+		}
+		egr_spool_free_list(names, n);
+	} else {
+		egr_err("%s", err);
+	}
+	if (table_free(s) == 0)
+		return;
+	if (egr_spool_list(s->c->spool, EGR_SPOOL_INCOMING, &names, &n, err, sizeof(err)) == 0) {
+		for (size_t i = 0; i < n && table_free(s) > 0; i++) {
+			if (job_in_table(s, names[i]))
+				continue;	/* an old twin is still finishing */
+			if (egr_spool_claim(s->c->spool, names[i], err, sizeof(err)) < 0) {
+				egr_warn("claiming job %s: %s", names[i], err);
+				continue;
+			}
+			if (egr_spool_path(path, sizeof(path), s->c->spool, EGR_SPOOL_ACTIVE, names[i]) == 0)
+				queue_job(s, names[i], path);
+		}
+		egr_spool_free_list(names, n);
+	} else {
+		egr_err("%s", err);
+	}
+}
+
+static void drain_fd(int fd)
+{
+	char buf[4096];
+
+	while (fd >= 0 && read(fd, buf, sizeof(buf)) > 0)
+		;
+}
+
+static int alive_kids(struct sup *s)
+{
+	int n = 0;
+
+	for (uint32_t i = 0; i < s->nkids; i++)
+		n += s->kids[i].pid > 0;
+	return n;
+}
+
+static void stop_children(struct sup *s)
+{
+	uint64_t deadline = egr_log_now_ns() + SUP_STOP_GRACE_MS * 1000000ull;
+
+	egr_ring_wake_all(s->ring);
+	for (uint32_t i = 0; i < s->nkids; i++)
+		if (s->kids[i].pid > 0)
+			kill(s->kids[i].pid, SIGTERM);
+	while (alive_kids(s) && egr_log_now_ns() < deadline) {
+		struct timespec ts = { 0, 20000000 };
+		reap(s);
+		if (alive_kids(s))
+			nanosleep(&ts, NULL);
+	}
+	for (uint32_t i = 0; i < s->nkids; i++) {
+		if (s->kids[i].pid > 0) {
+			egr_warn("%s %u (pid %d) ignored SIGTERM for %d s: SIGKILL",
+				 roles[s->kids[i].role].name, s->kids[i].index, (int)s->kids[i].pid,
+				 SUP_STOP_GRACE_MS / 1000);
+			kill(s->kids[i].pid, SIGKILL);
+		}
+	}
+	while (alive_kids(s)) {
+		int status;
+		pid_t pid = waitpid(-1, &status, 0);
+		if (pid < 0)
+			break;
+		for (uint32_t i = 0; i < s->nkids; i++)
+			if (s->kids[i].pid == pid)
+				s->kids[i].pid = 0;
+	}
+}
+
+static int sup_setup(struct sup *s, const struct egr_conf *c, int oneshot)
+{
+	struct egr_ring_geom g;
+	char err[512];
+	int fds[2], rc;
+
+	memset(s, 0, sizeof(*s));
+	s->c = c;
+	s->notify_rd = s->notify_wr = s->inotify_fd = -1;
+	s->oneshot = oneshot;
+	s->oneshot_status = -1;
+	if (oneshot)
+		snprintf(s->shm_name, sizeof(s->shm_name), "/%s.oneshot.%d", c->instance, (int)getpid());
+	else
+		snprintf(s->shm_name, sizeof(s->shm_name), "/%s", c->instance);
+	if ((rc = find_bindir(s->bindir, sizeof(s->bindir))) < 0) {
+		egr_err("readlink(\"/proc/self/exe\"): %s", strerror(-rc));
+		return EGR_EXIT_OSERR;
+	}
+	if (setup_signals(&orig_mask) < 0) {
+		egr_err("sigaction/sigprocmask: %s", strerror(errno));
+		return EGR_EXIT_OSERR;
+	}
+	/* non-blocking both ends: a burst of notifications must never block a child */
+	if (pipe2(fds, O_CLOEXEC | O_NONBLOCK) < 0) {
+		egr_err("pipe2(notify): %s", strerror(errno));
+		return EGR_EXIT_OSERR;
+	}
+	s->notify_rd = fds[0];
+	s->notify_wr = fds[1];
+
+	g.nslots = c->slots;
+	g.slot_bytes = c->slot_bytes;
+	g.max_chunks = (uint32_t)(c->max_frames > UINT32_MAX ? UINT32_MAX : c->max_frames);
+	if ((rc = egr_ring_create(s->shm_name, &g, &s->ring, err, sizeof(err))) < 0) {
+		egr_err("%s", err);
+		return rc == -EBUSY ? EGR_EXIT_UNAVAILABLE : EGR_EXIT_OSERR;
+	}
+#ifdef EGR_TESTING
+	/* test builds: a slow disk, for the backpressure tests */
+	const char *delay = getenv("EGR_FAULT_WRITE_DELAY_MS");
+	if (delay)
+		egr_ring_hdr(s->ring)->fault_write_delay_ms = (uint32_t)atoi(delay);
+#endif
+	egr_info("shared memory %s: %u slots of %llu bytes (%.1f MiB in all)", s->shm_name, c->slots,
+		 (unsigned long long)egr_ring_hdr(s->ring)->slot_bytes,
+		 (double)egr_ring_hdr(s->ring)->total_bytes / 1048576.0);
+
+	if (!oneshot) {
+		char inc[4096];
+		if (egr_spool_init(c->spool, err, sizeof(err)) < 0) {
+			egr_err("%s", err);
+			return EGR_EXIT_CONFIG;
+		}
+		egr_spool_path(inc, sizeof(inc), c->spool, EGR_SPOOL_INCOMING, NULL);
+		s->inotify_fd = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
+		if (s->inotify_fd < 0 ||
+		    inotify_add_watch(s->inotify_fd, inc, IN_MOVED_TO | IN_CLOSE_WRITE) < 0) {
+			/* the periodic rescan still finds jobs, only later */
+			egr_warn("inotify on \"%s\": %s; polling every %d ms", inc, strerror(errno),
+				 SUP_RESCAN_MS);
+		}
+	}
+
+	s->kids[s->nkids++] = (struct kid){ .role = ROLE_PRODUCER, .index = 0 };
+	uint32_t nworkers = strcmp(c->pipeline, "one-worker") == 0 ? 1 : c->workers;
+	for (uint32_t i = 0; i < nworkers && s->nkids < SUP_MAX_KIDS; i++)
+		s->kids[s->nkids++] = (struct kid){ .role = ROLE_WORKER, .index = i };
+	for (uint32_t i = 0; i < s->nkids; i++)
+		s->kids[i].window_start_ns = egr_log_now_ns();
+	return 0;
+}
+
+static void sup_teardown(struct sup *s)
+{
+	if (s->ring) {
+		s->stopping = 1;
+		stop_children(s);
+		egr_ring_close(s->ring);
+		egr_ring_unlink(s->shm_name);
+	}
+	if (s->inotify_fd >= 0)
+		close(s->inotify_fd);
+	if (s->notify_rd >= 0)
+		close(s->notify_rd);
+	if (s->notify_wr >= 0)
+		close(s->notify_wr);
+}
+
+static int sup_loop(struct sup *s)
+{
+	sigset_t waitmask = orig_mask;
+
+	sigdelset(&waitmask, SIGCHLD);
+	sigdelset(&waitmask, SIGTERM);
+	sigdelset(&waitmask, SIGINT);
+	sigdelset(&waitmask, SIGHUP);
+
+	for (;;) {
+		struct pollfd pfd[2] = { { s->notify_rd, POLLIN, 0 }, { s->inotify_fd, POLLIN, 0 } };
+		uint64_t now = egr_log_now_ns();
+		uint64_t wait_ns = SUP_RESCAN_MS * 1000000ull;
+		int spool_event = 0;
+
+		for (uint32_t i = 0; i < s->nkids; i++) {
+			struct kid *k = &s->kids[i];
+			if (k->pid == 0 && !s->stopping) {
+				if (k->next_start_ns <= now)
+					spawn(s, k);
+				else if (k->next_start_ns - now < wait_ns)
+					wait_ns = k->next_start_ns - now;
+			}
+		}
+		struct timespec ts = { (time_t)(wait_ns / 1000000000ull), (long)(wait_ns % 1000000000ull) };
+		int n = ppoll(pfd, s->inotify_fd >= 0 ? 2 : 1, &ts, &waitmask);
+		if (n < 0 && errno != EINTR) {
+			egr_err("ppoll: %s", strerror(errno));
+			return EGR_EXIT_OSERR;
+		}
+		if (sig_term) {
+			egr_notice("stopping (signal received)");
+			s->stopping = 1;
+		}
+		if (sig_hup) {
+			sig_hup = 0;
+			egr_notice("SIGHUP: configuration reload is not supported; restart the service to apply changes");
+		}
+		if (sig_chld) {
+			sig_chld = 0;
+			reap(s);
+		}
+		if (n > 0 && (pfd[0].revents & POLLIN))
+			drain_fd(s->notify_rd);
+		if (n > 0 && s->inotify_fd >= 0 && (pfd[1].revents & POLLIN)) {
+			drain_fd(s->inotify_fd);
+			spool_event = 1;
+		}
+		process_jobs(s);
+		if (s->stopping)
+			return s->exit_code;
+		if (s->oneshot) {
+			if (s->oneshot_status >= 0)
+				return s->oneshot_status;
+			continue;
+		}
+		if (spool_event || egr_log_now_ns() - s->last_scan_ns >= SUP_RESCAN_MS * 1000000ull)
+			fill_table(s);
+	}
+}
+
+int egr_supervisor_run(const struct egr_conf *c)
+{
+	struct sup s;
+	int rc = sup_setup(&s, c, 0);
+
+	if (rc == 0) {
+		egr_notice("egressd started: spool %s, %u workers, backend %s, pipeline %s", c->spool,
+			   s.nkids - 1, c->backend, c->pipeline);
+		fill_table(&s);
+		rc = sup_loop(&s);
+	}
+	sup_teardown(&s);
+	egr_notice("egressd stopped");
+	return rc;
+}
+
+int egr_supervisor_oneshot(const struct egr_conf *c, const char *job_path)
+{
+	struct sup s;
+	const char *base = strrchr(job_path, '/');
+	int rc = sup_setup(&s, c, 1);
+
+	if (rc == 0) {
+		queue_job(&s, base ? base + 1 : job_path, job_path);
+		rc = s.oneshot_status >= 0 ? s.oneshot_status : sup_loop(&s);
+		if (rc == EGR_EXIT_OK && s.oneshot_status < 0)
+			rc = EGR_EXIT_SOFTWARE;	/* stopped before the job ended */
+	}
+	sup_teardown(&s);
+	return rc;
+}

@@ -1,0 +1,237 @@
+/*
+ * test_job: job files.  A good job parses to the expected spec, defaults
+ * included; each kind of bad input is refused with the file, the line where
+ * there is one, the key and a reason.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "config/job.h"
+
+#include "check.h"
+
+static char dir[64];
+
+static const char *job_file(const char *text)
+{
+	static char path[256];
+	FILE *f;
+
+	snprintf(path, sizeof(path), "%s/job.ini", dir);
+	f = fopen(path, "w");
+	if (!f || fputs(text, f) < 0 || fclose(f)) {
+		printf("%s:%d: cannot write %s\n", __FILE__, __LINE__, path);
+		exit(1);
+	}
+	return path;
+}
+
+static void test_good(void)
+{
+	struct egr_jobspec js;
+	char err[512] = "";
+	int r, i;
+
+	r = egr_job_parse(job_file("; a full job\n"
+				   "[job]\n"
+				   "latents = /data/clip.npy\n"
+				   "output = /data/out dir/clip.y4m   ; blanks inside a path are fine\n"
+				   "format = y4m\n"
+				   "decoder = latent2rgb\n"
+				   "fps = 30000/1001\n"
+				   "chunk_frames = 1024\n"
+				   "l2r_weights = 0.35,0.23, 0.32 ,0.325,0.497,0.235,-0.283,0.176,0.272,-0.212,-0.2616,-7.177e-1\n"
+				   "l2r_bias = 0, +0.5, -1e-3\n"),
+			  &js, err, sizeof(err));
+	CHECK(r == 0, "full job: %d %s", r, err);
+	CHECK(!strcmp(js.latents, "/data/clip.npy"), "latents '%s'", js.latents);
+	CHECK(!strcmp(js.output, "/data/out dir/clip.y4m"), "output '%s'", js.output);
+	CHECK(js.weights[0] == '\0', "weights '%s'", js.weights);
+	CHECK(js.format == EGR_FMT_Y4M, "format %u", js.format);
+	CHECK(js.decoder == EGR_DEC_LATENT2RGB, "decoder %u", js.decoder);
+	CHECK(js.fps_num == 30000 && js.fps_den == 1001, "fps %u/%u", js.fps_num, js.fps_den);
+	CHECK(js.chunk_frames == 1024, "chunk_frames %u", js.chunk_frames);
+	CHECK(js.l2r_nweights == 12, "l2r_nweights %u", js.l2r_nweights);
+	static const float w[12] = { 0.35f,   0.23f,  0.32f,  0.325f, 0.497f,   0.235f,
+				     -0.283f, 0.176f, 0.272f, -0.212f, -0.2616f, -0.7177f };
+	for (i = 0; i < 12; i++)
+		CHECK(js.l2r_weights[i] == w[i], "l2r_weights[%d] = %g", i, js.l2r_weights[i]);
+	CHECK(js.l2r_has_bias == 1 && js.l2r_bias[0] == 0.0f && js.l2r_bias[1] == 0.5f && js.l2r_bias[2] == -1e-3f,
+	      "l2r_bias %d %g %g %g", js.l2r_has_bias, js.l2r_bias[0], js.l2r_bias[1], js.l2r_bias[2]);
+
+	/* the minimum, and the defaults */
+	memset(&js, 0xa5, sizeof(js));
+	r = egr_job_parse(job_file("[job]\nlatents=/a.npy\noutput=/frames\nformat=png\n"), &js, err, sizeof(err));
+	CHECK(r == 0, "minimal job: %d %s", r, err);
+	CHECK(js.format == EGR_FMT_PNG && js.decoder == EGR_DEC_LATENT2RGB, "format %u decoder %u", js.format,
+	      js.decoder);
+	CHECK(js.fps_num == 24 && js.fps_den == 1, "default fps %u/%u", js.fps_num, js.fps_den);
+	CHECK(js.chunk_frames == 8, "default chunk_frames %u", js.chunk_frames);
+	CHECK(js.l2r_nweights == 0 && js.l2r_has_bias == 0 && js.weights[0] == '\0', "l2r defaults not clear");
+
+	r = egr_job_parse(job_file("[job]\nlatents=/a.npy\noutput=/o.y4m\nformat=y4m\ndecoder=taesd\n"
+				   "weights=/w/taesd_decoder.safetensors\nfps=1000000\nchunk_frames=1\n"),
+			  &js, err, sizeof(err));
+	CHECK(r == 0, "taesd job: %d %s", r, err);
+	CHECK(js.decoder == EGR_DEC_TAESD && !strcmp(js.weights, "/w/taesd_decoder.safetensors"), "taesd: %u '%s'",
+	      js.decoder, js.weights);
+	CHECK(js.fps_num == 1000000 && js.fps_den == 1 && js.chunk_frames == 1, "fps %u/%u chunk %u", js.fps_num,
+	      js.fps_den, js.chunk_frames);
+
+	/* 48 weights: 16 channels, the most */
+	char text[512] = "[job]\nlatents=/a.npy\noutput=/o\nformat=png\nl2r_weights=";
+	for (i = 0; i < 48; i++)
+		strcat(text, i ? ",1" : "1");
+	strcat(text, "\n");
+	r = egr_job_parse(job_file(text), &js, err, sizeof(err));
+	CHECK(r == 0 && js.l2r_nweights == 48, "48 weights: %d %u %s", r, js.l2r_nweights, err);
+
+	CHECK(!strcmp(egr_job_format_name(EGR_FMT_Y4M), "y4m") && !strcmp(egr_job_format_name(EGR_FMT_PNG), "png"),
+	      "format names");
+	CHECK(!strcmp(egr_job_decoder_name(EGR_DEC_LATENT2RGB), "latent2rgb") &&
+		      !strcmp(egr_job_decoder_name(EGR_DEC_TAESD), "taesd"),
+	      "decoder names");
+	CHECK(!strcmp(egr_job_format_name(0), "?") && !strcmp(egr_job_decoder_name(99), "?"), "unknown names");
+}
+
+#define HEAD "[job]\nlatents = /a.npy\noutput = /o.y4m\nformat = y4m\n"	/* 4 lines */
+
+static void test_bad(void)
+{
+	static const struct {
+		const char *text;
+		const char *want;	/* after "<path>:" */
+	} cases[] = {
+		{ "[job]\nlatents = /a.npy\nfsp = 24\n", "3: unknown key 'fsp' in [job]" },
+		{ HEAD "[jobs]\nfps = 24\n", "6: unknown section [jobs] (key 'fps')" },
+		{ "fps = 24\n" HEAD, "1: key 'fps' is outside [job]" },
+		{ HEAD "latents = /b.npy\n", "5: duplicate key 'latents' in [job]" },
+		{ HEAD "fps =\n", "5: [job] fps: empty value" },
+		{ HEAD "decoder = ; comment only\n", "5: [job] decoder: empty value" },
+		{ "[job]\nlatents = a.npy\n", "2: [job] latents: 'a.npy' is not an absolute path" },
+		{ "[job]\noutput = ./o.y4m\n", "2: [job] output: './o.y4m' is not an absolute path" },
+		{ HEAD "decoder = taesd\nweights = w.safetensors\n", "6: [job] weights: 'w.safetensors' is not an absolute path" },
+		{ "[job]\nformat = avi\n", "2: [job] format: 'avi' is not one of: y4m, png" },
+		{ "[job]\ndecoder = vae\n", "2: [job] decoder: 'vae' is not one of: latent2rgb, taesd" },
+		{ HEAD "fps = 0\n", "5: [job] fps: '0' is out of range (each number 1..1000000)" },
+		{ HEAD "fps = 1000001\n", "5: [job] fps: '1000001' is out of range" },
+		{ HEAD "fps = 99999999999999999999999\n", "5: [job] fps: '99999999999999999999999' is out of range" },
+		{ HEAD "fps = abcdefghijklmnopqrstuvwxyz\n", "5: [job] fps: 'abcdefghijklmnopqrstuvwxyz' is not a frame rate" },
+		{ HEAD "chunk_frames = 99999999999999999999999999\n", "5: [job] chunk_frames: 99999999999999999999999999 is out of range" },
+		{ HEAD "fps = 30/0\n", "5: [job] fps: '30/0' is out of range" },
+		{ HEAD "fps = 0/1\n", "5: [job] fps: '0/1' is out of range" },
+		{ HEAD "fps = -24\n", "5: [job] fps: '-24' is not a frame rate" },
+		{ HEAD "fps = 23.976\n", "5: [job] fps: '23.976' is not a frame rate" },
+		{ HEAD "fps = 30000/1001/2\n", "5: [job] fps: '30000/1001/2' is not a frame rate" },
+		{ HEAD "fps = /1001\n", "5: [job] fps: '/1001' is not a frame rate" },
+		{ HEAD "fps = 30 / 1\n", "5: [job] fps: '30 / 1' is not a frame rate" },
+		{ HEAD "chunk_frames = 0\n", "5: [job] chunk_frames: 0 is out of range (1..1024)" },
+		{ HEAD "chunk_frames = 1025\n", "5: [job] chunk_frames: 1025 is out of range (1..1024)" },
+		{ HEAD "chunk_frames = 8x\n", "5: [job] chunk_frames: '8x' is not a number" },
+		{ HEAD "l2r_weights = 1,2,nan\n", "5: [job] l2r_weights: value 3 ('nan') is not a number" },
+		{ HEAD "l2r_weights = 1,inf,2\n", "5: [job] l2r_weights: value 2 ('inf') is not a number" },
+		{ HEAD "l2r_weights = 1,1e39,2\n", "5: [job] l2r_weights: value 2 ('1e39') is not a finite float" },
+		{ HEAD "l2r_weights = 1,,2\n", "5: [job] l2r_weights: value 2 ('') is not a number" },
+		{ HEAD "l2r_weights = 1,2,3,\n", "5: [job] l2r_weights: value 4 ('') is not a number" },
+		{ HEAD "l2r_weights = 1,2,3..4\n", "5: [job] l2r_weights: value 3 ('3..4') is not a finite float" },
+		{ HEAD "l2r_weights = 1,2 3,4\n", "5: [job] l2r_weights: value 2 ('2 3') is not a number" },
+		{ HEAD "l2r_weights = 0x1p3,1,2\n", "5: [job] l2r_weights: value 1 ('0x1p3') is not a number" },
+		{ HEAD "l2r_weights = 1,2,3,4\n", "5: [job] l2r_weights: 4 values; it needs 3 (r, g, b) per latent channel" },
+		{ HEAD "l2r_bias = 0,0\n", "5: [job] l2r_bias: 2 values; it needs 3 (r, g, b)" },
+		{ HEAD "l2r_bias = 0,0,0,0\n", "5: [job] l2r_bias: more than 3 values" },
+		{ HEAD "l2r_bias = 0,nan,0\n", "5: [job] l2r_bias: value 2 ('nan') is not a number" },
+		{ "[job]\nlatents\n", "2: syntax error" },
+		/* checks across keys name the file only */
+		{ "[job]\noutput = /o.y4m\nformat = y4m\n", " missing key 'latents' in [job]" },
+		{ "[job]\nlatents = /a.npy\nformat = y4m\n", " missing key 'output' in [job]" },
+		{ "[job]\nlatents = /a.npy\noutput = /o.y4m\n", " missing key 'format' in [job]" },
+		{ "", " missing key 'latents' in [job]" },
+		{ HEAD "decoder = taesd\n", " [job] decoder = taesd needs weights = " },
+		{ HEAD "weights = /w.safetensors\n", " [job] weights applies to decoder = taesd only (decoder is latent2rgb)" },
+		{ HEAD "decoder = latent2rgb\nweights = /w.safetensors\n", " [job] weights applies to decoder = taesd only" },
+		{ HEAD "decoder = taesd\nweights = /w.safetensors\nl2r_bias = 0,0,0\n",
+		  " [job] l2r_bias applies to decoder = latent2rgb only (decoder is taesd)" },
+	};
+	struct egr_jobspec js;
+	char err[512], want[512];
+	size_t i;
+	int r;
+
+	for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		const char *path = job_file(cases[i].text);
+
+		err[0] = '\0';
+		r = egr_job_parse(path, &js, err, sizeof(err));
+		snprintf(want, sizeof(want), "%s:%s", path, cases[i].want);
+		CHECK(r == -EINVAL, "case %zu: returned %d (%s)", i, r, err);
+		CHECK(!strncmp(err, want, strlen(want)), "case %zu:\n  got  '%s'\n  want '%s...'", i, err, want);
+	}
+
+	/* 49 weights */
+	char text[512] = HEAD "l2r_weights=";
+	for (i = 0; i < 49; i++)
+		strcat(text, i ? ",1" : "1");
+	strcat(text, "\n");
+	const char *path = job_file(text);
+	r = egr_job_parse(path, &js, err, sizeof(err));
+	snprintf(want, sizeof(want), "%s:5: [job] l2r_weights: more than 48 values", path);
+	CHECK(r == -EINVAL && !strcmp(err, want), "49 weights: %d '%s'", r, err);
+
+	/* an over-long line: a path of 200 bytes cannot be read correctly by inih */
+	char line[256] = "output = /";
+	while (strlen(line) < 200)
+		strcat(line, "x");
+	snprintf(text, sizeof(text), "[job]\nlatents = /a.npy\n%s\nformat = y4m\n", line);
+	path = job_file(text);
+	r = egr_job_parse(path, &js, err, sizeof(err));
+	snprintf(want, sizeof(want), "%s:3: line is 200 bytes long; the limit is 199", path);
+	CHECK(r == -EINVAL && !strncmp(err, want, strlen(want)), "long line: %d '%s'", r, err);
+
+	snprintf(want, sizeof(want), "%s/missing.job", dir);
+	r = egr_job_parse(want, &js, err, sizeof(err));
+	CHECK(r == -ENOENT && strstr(err, "open(\"") && strstr(err, "No such file or directory"), "missing: %d '%s'", r,
+	      err);
+}
+
+/* config/example.job, the shipped example, parses */
+static void test_example(void)
+{
+	const char *env = getenv("EGR_SRCDIR");
+	const char *t = strstr(__FILE__, "tests/unit/test_job.c");
+	struct egr_jobspec js;
+	char path[512], err[512];
+	int r;
+
+	if (env)
+		snprintf(path, sizeof(path), "%s/config/example.job", env);
+	else
+		snprintf(path, sizeof(path), "%.*sconfig/example.job", t ? (int)(t - __FILE__) : 0, __FILE__);
+	r = egr_job_parse(path, &js, err, sizeof(err));
+	CHECK(r == 0, "%s: %s", path, err);
+	CHECK(r || (js.format == EGR_FMT_Y4M && js.decoder == EGR_DEC_LATENT2RGB && js.fps_num == 24 &&
+		    js.chunk_frames == 8 && !strcmp(js.latents, "/var/lib/egressd/clip.npy")),
+	      "%s: unexpected values", path);
+}
+
+int main(void)
+{
+	snprintf(dir, sizeof(dir), "/tmp/egr-test-job-XXXXXX");
+	if (!mkdtemp(dir)) {
+		perror("mkdtemp");
+		return 1;
+	}
+	test_good();
+	test_bad();
+	test_example();
+
+	char cmd[128];
+	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
+	if (system(cmd) != 0)
+		printf("warning: could not remove %s\n", dir);
+	if (failures)
+		printf("test_job: %d check(s) failed\n", failures);
+	return failures ? 1 : 0;
+}
