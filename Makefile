@@ -55,15 +55,18 @@ CUDA_LIBS := -L$(CUDA_HOME)/lib64 -lcudart_static -ldl -lstdc++
 # ---- who links what ----
 # Each binary names the rooms it uses (README "Where things live").  The
 # ground floor (base/), formats and config are shared by every role.
-BASE_SRC := daemon/base/fs.c daemon/base/half.c daemon/base/log.c
+BASE_SRC := daemon/base/args.c daemon/base/fs.c daemon/base/half.c daemon/base/log.c
 CONF_SRC := config/conf.c config/job.c
+# a job's output on disk (workers/output.c) and what it calls: the frame
+# encoders, the write path, frame sizes
+OUTPUT_SRC := workers/output.c workers/wio.c daemon/formats/png.c daemon/formats/y4m.c daemon/decode/frame.c
 SUP_SRC := daemon/supervisor/egressd.c daemon/supervisor/spool.c daemon/supervisor/supervisor.c \
-	   shm/ring.c $(CONF_SRC) $(BASE_SRC)
-PROD_SRC := daemon/producer/producer.c daemon/producer/backend_cpu.c daemon/decode/frame.c \
-	    daemon/decode/taesd.c daemon/formats/npy.c daemon/formats/safetensors.c \
-	    daemon/formats/y4m.c shm/ring.c $(CONF_SRC) $(BASE_SRC)
-WORKER_SRC := workers/worker.c workers/wio.c daemon/formats/png.c daemon/formats/y4m.c shm/ring.c \
-	      $(CONF_SRC) $(BASE_SRC)
+	   shm/ring.c $(OUTPUT_SRC) $(CONF_SRC) $(BASE_SRC)
+PROD_SRC := daemon/producer/producer.c daemon/producer/plan.c daemon/producer/naive.c \
+	    daemon/producer/backend_cpu.c daemon/decode/frame.c daemon/decode/taesd.c \
+	    daemon/formats/npy.c daemon/formats/safetensors.c shm/ring.c $(OUTPUT_SRC) $(CONF_SRC) \
+	    $(BASE_SRC)
+WORKER_SRC := workers/worker.c shm/ring.c $(OUTPUT_SRC) $(CONF_SRC) $(BASE_SRC)
 MKLAT_SRC := daemon/tools/mklatents.c daemon/decode/frame.c daemon/formats/npy.c $(CONF_SRC) $(BASE_SRC)
 MKTAESD_SRC := daemon/tools/mktaesd.c daemon/decode/taesd.c daemon/formats/safetensors.c $(BASE_SRC)
 # Unit tests link every C module (one library, tests only).

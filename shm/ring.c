@@ -284,19 +284,17 @@ int egr_ring_unlink(const char *name)
 	return shm_unlink(name) < 0 ? -errno : 0;
 }
 
-struct egr_ring_hdr *egr_ring_hdr(struct egr_ring *r)
-{
-	return r->h;
-}
-
-struct egr_job_sh *egr_ring_job(struct egr_ring *r, uint32_t job)
-{
-	return &r->h->jobs[job];
-}
-
-struct egr_slot_sh *egr_ring_slot(struct egr_ring *r, uint32_t slot)
+static struct egr_slot_sh *slot_sh(struct egr_ring *r, uint32_t slot)
 {
 	return (struct egr_slot_sh *)((char *)r->h + r->h->slots_meta_off) + slot;
+}
+
+void egr_ring_info(struct egr_ring *r, struct egr_ring_info *out)
+{
+	out->nslots = r->h->nslots;
+	out->max_chunks = r->h->max_chunks;
+	out->slot_bytes = r->h->slot_bytes;
+	out->total_bytes = r->h->total_bytes;
 }
 
 void *egr_ring_slot_data(struct egr_ring *r, uint32_t slot)
@@ -412,7 +410,7 @@ uint32_t egr_ring_job_slots(struct egr_ring *r, uint32_t job)
 
 	egr_ring_lock(r);
 	for (uint32_t i = 0; i < r->h->nslots; i++) {
-		struct egr_slot_sh *s = egr_ring_slot(r, i);
+		struct egr_slot_sh *s = slot_sh(r, i);
 		if (s->state != EGR_SLOT_FREE && s->job == job)
 			n++;
 	}
@@ -441,7 +439,7 @@ int egr_ring_reclaim(struct egr_ring *r, pid_t dead, const char *why)
 
 	egr_ring_lock(r);
 	for (uint32_t i = 0; i < h->nslots; i++) {
-		struct egr_slot_sh *s = egr_ring_slot(r, i);
+		struct egr_slot_sh *s = slot_sh(r, i);
 		if (s->owner != dead)
 			continue;
 		if (s->state == EGR_SLOT_WRITING) {
@@ -549,7 +547,7 @@ int egr_ring_chunk_needed(struct egr_ring *r, uint32_t job, uint32_t chunk)
 		needed = 0;
 	} else {
 		for (uint32_t i = 0; i < r->h->nslots; i++) {
-			struct egr_slot_sh *s = egr_ring_slot(r, i);
+			struct egr_slot_sh *s = slot_sh(r, i);
 			if (s->state != EGR_SLOT_FREE && s->state != EGR_SLOT_FILLING && s->job == job &&
 			    s->chunk == chunk) {
 				needed = 0;
@@ -581,7 +579,7 @@ int egr_ring_acquire(struct egr_ring *r, uint32_t job, uint32_t chunk, uint32_t 
 			cancel = 1;
 		} else {
 			for (uint32_t i = 0; i < h->nslots; i++) {
-				struct egr_slot_sh *s = egr_ring_slot(r, i);
+				struct egr_slot_sh *s = slot_sh(r, i);
 				if (s->state != EGR_SLOT_FREE)
 					continue;
 				s->owner = getpid();
@@ -610,7 +608,7 @@ void egr_ring_publish(struct egr_ring *r, uint32_t slot, uint32_t first_frame, u
 		      uint64_t bytes)
 {
 	struct egr_ring_hdr *h = r->h;
-	struct egr_slot_sh *s = egr_ring_slot(r, slot);
+	struct egr_slot_sh *s = slot_sh(r, slot);
 
 	egr_ring_lock(r);
 	s->first_frame = first_frame;
@@ -625,7 +623,7 @@ void egr_ring_publish(struct egr_ring *r, uint32_t slot, uint32_t first_frame, u
 
 void egr_ring_abandon(struct egr_ring *r, uint32_t slot)
 {
-	struct egr_slot_sh *s = egr_ring_slot(r, slot);
+	struct egr_slot_sh *s = slot_sh(r, slot);
 
 	egr_ring_lock(r);
 	s->owner = 0;
@@ -674,14 +672,14 @@ int egr_ring_take(struct egr_ring *r, uint32_t *slot, int timeout_ms,
 
 		egr_ring_lock(r);
 		for (uint32_t i = 0; i < h->nslots; i++) {
-			struct egr_slot_sh *s = egr_ring_slot(r, i);
+			struct egr_slot_sh *s = slot_sh(r, i);
 			if (s->state == EGR_SLOT_READY && (best < 0 || s->seq < best_seq)) {
 				best = (int)i;
 				best_seq = s->seq;
 			}
 		}
 		if (best >= 0) {
-			struct egr_slot_sh *s = egr_ring_slot(r, (uint32_t)best);
+			struct egr_slot_sh *s = slot_sh(r, (uint32_t)best);
 			s->owner = getpid();
 			s->state = EGR_SLOT_WRITING;
 		}
@@ -712,17 +710,17 @@ static int job_writable(const struct egr_job_sh *j)
 void egr_ring_release(struct egr_ring *r, uint32_t slot, int ok, const char *msg, int *finalize)
 {
 	struct egr_ring_hdr *h = r->h;
-	struct egr_slot_sh *s = egr_ring_slot(r, slot);
+	struct egr_slot_sh *s = slot_sh(r, slot);
 	struct egr_job_sh *j = &h->jobs[s->job];
 
 	if (finalize)
 		*finalize = 0;
 	egr_ring_lock(r);
-	if (ok && job_writable(j) && s->chunk < j->chunks_total) {
+	if (ok && job_writable(j) && s->chunk < j->lay.chunks_total) {
 		uint64_t *bm = job_bitmap(r, s->job);
 		bm[s->chunk / 64] |= 1ull << (s->chunk % 64);	/* idempotent */
-		j->chunks_written = popcount_chunks(bm, j->chunks_total);	/* absolute */
-		if (j->chunks_written == j->chunks_total && j->finalizer == 0) {
+		j->chunks_written = popcount_chunks(bm, j->lay.chunks_total);	/* absolute */
+		if (j->chunks_written == j->lay.chunks_total && j->finalizer == 0) {
 			j->finalizer = getpid();
 			if (finalize)
 				*finalize = 1;
@@ -743,8 +741,8 @@ int egr_ring_claim_finalize(struct egr_ring *r)
 	egr_ring_lock(r);
 	for (uint32_t i = 0; i < EGR_RING_JOBS; i++) {
 		struct egr_job_sh *j = &r->h->jobs[i];
-		if (job_writable(j) && j->chunks_total && j->finalizer == 0 &&
-		    popcount_chunks(job_bitmap(r, i), j->chunks_total) == j->chunks_total) {
+		if (job_writable(j) && j->lay.chunks_total && j->finalizer == 0 &&
+		    popcount_chunks(job_bitmap(r, i), j->lay.chunks_total) == j->lay.chunks_total) {
 			j->finalizer = getpid();
 			found = (int)i;
 			break;
@@ -770,3 +768,111 @@ void egr_ring_job_finish(struct egr_ring *r, uint32_t job, int ok, const char *m
 	j->finalizer = 0;
 	egr_ring_unlock(r);
 }
+
+/* ---- reading ---- */
+
+int egr_ring_job_view(struct egr_ring *r, uint32_t job, struct egr_job_view *v)
+{
+	const struct egr_job_sh *j;
+
+	if (job >= EGR_RING_JOBS)
+		return -EINVAL;
+	j = &r->h->jobs[job];
+	egr_ring_lock(r);
+	v->index = job;
+	v->state = j->state;
+	v->producer = j->producer;
+	v->finalizer = j->finalizer;
+	v->producer_restarts = j->producer_restarts;
+	v->planned = j->planned;
+	v->prepared = j->prepared;
+	v->chunks_written = j->chunks_written;
+	memcpy(v->name, j->name, sizeof(v->name));
+	memcpy(v->path, j->path, sizeof(v->path));
+	v->spec = j->spec;
+	v->lay = j->lay;
+	memcpy(v->backend, j->backend, sizeof(v->backend));
+	v->st = j->st;
+	memcpy(v->error, j->error, sizeof(v->error));
+	egr_ring_unlock(r);
+	/* shared memory is not trusted to hold terminated strings */
+	v->name[sizeof(v->name) - 1] = v->path[sizeof(v->path) - 1] = 0;
+	v->lay.tmp_path[sizeof(v->lay.tmp_path) - 1] = v->backend[sizeof(v->backend) - 1] = 0;
+	v->error[sizeof(v->error) - 1] = 0;
+	return 0;
+}
+
+uint32_t egr_ring_job_state(struct egr_ring *r, uint32_t job)
+{
+	return __atomic_load_n(&r->h->jobs[job].state, __ATOMIC_ACQUIRE);
+}
+
+void egr_ring_slot_view(struct egr_ring *r, uint32_t slot, struct egr_slot_view *v)
+{
+	const struct egr_slot_sh *s = slot_sh(r, slot);
+
+	egr_ring_lock(r);
+	v->state = s->state;
+	v->job = s->job;
+	v->chunk = s->chunk;
+	v->first_frame = s->first_frame;
+	v->nframes = s->nframes;
+	v->bytes = s->bytes;
+	egr_ring_unlock(r);
+}
+
+struct egr_job_stats *egr_ring_job_stats(struct egr_ring *r, uint32_t job)
+{
+	return &r->h->jobs[job].st;
+}
+
+/* ---- producer: the job's layout ---- */
+
+void egr_ring_job_plan(struct egr_ring *r, uint32_t job, struct egr_job_layout *lay, const char *backend)
+{
+	struct egr_job_sh *j = &r->h->jobs[job];
+
+	egr_ring_lock(r);
+	snprintf(j->backend, sizeof(j->backend), "%s", backend);
+	if (j->planned) {
+		*lay = j->lay;	/* a resumed job keeps its temporary output */
+	} else {
+		j->lay = *lay;
+		j->planned = 1;	/* last: a prefix without it is "not planned" */
+	}
+	egr_ring_unlock(r);
+}
+
+void egr_ring_job_prepared(struct egr_ring *r, uint32_t job)
+{
+	egr_ring_lock(r);
+	r->h->jobs[job].prepared = 1;
+	egr_ring_unlock(r);
+}
+
+#ifdef EGR_TESTING
+void egr_ring_set_fault_delay(struct egr_ring *r, uint32_t ms)
+{
+	__atomic_store_n(&r->h->fault_write_delay_ms, ms, __ATOMIC_RELAXED);
+}
+
+uint32_t egr_ring_fault_delay(struct egr_ring *r)
+{
+	return __atomic_load_n(&r->h->fault_write_delay_ms, __ATOMIC_RELAXED);
+}
+
+struct egr_ring_hdr *egr_ring_hdr(struct egr_ring *r)
+{
+	return r->h;
+}
+
+struct egr_job_sh *egr_ring_job(struct egr_ring *r, uint32_t job)
+{
+	return &r->h->jobs[job];
+}
+
+struct egr_slot_sh *egr_ring_slot(struct egr_ring *r, uint32_t slot)
+{
+	return slot_sh(r, slot);
+}
+#endif

@@ -46,7 +46,7 @@
 #include "config/job.h"
 
 #define EGR_RING_MAGIC 0x3130534452474745ull	/* "EGGRDS01" little-endian */
-#define EGR_RING_VERSION 1
+#define EGR_RING_VERSION 2
 #define EGR_RING_JOBS 8
 #define EGR_JOB_NAME_MAX 256
 #define EGR_ERR_MAX 512
@@ -66,15 +66,16 @@ enum egr_job_state {
 	EGR_JOB_FAILED = 4,	/* error[] says why; supervisor cleans up */
 };
 
+/* One slot's metadata.  Written under the lock, by the role named. */
 struct egr_slot_sh {
-	uint32_t state;		/* enum egr_slot_state */
+	uint32_t state;		/* enum egr_slot_state: producer (acquire, publish), worker (take, release), reclaim */
 	int32_t owner;		/* pid holding FILLING/WRITING, else 0 */
-	uint32_t job;		/* index into the job table */
-	uint32_t chunk;		/* chunk index within the job */
-	uint64_t seq;		/* publish order; workers take the lowest */
-	uint32_t first_frame;	/* 0-based */
-	uint32_t nframes;
-	uint64_t bytes;		/* valid bytes in the slot */
+	uint32_t job;		/* producer (acquire): index into the job table */
+	uint32_t chunk;		/* producer (acquire): chunk index within the job */
+	uint64_t seq;		/* producer (publish): publish order; workers take the lowest */
+	uint32_t first_frame;	/* producer (publish): 0-based */
+	uint32_t nframes;	/* producer (publish) */
+	uint64_t bytes;		/* producer (publish): valid bytes in the slot */
 };
 
 struct egr_job_stats {
@@ -98,33 +99,78 @@ struct egr_job_stats {
 	uint64_t rewrites;	/* chunks written again after a worker died */
 };
 
-struct egr_job_sh {
-	uint32_t state;		/* enum egr_job_state */
-	int32_t producer;	/* pid decoding it, 0 when the producer let go */
-	int32_t finalizer;	/* pid fsyncing/renaming it, 0 if none */
-	uint32_t producer_restarts;	/* producer deaths while on this job */
-	uint32_t prepared;	/* temp output created, geometry below valid */
-	uint32_t published_all;	/* every chunk was published once */
-	char name[EGR_JOB_NAME_MAX];	/* job file name in the spool */
-	char path[EGR_PATH_MAX];	/* job file as the producer may reread it */
-	struct egr_jobspec spec;
-
-	/* geometry, set by the producer before the first publish */
+/*
+ * Where a job's frames go, fixed once per job by the producer before its
+ * first slot is published (egr_ring_job_plan), read by the workers and the
+ * supervisor.  Plain data; the output module (workers/output.h) computes it.
+ */
+struct egr_job_layout {
 	uint32_t width, height, channels, lat_h, lat_w;
-	uint32_t frames;
+	uint32_t frames;	/* output frames */
 	uint32_t chunk_frames;	/* effective: clamped so a chunk fits a slot */
 	uint32_t chunks_total;
 	uint64_t frame_bytes;	/* RGB24 for png, I420 for y4m */
 	uint64_t header_bytes;	/* y4m stream header */
 	uint64_t out_bytes;	/* final size (y4m) or raw frame bytes (png) */
 	char tmp_path[EGR_PATH_MAX];	/* temp file (y4m) or directory (png) */
-	char backend[16];	/* backend that decoded it, for the result */
-
-	uint32_t chunks_written;	/* popcount of the bitmap, kept in step */
-	struct egr_job_stats st;
-	char error[EGR_ERR_MAX];	/* first error wins */
 };
 
+/*
+ * One row of the job table.  Each field names the role that writes it; all
+ * writes happen in shm/ring.c under the lock, except the stats counters
+ * (atomic adds by any role, through egr_ring_job_stats()).
+ */
+struct egr_job_sh {
+	uint32_t state;		/* enum egr_job_state; every role, through ring.c's transitions */
+	int32_t producer;	/* producer: its pid while decoding it; reclaim clears */
+	int32_t finalizer;	/* worker: pid fsyncing/renaming it; reclaim clears */
+	uint32_t producer_restarts;	/* reclaim: producer deaths while on this job */
+	uint32_t planned;	/* producer: layout below valid (written before the temp output exists) */
+	uint32_t prepared;	/* producer: temp output created */
+	uint32_t published_all;	/* producer: every chunk was published once */
+	char name[EGR_JOB_NAME_MAX];	/* supervisor: job file name in the spool */
+	char path[EGR_PATH_MAX];	/* supervisor: job file as the producer may reread it */
+	struct egr_jobspec spec;	/* supervisor */
+	struct egr_job_layout lay;	/* producer (egr_ring_job_plan) */
+	char backend[16];	/* producer: backend that decoded it, for the result */
+
+	uint32_t chunks_written;	/* worker: popcount of the bitmap, kept in step */
+	struct egr_job_stats st;	/* any role: atomic adds */
+	char error[EGR_ERR_MAX];	/* any role: first error wins */
+};
+
+/*
+ * A copy of a job row taken under the lock: what a role reads.  Nothing
+ * outside shm/ holds a pointer into the job table.
+ */
+struct egr_job_view {
+	uint32_t index;
+	uint32_t state;
+	int32_t producer, finalizer;
+	uint32_t producer_restarts;
+	uint32_t planned, prepared;
+	uint32_t chunks_written;
+	char name[EGR_JOB_NAME_MAX];
+	char path[EGR_PATH_MAX];
+	struct egr_jobspec spec;
+	struct egr_job_layout lay;
+	char backend[16];
+	struct egr_job_stats st;	/* a snapshot */
+	char error[EGR_ERR_MAX];
+};
+
+/* A copy of a slot's metadata. */
+struct egr_slot_view {
+	uint32_t state, job, chunk, first_frame, nframes;
+	uint64_t bytes;
+};
+
+/*
+ * The segment's header (the LMDB lock-region shape): identity and layout
+ * first, checked on attach; the lock and semaphores on their own cache line,
+ * away from the job table every role reads.  Written by the supervisor at
+ * creation unless a field says otherwise.
+ */
 struct egr_ring_hdr {
 	uint64_t magic;
 	uint32_t version;
@@ -135,19 +181,19 @@ struct egr_ring_hdr {
 	uint64_t slot_bytes;	/* page multiple */
 	uint64_t slots_meta_off, bitmap_off, data_off;
 	int32_t supervisor;	/* pid of the creator, for stale detection */
-	uint32_t stopping;	/* set by the supervisor on shutdown */
-	uint64_t next_seq;
+	uint32_t stopping;	/* supervisor, on shutdown */
+	uint64_t next_seq;	/* producer (publish), under the lock */
 
-	pthread_mutex_t lock;	/* robust, process-shared */
+	/* fault injection, honoured only by builds with EGR_TESTING (supervisor) */
+	uint32_t fault_write_delay_ms;
+	uint32_t pad;
+
+	pthread_mutex_t lock __attribute__((aligned(64)));	/* robust, process-shared */
 	sem_t sem_free;		/* counts FREE slots (hint; see above) */
 	sem_t sem_ready;	/* counts READY slots (hint) */
 	sem_t sem_jobs;		/* counts QUEUED jobs (hint) */
 
-	/* fault injection, honoured only by builds with EGR_TESTING */
-	uint32_t fault_write_delay_ms;
-	uint32_t pad;
-
-	struct egr_job_sh jobs[EGR_RING_JOBS];
+	struct egr_job_sh jobs[EGR_RING_JOBS] __attribute__((aligned(64)));
 };
 
 struct egr_ring_geom {
@@ -172,17 +218,40 @@ int egr_ring_unlink(const char *name);
 /* Bytes the segment needs for g (for limits checks and egressd -t). */
 uint64_t egr_ring_segment_bytes(const struct egr_ring_geom *g);
 
-struct egr_ring_hdr *egr_ring_hdr(struct egr_ring *r);
-struct egr_job_sh *egr_ring_job(struct egr_ring *r, uint32_t job);
-struct egr_slot_sh *egr_ring_slot(struct egr_ring *r, uint32_t slot);
+/* Sizes fixed at creation. */
+struct egr_ring_info {
+	uint32_t nslots, max_chunks;
+	uint64_t slot_bytes, total_bytes;
+};
+void egr_ring_info(struct egr_ring *r, struct egr_ring_info *out);
 void *egr_ring_slot_data(struct egr_ring *r, uint32_t slot);
 /* The contiguous slot data area: what the CUDA producer registers. */
 void *egr_ring_data_base(struct egr_ring *r);
 size_t egr_ring_data_len(struct egr_ring *r);
 
+/* ---- reading (any role) ---- */
+/* Copy job's row (under the lock).  -EINVAL for an index out of range. */
+int egr_ring_job_view(struct egr_ring *r, uint32_t job, struct egr_job_view *v);
+/* The job's state, read without the lock (a hint between operations). */
+uint32_t egr_ring_job_state(struct egr_ring *r, uint32_t job);
+/* Copy slot's metadata (under the lock). */
+void egr_ring_slot_view(struct egr_ring *r, uint32_t slot, struct egr_slot_view *v);
+/* The job's counters, for egr_stat_add(): the only shared memory written outside ring.c. */
+struct egr_job_stats *egr_ring_job_stats(struct egr_ring *r, uint32_t job);
+
 /* Robust lock: after EOWNERDEAD the state is accepted (see above). */
 void egr_ring_lock(struct egr_ring *r);
 void egr_ring_unlock(struct egr_ring *r);
+
+#ifdef EGR_TESTING
+/* Test builds: slow every slot write by ms (supervisor sets, workers read). */
+void egr_ring_set_fault_delay(struct egr_ring *r, uint32_t ms);
+uint32_t egr_ring_fault_delay(struct egr_ring *r);
+/* Raw rows, for tests/unit/test_ring.c's invariant checks only. */
+struct egr_ring_hdr *egr_ring_hdr(struct egr_ring *r);
+struct egr_job_sh *egr_ring_job(struct egr_ring *r, uint32_t job);
+struct egr_slot_sh *egr_ring_slot(struct egr_ring *r, uint32_t slot);
+#endif
 
 /* ---- supervisor ---- */
 /* Queue a job; returns its table index, or -ENOSPC when the table is full. */
@@ -223,6 +292,15 @@ int egr_ring_chunk_needed(struct egr_ring *r, uint32_t job, uint32_t chunk);
  */
 int egr_ring_acquire(struct egr_ring *r, uint32_t job, uint32_t chunk, uint32_t *slot,
 		     uint64_t *blocked_ns, const volatile sig_atomic_t *stop);
+/*
+ * Record the job's layout (with its temporary output's name) before that
+ * output is created, so any later run knows what to remove: write-ahead.
+ * A job planned by an earlier producer keeps its layout; *lay receives the
+ * layout in force either way.  backend names the backend now decoding it.
+ */
+void egr_ring_job_plan(struct egr_ring *r, uint32_t job, struct egr_job_layout *lay, const char *backend);
+/* The temporary output exists: workers may write into it. */
+void egr_ring_job_prepared(struct egr_ring *r, uint32_t job);
 /* FILLING -> READY.  Call only once the slot's data is complete. */
 void egr_ring_publish(struct egr_ring *r, uint32_t slot, uint32_t first_frame, uint32_t nframes,
 		      uint64_t bytes);

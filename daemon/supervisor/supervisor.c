@@ -28,6 +28,7 @@
 #include "daemon/base/fs.h"
 #include "daemon/supervisor/spool.h"
 #include "daemon/supervisor/supervisor.h"
+#include "workers/output.h"
 
 #define SUP_MAX_KIDS 65
 #define SUP_NOTIFY_FD 3		/* where children find the notify pipe */
@@ -240,11 +241,11 @@ static double secs(uint64_t ns)
 }
 
 /* The result file: INI, so the tools that write jobs can read it back. */
-static void format_result(const struct egr_job_sh *j, char *buf, size_t len)
+static void format_result(const struct egr_job_view *j, char *buf, size_t len)
 {
 	const struct egr_job_stats *st = &j->st;
 	uint64_t wall = st->t_end_ns > st->t_start_ns ? st->t_end_ns - st->t_start_ns : 0;
-	uint64_t bytes = j->out_bytes;
+	uint64_t bytes = j->lay.out_bytes;
 	int n;
 
 	n = snprintf(buf, len,
@@ -272,9 +273,9 @@ static void format_result(const struct egr_job_sh *j, char *buf, size_t len)
 		     "rewrites = %llu\n"
 		     "producer_restarts = %u\n",
 		     j->name, j->spec.output, egr_job_format_name(j->spec.format),
-		     egr_job_decoder_name(j->spec.decoder), j->backend, j->frames, j->width, j->height,
-		     j->chunk_frames, (unsigned long long)bytes, secs(wall),
-		     wall ? j->frames / secs(wall) : 0.0,
+		     egr_job_decoder_name(j->spec.decoder), j->backend, j->lay.frames, j->lay.width,
+		     j->lay.height, j->lay.chunk_frames, (unsigned long long)bytes, secs(wall),
+		     wall ? j->lay.frames / secs(wall) : 0.0,
 		     st->t_start_ns > st->t_queued_ns ? secs(st->t_start_ns - st->t_queued_ns) : 0.0,
 		     secs(st->read_ns), secs(st->decode_ns), secs(st->blocked_ns), secs(st->encode_ns),
 		     secs(st->write_ns), secs(st->finalize_ns), (unsigned long long)st->rewrites,
@@ -311,21 +312,25 @@ static void oneshot_failed(struct sup *s, const char *name, const char *why)
 
 static void job_report(struct sup *s, uint32_t i, int ok)
 {
-	struct egr_job_sh *j = egr_ring_job(s->ring, i);
+	struct egr_job_view jv, *j = &jv;
 	char text[4096], err[512];
 
+	egr_ring_job_view(s->ring, i, j);
 	if (ok) {
 		format_result(j, text, sizeof(text));
 		uint64_t wall = j->st.t_end_ns > j->st.t_start_ns ? j->st.t_end_ns - j->st.t_start_ns : 1;
-		egr_info("job %s done: %u frames %ux%u in %.3f s (%.1f frames/s) -> %s", j->name, j->frames,
-			 j->width, j->height, secs(wall), j->frames / secs(wall), j->spec.output);
+		egr_info("job %s done: %u frames %ux%u in %.3f s (%.1f frames/s) -> %s", j->name,
+			 j->lay.frames, j->lay.width, j->lay.height, secs(wall), j->lay.frames / secs(wall),
+			 j->spec.output);
 	} else {
-		/* a failed job leaves no partial output behind */
-		if (j->prepared && j->tmp_path[0]) {
-			int rc = egr_fs_remove_tree(j->tmp_path);
-			if (rc)
-				egr_warn("removing partial output \"%s\": %s", j->tmp_path, strerror(-rc));
-		}
+		/*
+		 * A failed job leaves no partial output behind.  The layout is
+		 * recorded before the temporary output is created, so one the
+		 * producer died creating goes too.
+		 */
+		int rc = j->planned ? egr_output_discard(&j->lay) : 0;
+		if (rc)
+			egr_warn("removing partial output \"%s\": %s", j->lay.tmp_path, strerror(-rc));
 		snprintf(text, sizeof(text), "%s\n", j->error);
 		egr_warn("job %s failed: %s", j->name, j->error);
 	}
@@ -344,13 +349,16 @@ static void job_report(struct sup *s, uint32_t i, int ok)
 static void process_jobs(struct sup *s)
 {
 	for (uint32_t i = 0; i < EGR_RING_JOBS; i++) {
-		struct egr_job_sh *j = egr_ring_job(s->ring, i);
-		uint32_t state = __atomic_load_n(&j->state, __ATOMIC_ACQUIRE);
+		uint32_t state = egr_ring_job_state(s->ring, i);
+		struct egr_job_view j;
 
+		if (state != EGR_JOB_DONE && state != EGR_JOB_FAILED)
+			continue;
+		egr_ring_job_view(s->ring, i, &j);
 		/* wait for the producer to let go: it still adds its stats */
-		if (state == EGR_JOB_DONE && j->producer == 0)
+		if (j.state == EGR_JOB_DONE && j.producer == 0)
 			job_report(s, i, 1);
-		else if (state == EGR_JOB_FAILED && j->producer == 0 && j->finalizer == 0 &&
+		else if (j.state == EGR_JOB_FAILED && j.producer == 0 && j.finalizer == 0 &&
 			 egr_ring_job_slots(s->ring, i) == 0)
 			job_report(s, i, 0);
 	}
@@ -359,8 +367,11 @@ static void process_jobs(struct sup *s)
 static int job_in_table(struct sup *s, const char *name)
 {
 	for (uint32_t i = 0; i < EGR_RING_JOBS; i++) {
-		struct egr_job_sh *j = egr_ring_job(s->ring, i);
-		if (j->state != EGR_JOB_EMPTY && strcmp(j->name, name) == 0)
+		struct egr_job_view j;
+		if (egr_ring_job_state(s->ring, i) == EGR_JOB_EMPTY)
+			continue;
+		egr_ring_job_view(s->ring, i, &j);
+		if (j.state != EGR_JOB_EMPTY && strcmp(j.name, name) == 0)
 			return 1;
 	}
 	return 0;
@@ -371,7 +382,7 @@ static int table_free(struct sup *s)
 	int n = 0;
 
 	for (uint32_t i = 0; i < EGR_RING_JOBS; i++)
-		n += egr_ring_job(s->ring, i)->state == EGR_JOB_EMPTY;
+		n += egr_ring_job_state(s->ring, i) == EGR_JOB_EMPTY;
 	return n;
 }
 
@@ -494,6 +505,7 @@ static void stop_children(struct sup *s)
 static int sup_setup(struct sup *s, const struct egr_conf *c, int oneshot)
 {
 	struct egr_ring_geom g;
+	struct egr_ring_info info;
 	char err[512];
 	int fds[2], rc;
 
@@ -533,11 +545,11 @@ static int sup_setup(struct sup *s, const struct egr_conf *c, int oneshot)
 	/* test builds: a slow disk, for the backpressure tests */
 	const char *delay = getenv("EGR_FAULT_WRITE_DELAY_MS");
 	if (delay)
-		egr_ring_hdr(s->ring)->fault_write_delay_ms = (uint32_t)atoi(delay);
+		egr_ring_set_fault_delay(s->ring, (uint32_t)atoi(delay));
 #endif
+	egr_ring_info(s->ring, &info);
 	egr_info("shared memory %s: %u slots of %llu bytes (%.1f MiB in all)", s->shm_name, c->slots,
-		 (unsigned long long)egr_ring_hdr(s->ring)->slot_bytes,
-		 (double)egr_ring_hdr(s->ring)->total_bytes / 1048576.0);
+		 (unsigned long long)info.slot_bytes, (double)info.total_bytes / 1048576.0);
 
 	if (!oneshot) {
 		char inc[4096];

@@ -1,0 +1,55 @@
+/*
+ * producer.h: what the producer's files share (producer.c: main and the
+ * ring pipeline's job loop; plan.c: planning, limits and latents staging;
+ * naive.c: the benchmark baseline loop).  Internal to egressd-producer.
+ */
+#ifndef EGR_PRODUCER_H
+#define EGR_PRODUCER_H
+
+#include <signal.h>
+#include <stdint.h>
+
+#include "config/conf.h"
+#include "daemon/formats/npy.h"
+#include "daemon/producer/backend.h"
+#include "shm/ring.h"
+
+struct producer {
+	struct egr_conf conf;
+	struct egr_ring *ring;
+	const struct egr_backend_ops *ops;
+	void *be;
+	int notify_fd;
+	/* slots handed to the backend and not yet published (by slot index) */
+	uint8_t *inflight;
+	uint32_t nslots;
+};
+
+/* Set by SIGTERM/SIGINT; every loop checks it. */
+extern volatile sig_atomic_t egr_producer_stop;
+
+/* Wake the supervisor: the job table changed. */
+void egr_producer_notify(struct producer *p);
+
+/*
+ * Open the latents, plan the job (limits, geometry, layout recorded in the
+ * ring, temporary output created once per job) and start it on the backend:
+ * the set-up every pipeline shares.  j is refreshed with the layout in force.
+ */
+int egr_producer_begin_job(struct producer *p, struct egr_job_view *j, struct egr_npy *n,
+			   struct egr_job_geom *g, char *err, size_t errlen);
+/*
+ * Stage one chunk's latents: a backend input buffer, filled from the
+ * latents file, checked for NaN/Inf.  Returns the buffer, or NULL with err set.
+ */
+void *egr_producer_load_chunk(struct producer *p, const struct egr_job_view *j, struct egr_npy *n,
+			      const struct egr_job_geom *g, uint32_t first, uint32_t nf, uint64_t *read_ns,
+			      char *err, size_t errlen);
+/* Add one job run's producer-side numbers to the job's shared stats. */
+void egr_producer_add_stats(struct producer *p, uint32_t job, const struct egr_backend_stats *b,
+			    uint64_t read_ns, uint64_t blocked_ns, uint64_t producer_ns);
+
+/* pipeline = naive (naive.c): the benchmark baseline for one job. */
+void egr_producer_run_naive(struct producer *p, uint32_t job);
+
+#endif

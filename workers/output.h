@@ -1,0 +1,73 @@
+/*
+ * output: a job's output on disk, from creation to the final rename.  The
+ * only code that builds temporary names, creates, writes, finalizes or
+ * removes a job's output; the producer, the workers and the supervisor call
+ * it (a new output format lives here and in its encoder under formats/).
+ *
+ *   plan      (producer)   sizes, offsets and the temporary name: pure
+ *   prepare   (producer)   create the temporary output before any decode:
+ *                          y4m: header + every block reserved (a full disk
+ *                          fails the job before the GPU starts); png: a dir
+ *   write     (worker)     one chunk's frames at their fixed place, so
+ *                          several workers fill one output in parallel and a
+ *                          rewrite after a crash writes the same bytes
+ *   finalize  (worker)     fsync, rename into place, fsync the directory;
+ *                          idempotent: a finalizer killed anywhere is redone
+ *   discard   (supervisor) remove the temporary output of a failed job
+ *
+ * The temporary output sits beside the output (same filesystem, so the
+ * rename is atomic) under ".<base>.<hash of the job name>.egressd-tmp".
+ * Functions return 0 or -errno with err holding one line naming the call
+ * and the path.
+ */
+#ifndef EGR_OUTPUT_H
+#define EGR_OUTPUT_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "config/job.h"
+#include "shm/ring.h"
+
+struct egr_wio;
+
+/*
+ * Fill lay's output fields (frame_bytes, header_bytes, out_bytes, tmp_path)
+ * for frames frames of width x height; the caller fills the rest.
+ */
+int egr_output_plan(const struct egr_jobspec *spec, const char *job_name, uint32_t width, uint32_t height,
+		    uint32_t frames, struct egr_job_layout *lay, char *err, size_t errlen);
+/* Create the temporary output (replacing a leftover of a crashed run). */
+int egr_output_prepare(const struct egr_jobspec *spec, const struct egr_job_layout *lay, char *err,
+		       size_t errlen);
+/* Remove the temporary output; 0 if there is none. */
+int egr_output_discard(const struct egr_job_layout *lay);
+
+/* A worker's writing state: open files per job, iovecs.  Not thread-safe. */
+struct egr_output_writer;
+int egr_output_writer_new(struct egr_ring *r, struct egr_wio *wio, struct egr_output_writer **out);
+void egr_output_writer_free(struct egr_output_writer *w);
+
+/* egr_output_write's "the job failed meanwhile: drop the chunk, report nothing" */
+#define EGR_OUTPUT_DROPPED 1
+/*
+ * Write frames first .. first+n-1 (data: n frames of lay.frame_bytes) of
+ * job j.  0, EGR_OUTPUT_DROPPED, or -errno.  Adds to the job's write stats.
+ */
+int egr_output_write(struct egr_output_writer *w, const struct egr_job_view *j, const uint8_t *data,
+		     uint32_t first, uint32_t n, char *err, size_t errlen);
+/* fsync + rename into place + fsync the directory.  w may be NULL. */
+int egr_output_finalize(struct egr_output_writer *w, const struct egr_job_view *j, char *err,
+			size_t errlen);
+/* Close files of jobs that are over, so no deleted file stays open. */
+void egr_output_sweep(struct egr_output_writer *w);
+
+#ifdef EGR_TESTING
+/*
+ * Test builds: fn(ctx, 0) says whether this chunk's write is to be torn;
+ * if so, fn(ctx, 1) runs once half of it is on disk (and kills the worker).
+ */
+void egr_output_set_mid_hook(struct egr_output_writer *w, int (*fn)(void *ctx, int fire), void *ctx);
+#endif
+
+#endif
