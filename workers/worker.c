@@ -1,7 +1,7 @@
 /*
  * egressd-worker: one writer process of the pool.
  *
- *   egressd-worker [-c CONF] --shm NAME --notify-fd N [--index I]
+ *   egressd-worker -c CONF --shm NAME --notify-fd N [--index I]   (daemon/base/args.h)
  *
  * The supervisor fork+execs it.  It takes READY slots from the ring, writes
  * their frames into the job's temporary output (io_uring, or pwrite where
@@ -20,7 +20,6 @@
  */
 #include <errno.h>
 #include <fcntl.h>
-#include <getopt.h>
 #include <inttypes.h>
 #include <libgen.h>
 #include <signal.h>
@@ -33,6 +32,7 @@
 #include <unistd.h>
 
 #include "config/conf.h"
+#include "daemon/base/args.h"
 #include "daemon/base/log.h"
 #include "shm/ring.h"
 #include "workers/output.h"
@@ -236,74 +236,26 @@ static void finalize(struct worker *wk, uint32_t jix)
 
 /* ---- main ---- */
 
-static void usage(FILE *f)
+/* Log level from the config, the notify pipe non-blocking, signals as flags. */
+static int setup(struct worker *wk, const struct egr_child_args *a)
 {
-	fprintf(f, "usage: egressd-worker [-c CONF] --shm NAME --notify-fd N [--index I]\n"
-		   "(started by egressd; not meant to be run by hand)\n");
-}
-
-int main(int argc, char **argv)
-{
-	static const struct option opts[] = {
-		{ "shm", required_argument, NULL, 's' },
-		{ "notify-fd", required_argument, NULL, 'n' },
-		{ "index", required_argument, NULL, 'i' },
-		{ "help", no_argument, NULL, 'h' },
-		{ NULL, 0, NULL, 0 },
-	};
-	struct worker wk = { .notify_fd = -1, .index = -1 };
-	const char *shm = NULL, *conf = NULL;
-	char err[512], *end;
 	struct sigaction sa;
 	sigset_t set;
-	int opt, ret, code = EGR_EXIT_OK;
+	char err[512];
 
-	egr_log_init("worker");
-	while ((opt = getopt_long(argc, argv, "c:h", opts, NULL)) != -1) {
-		switch (opt) {
-		case 'c':
-			conf = optarg;
-			break;
-		case 's':
-			shm = optarg;
-			break;
-		case 'n':
-			wk.notify_fd = (int)strtol(optarg, &end, 10);
-			if (*end || wk.notify_fd < 0)
-				wk.notify_fd = -1;
-			break;
-		case 'i':
-			wk.index = (int)strtol(optarg, &end, 10);
-			if (*end)
-				wk.index = -1;
-			break;
-		case 'h':
-			usage(stdout);
-			return EGR_EXIT_OK;
-		default:
-			usage(stderr);
-			return EGR_EXIT_USAGE;
-		}
-	}
-	if (!shm || wk.notify_fd < 0 || optind != argc) {
-		usage(stderr);
-		return EGR_EXIT_USAGE;
-	}
-	if (conf) {
+	if (a->conf) {
 		struct egr_conf c;
-		egr_conf_defaults(&c);
-		if (egr_conf_load(conf, &c, err, sizeof(err)) < 0) {
+		if (egr_conf_load(a->conf, &c, err, sizeof(err)) < 0) {
 			egr_err("%s", err);
 			return EGR_EXIT_CONFIG;
 		}
 		egr_log_set_level(egr_conf_log_level(&c));
 	}
-	if (fcntl(wk.notify_fd, F_SETFL, fcntl(wk.notify_fd, F_GETFL) | O_NONBLOCK) < 0 ||
-	    fcntl(wk.notify_fd, F_SETFD, FD_CLOEXEC) < 0) {
-		egr_err("--notify-fd %d: %s", wk.notify_fd, strerror(errno));
+	if (fcntl(wk->notify_fd, F_SETFL, fcntl(wk->notify_fd, F_GETFL) | O_NONBLOCK) < 0 ||
+	    fcntl(wk->notify_fd, F_SETFD, FD_CLOEXEC) < 0) {
+		egr_err("--notify-fd %d: %s", wk->notify_fd, strerror(errno));
 		return EGR_EXIT_USAGE;
 	}
-
 	/* the flag is all a handler does; the loop checks it between slots */
 	memset(&sa, 0, sizeof(sa));
 	sa.sa_handler = on_signal;
@@ -315,24 +267,62 @@ int main(int argc, char **argv)
 	sigaddset(&set, SIGTERM);
 	sigaddset(&set, SIGINT);
 	sigprocmask(SIG_UNBLOCK, &set, NULL);
+	return EGR_EXIT_OK;
+}
 
-	ret = egr_ring_attach(shm, &wk.r, err, sizeof(err));
+/* Take slots until told to stop; when idle, finish orphaned finalizations. */
+static int serve(struct worker *wk)
+{
+	while (!stop) {
+		uint32_t slot;
+		int ret = egr_ring_take(wk->r, &slot, TAKE_TIMEOUT_MS, &stop);
+
+		if (ret == 0) {
+			do_slot(wk, slot);
+		} else if (ret == -EAGAIN) {
+			int jix = egr_ring_claim_finalize(wk->r);
+			if (jix >= 0)
+				finalize(wk, (uint32_t)jix);
+			egr_output_sweep(wk->out);
+		} else if (ret != -ECANCELED) {
+			egr_err("egr_ring_take: %s", strerror(-ret));
+			return EGR_EXIT_SOFTWARE;
+		} else {
+			break;
+		}
+	}
+	return EGR_EXIT_OK;
+}
+
+int main(int argc, char **argv)
+{
+	struct worker wk = { .notify_fd = -1, .index = -1 };
+	struct egr_child_args a;
+	char err[512];
+	int ret, code;
+
+	egr_log_init("worker");
+	ret = egr_child_args_parse(argc, argv, "worker", 0, 1, &a);
+	if (ret)
+		return ret > 0 ? EGR_EXIT_OK : EGR_EXIT_USAGE;
+	wk.notify_fd = a.notify_fd;
+	wk.index = a.index;
+	if ((code = setup(&wk, &a)) != EGR_EXIT_OK)
+		return code;
+	ret = egr_ring_attach(a.shm, &wk.r, err, sizeof(err));
 	if (ret < 0) {
 		egr_err("%s", err);
 		return EGR_EXIT_OSERR;
 	}
+	code = EGR_EXIT_OSERR;
 	ret = egr_wio_open(&wk.w, WIO_DEPTH, err, sizeof(err));
 	if (ret < 0) {
 		egr_err("%s", err);
-		egr_ring_close(wk.r);
-		return EGR_EXIT_OSERR;
+		goto out;
 	}
-	ret = egr_output_writer_new(wk.r, wk.w, &wk.out);
-	if (ret < 0) {
+	if (egr_output_writer_new(wk.r, wk.w, &wk.out) < 0) {
 		egr_err("out of memory");
-		egr_wio_close(wk.w);
-		egr_ring_close(wk.r);
-		return EGR_EXIT_OSERR;
+		goto out;
 	}
 #ifdef EGR_TESTING
 	egr_output_set_mid_hook(wk.out, mid_hook, &wk);
@@ -342,29 +332,11 @@ int main(int argc, char **argv)
 	else
 		egr_info("write path: %s", egr_wio_backend(wk.w));
 	fault_init(&wk);
-
-	while (!stop) {
-		uint32_t slot;
-
-		ret = egr_ring_take(wk.r, &slot, TAKE_TIMEOUT_MS, &stop);
-		if (ret == 0) {
-			do_slot(&wk, slot);
-		} else if (ret == -EAGAIN) {
-			int jix = egr_ring_claim_finalize(wk.r);
-			if (jix >= 0)
-				finalize(&wk, (uint32_t)jix);
-			egr_output_sweep(wk.out);
-		} else if (ret == -ECANCELED) {
-			break;
-		} else {
-			egr_err("egr_ring_take: %s", strerror(-ret));
-			code = EGR_EXIT_SOFTWARE;
-			break;
-		}
-	}
-
+	code = serve(&wk);
+out:
 	egr_output_writer_free(wk.out);
-	egr_wio_close(wk.w);
+	if (wk.w)
+		egr_wio_close(wk.w);
 	egr_ring_close(wk.r);
 	return code;
 }
