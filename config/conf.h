@@ -34,6 +34,8 @@
 	X(limits, max_pixels, U64, max_pixels, "33554432", 64, 1ull << 32, "most output pixels per frame") \
 	X(limits, max_bytes, SIZE, max_bytes, "1T", 1, 1ull << 62, "most output bytes one job may write") \
 	X(limits, max_latent_bytes, SIZE, max_latent_bytes, "64G", 1, 1ull << 62, "largest latents file accepted") \
+	X(limits, poison_tries, U32, poison_tries, "3", 1, 1000, "crashes in a row at one chunk before a job fails") \
+	X(limits, oom_tries, U32, oom_tries, "3", 1, 1000, "OOM kills of a process on one job before it fails") \
 	X(cuda, device, U32, device, "0", 0, 64, "CUDA device ordinal") \
 	X(cuda, vram_buffers, U32, vram_buffers, "2", 1, 8, "device frame buffers (2 = double buffering)")
 
@@ -51,6 +53,8 @@ struct egr_conf {
 	uint64_t max_pixels;
 	uint64_t max_bytes;
 	uint64_t max_latent_bytes;
+	uint32_t poison_tries;
+	uint32_t oom_tries;
 	uint32_t device;
 	uint32_t vram_buffers;
 };

@@ -6,6 +6,7 @@
  * job's `state` last, so a process killed at any instruction inside one
  * leaves a prefix the next locker can accept after EOWNERDEAD.
  */
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
@@ -134,26 +135,26 @@ int egr_ring_create(const char *name, const struct egr_ring_geom *g, struct egr_
 			return rc;
 		if (shm_unlink(name) < 0 && errno != ENOENT) {
 			rc = -errno;
-			egr_errf(err, errlen, "shm_unlink(\"%s\") of a stale segment: %s", name, strerror(errno));
+			egr_errf(err, errlen, "shm_unlink(\"%s\") of a stale segment: %s", name, egr_log_strerror(errno));
 			return rc;
 		}
 	}
 	if (fd < 0) {
 		rc = -errno;
-		egr_errf(err, errlen, "shm_open(\"%s\", O_CREAT|O_EXCL): %s", name, strerror(errno));
+		egr_errf(err, errlen, "shm_open(\"%s\", O_CREAT|O_EXCL): %s", name, egr_log_strerror(errno));
 		return rc;
 	}
 	if (ftruncate(fd, (off_t)total) < 0) {
 		rc = -errno;
 		egr_errf(err, errlen, "ftruncate(shm \"%s\", %llu bytes): %s", name,
-			 (unsigned long long)total, strerror(errno));
+			 (unsigned long long)total, egr_log_strerror(errno));
 		goto fail;
 	}
 	h = mmap(NULL, total, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
 	if (h == MAP_FAILED) {
 		rc = -errno;
 		egr_errf(err, errlen, "mmap(shm \"%s\", %llu bytes, MAP_SHARED): %s", name,
-			 (unsigned long long)total, strerror(errno));
+			 (unsigned long long)total, egr_log_strerror(errno));
 		goto fail;
 	}
 	/* a fresh segment is zero-filled: only non-zero fields are set */
@@ -173,7 +174,7 @@ int egr_ring_create(const char *name, const struct egr_ring_geom *g, struct egr_
 	    (rc = pthread_mutexattr_setpshared(&ma, PTHREAD_PROCESS_SHARED)) != 0 ||
 	    (rc = pthread_mutexattr_setrobust(&ma, PTHREAD_MUTEX_ROBUST)) != 0 ||
 	    (rc = pthread_mutex_init(&h->lock, &ma)) != 0) {
-		egr_errf(err, errlen, "pthread_mutex_init(robust, process-shared): %s", strerror(rc));
+		egr_errf(err, errlen, "pthread_mutex_init(robust, process-shared): %s", egr_log_strerror(rc));
 		rc = -rc;
 		goto fail;
 	}
@@ -181,7 +182,7 @@ int egr_ring_create(const char *name, const struct egr_ring_geom *g, struct egr_
 	if (sem_init(&h->sem_free, 1, gg.nslots) < 0 || sem_init(&h->sem_ready, 1, 0) < 0 ||
 	    sem_init(&h->sem_jobs, 1, 0) < 0) {
 		rc = -errno;
-		egr_errf(err, errlen, "sem_init(process-shared): %s", strerror(errno));
+		egr_errf(err, errlen, "sem_init(process-shared): %s", egr_log_strerror(errno));
 		goto fail;
 	}
 	r = calloc(1, sizeof(*r));
@@ -215,12 +216,12 @@ int egr_ring_attach(const char *name, struct egr_ring **out, char *err, size_t e
 	fd = shm_open(name, O_RDWR | O_CLOEXEC, 0);
 	if (fd < 0) {
 		rc = -errno;
-		egr_errf(err, errlen, "shm_open(\"%s\"): %s", name, strerror(errno));
+		egr_errf(err, errlen, "shm_open(\"%s\"): %s", name, egr_log_strerror(errno));
 		return rc;
 	}
 	if (fstat(fd, &st) < 0) {
 		rc = -errno;
-		egr_errf(err, errlen, "fstat(shm \"%s\"): %s", name, strerror(errno));
+		egr_errf(err, errlen, "fstat(shm \"%s\"): %s", name, egr_log_strerror(errno));
 		close(fd);
 		return rc;
 	}
@@ -235,7 +236,7 @@ int egr_ring_attach(const char *name, struct egr_ring **out, char *err, size_t e
 	if (h == MAP_FAILED) {
 		rc = -errno;
 		egr_errf(err, errlen, "mmap(shm \"%s\", %lld bytes): %s", name, (long long)st.st_size,
-			 strerror(errno));
+			 egr_log_strerror(errno));
 		return rc;
 	}
 	rc = -EPROTO;
@@ -277,6 +278,35 @@ void egr_ring_close(struct egr_ring *r)
 		return;
 	munmap(r->h, r->len);
 	free(r);
+}
+
+int egr_ring_reap_oneshots(const char *instance)
+{
+	char prefix[96];
+	size_t plen;
+	struct dirent *de;
+	DIR *d = opendir("/dev/shm");
+	int n = 0;
+
+	if (!d)
+		return 0;
+	plen = (size_t)snprintf(prefix, sizeof(prefix), "%s.oneshot.", instance);
+	while ((de = readdir(d))) {
+		char *end, name[300];
+		if (strncmp(de->d_name, prefix, plen) != 0)
+			continue;
+		long pid = strtol(de->d_name + plen, &end, 10);
+		if (*end || pid <= 0 || pid == getpid() || pid_alive((pid_t)pid))
+			continue;
+		snprintf(name, sizeof(name), "/%s", de->d_name);
+		if (shm_unlink(name) == 0) {
+			egr_notice("removed shared memory %s left by a --oneshot run (pid %ld) that was killed", name,
+				   pid);
+			n++;
+		}
+	}
+	closedir(d);
+	return n;
 }
 
 int egr_ring_unlink(const char *name)
@@ -326,7 +356,7 @@ void egr_ring_lock(struct egr_ring *r)
 		egr_warn("a process died holding the ring lock; its state is consistent, carrying on");
 		pthread_mutex_consistent(&r->h->lock);
 	} else if (rc) {
-		egr_err("pthread_mutex_lock(ring %s): %s", r->name, strerror(rc));
+		egr_err("pthread_mutex_lock(ring %s): %s", r->name, egr_log_strerror(rc));
 		abort();	/* shared state unusable: the supervisor rebuilds it */
 	}
 }
@@ -432,12 +462,79 @@ void egr_ring_job_fail(struct egr_ring *r, uint32_t job, const char *msg)
 	egr_ring_unlock(r);
 }
 
-int egr_ring_reclaim(struct egr_ring *r, pid_t dead, const char *why)
+/*
+ * Count a death against job j, which the dead process was on at chunk
+ * (UINT32_MAX: between chunks, UINT32_MAX - 1: finalizing); fail the job
+ * once a limit is reached.
+ * Caller holds the lock.
+ */
+static void job_blame_locked(struct egr_job_sh *j, const struct egr_death *d, uint32_t chunk)
+{
+	char why[EGR_ERR_MAX], where[96];
+
+	if (d->cause == EGR_DEATH_OOM) {
+		j->ooms++;
+		if (j->ooms < d->oom_limit)
+			return;
+		snprintf(why, sizeof(why),
+			 "the kernel's OOM killer took the %s %u times while it worked on this job (%ux%u, %u frames a chunk): give egressd more memory, or lower chunk_frames or [ring] slot_bytes",
+			 d->role, j->ooms, j->lay.width, j->lay.height, j->lay.chunk_frames);
+		job_fail_locked(j, why);
+		return;
+	}
+	if (d->cause != EGR_DEATH_CRASH)
+		return;
+	if (j->crashes && j->crash_chunk == chunk) {
+		j->crashes++;
+	} else {
+		j->crash_chunk = chunk;
+		j->crashes = 1;
+	}
+	if (j->crashes < d->crash_limit)
+		return;
+	if (chunk == UINT32_MAX - 1)
+		snprintf(where, sizeof(where), "while finalizing its output");
+	else if (chunk == UINT32_MAX)
+		snprintf(where, sizeof(where), "between chunks");
+	else
+		snprintf(where, sizeof(where), "at chunk %u (frames %u-%u)", chunk, chunk * j->lay.chunk_frames,
+			 (chunk + 1) * j->lay.chunk_frames - 1);
+	snprintf(why, sizeof(why), "the %s crashed %u times in a row on this job %s, last %s: its input is likely corrupt or hits a bug; see the log",
+		 d->role, j->crashes, where, d->how);
+	job_fail_locked(j, why);
+}
+
+/* The lowest chunk of job the dead process held in a slot, or UINT32_MAX. */
+static uint32_t held_chunk(struct egr_ring *r, pid_t dead, uint32_t job)
+{
+	uint32_t c = UINT32_MAX;
+
+	for (uint32_t i = 0; i < r->h->nslots; i++) {
+		struct egr_slot_sh *s = slot_sh(r, i);
+		if (s->owner == dead && s->job == job && s->chunk < c &&
+		    (s->state == EGR_SLOT_FILLING || s->state == EGR_SLOT_WRITING))
+			c = s->chunk;
+	}
+	return c;
+}
+
+int egr_ring_reclaim(struct egr_ring *r, const struct egr_death *d)
 {
 	struct egr_ring_hdr *h = r->h;
 	uint32_t to_ready = 0, to_free = 0, requeued = 0;
+	pid_t dead = d->pid;
 
 	egr_ring_lock(r);
+	/* blame first, while the dead process's slots still say where it was */
+	for (uint32_t i = 0; i < EGR_RING_JOBS; i++) {
+		struct egr_job_sh *j = &h->jobs[i];
+		uint32_t c = held_chunk(r, dead, i);
+		if (c == UINT32_MAX && j->finalizer == dead)
+			c = UINT32_MAX - 1;
+		if ((j->producer == dead || j->finalizer == dead || c != UINT32_MAX) &&
+		    (j->state == EGR_JOB_ACTIVE || j->state == EGR_JOB_QUEUED))
+			job_blame_locked(j, d, c);
+	}
 	for (uint32_t i = 0; i < h->nslots; i++) {
 		struct egr_slot_sh *s = slot_sh(r, i);
 		if (s->owner != dead)
@@ -464,14 +561,12 @@ int egr_ring_reclaim(struct egr_ring *r, pid_t dead, const char *why)
 		if (j->producer == dead && j->state == EGR_JOB_ACTIVE) {
 			j->producer = 0;
 			j->producer_restarts++;
-			if (j->producer_restarts >= 2) {
-				job_fail_locked(j, why);
-			} else {
-				j->state = EGR_JOB_QUEUED;
-				requeued++;
-			}
+			j->state = EGR_JOB_QUEUED;	/* resumed by the next producer */
+			requeued++;
 		} else if (j->producer == dead) {
 			j->producer = 0;
+			if (j->state == EGR_JOB_ACTIVE || j->state == EGR_JOB_QUEUED)
+				j->producer_restarts++;
 		}
 	}
 	egr_ring_unlock(r);

@@ -125,6 +125,9 @@ struct egr_job_sh {
 	int32_t producer;	/* producer: its pid while decoding it; reclaim clears */
 	int32_t finalizer;	/* worker: pid fsyncing/renaming it; reclaim clears */
 	uint32_t producer_restarts;	/* reclaim: producer deaths while on this job */
+	uint32_t crashes;	/* reclaim: crashes in a row at crash_chunk (any role) */
+	uint32_t crash_chunk;	/* reclaim: the chunk those crashes happened at */
+	uint32_t ooms;		/* reclaim: processes on this job the OOM killer took */
 	uint32_t planned;	/* producer: layout below valid (written before the temp output exists) */
 	uint32_t prepared;	/* producer: temp output created */
 	uint32_t published_all;	/* producer: every chunk was published once */
@@ -215,6 +218,12 @@ int egr_ring_create(const char *name, const struct egr_ring_geom *g, struct egr_
 int egr_ring_attach(const char *name, struct egr_ring **out, char *err, size_t errlen);
 void egr_ring_close(struct egr_ring *r);
 int egr_ring_unlink(const char *name);
+/*
+ * Unlink the segments "/<instance>.oneshot.<pid>" that --oneshot runs killed
+ * by SIGKILL left behind: only those whose pid no longer runs (a live
+ * oneshot's is never touched).  Returns how many went.
+ */
+int egr_ring_reap_oneshots(const char *instance);
 /* Bytes the segment needs for g (for limits checks and egressd -t). */
 uint64_t egr_ring_segment_bytes(const struct egr_ring_geom *g);
 
@@ -262,15 +271,33 @@ uint32_t egr_ring_job_slots(struct egr_ring *r, uint32_t job);
 /* Forget a DONE or FAILED job: its table entry becomes EMPTY. */
 void egr_ring_job_clear(struct egr_ring *r, uint32_t job);
 /*
+ * Why a child died, as the supervisor tells it from the wait status: a kill
+ * from outside (SIGKILL, SIGTERM, ...; a restart, an operator, a test) is no
+ * evidence against the job, which resumes however often it happens; a crash
+ * (SIGSEGV, SIGBUS, SIGILL, SIGFPE, SIGABRT, a failing exit) is, when it
+ * repeats at the same chunk; the OOM killer's kill is, when it repeats.
+ */
+enum egr_death_cause { EGR_DEATH_OUTSIDE, EGR_DEATH_CRASH, EGR_DEATH_OOM };
+
+struct egr_death {
+	pid_t pid;
+	enum egr_death_cause cause;
+	const char *role;	/* "producer", "worker" */
+	const char *how;	/* "killed by signal 11 (Segmentation fault)" */
+	uint32_t crash_limit;	/* crashes in a row at one chunk before the job fails */
+	uint32_t oom_limit;	/* OOM kills on one job before it fails */
+};
+
+/*
  * Give back what a dead process held: its WRITING slots become READY again,
  * its FILLING slots FREE, a finalization it had claimed is released, and a
  * job it was producing goes back to QUEUED (resumed, not restarted: chunks
- * already published or written are skipped) unless the producer already
- * died twice on it: then it fails with why ("the producer was killed by
- * signal 11 twice while decoding it").  Posts the semaphores so that nobody
- * waits on a lost token.  Returns the number of slots given back.
+ * already published or written are skipped).  A job the death was evidence
+ * against (see egr_death) fails once a limit is reached, with a reason that
+ * names the chunk, the signal and what to do.  Posts the semaphores so that
+ * nobody waits on a lost token.  Returns the number of slots given back.
  */
-int egr_ring_reclaim(struct egr_ring *r, pid_t dead, const char *why);
+int egr_ring_reclaim(struct egr_ring *r, const struct egr_death *d);
 /* Wake every waiter (shutdown). */
 void egr_ring_wake_all(struct egr_ring *r);
 

@@ -51,9 +51,9 @@ static int fail_errno(char *err, size_t errlen, const char *call, const char *a,
 	int ret = -errno;
 
 	if (b)
-		egr_errf(err, errlen, "%s(\"%s\", \"%s\"): %s", call, a, b, strerror(errno));
+		egr_errf(err, errlen, "%s(\"%s\", \"%s\"): %s", call, a, b, egr_log_strerror(errno));
 	else
-		egr_errf(err, errlen, "%s(\"%s\"): %s", call, a, strerror(errno));
+		egr_errf(err, errlen, "%s(\"%s\"): %s", call, a, egr_log_strerror(errno));
 	return ret;
 }
 
@@ -138,13 +138,13 @@ static int prepare_y4m(const struct egr_jobspec *spec, const struct egr_job_layo
 		rc = ftruncate(fd, (off_t)lay->out_bytes) < 0 ? errno : 0;
 	if (rc) {
 		egr_errf(err, errlen, "fallocate(\"%s\", %" PRIu64 " bytes): %s", tmp, lay->out_bytes,
-			 strerror(rc));
+			 egr_log_strerror(rc));
 		rc = -rc;
 		goto fail;
 	}
 	if (pwrite(fd, hdr, (size_t)hl, 0) != hl) {
 		rc = errno ? -errno : -EIO;
-		egr_errf(err, errlen, "write(\"%s\", y4m header): %s", tmp, strerror(-rc));
+		egr_errf(err, errlen, "write(\"%s\", y4m header): %s", tmp, egr_log_strerror(-rc));
 		goto fail;
 	}
 	close(fd);
@@ -169,6 +169,104 @@ int egr_output_prepare(const struct egr_jobspec *spec, const struct egr_job_layo
 int egr_output_discard(const struct egr_job_layout *lay)
 {
 	return lay->tmp_path[0] ? egr_fs_remove_tree(lay->tmp_path) : 0;
+}
+
+/* ---- the journal ---- */
+
+int egr_output_journal_path(const char *job_path, char *buf, size_t len)
+{
+	const char *slash = strrchr(job_path, '/');
+	int dir = slash ? (int)(slash - job_path) : 0;
+	int n = snprintf(buf, len, "%.*s%s.%s.egressd-wal", dir, job_path, slash ? "/" : "",
+			 slash ? slash + 1 : job_path);
+
+	return n < 0 || (size_t)n >= len ? -ENAMETOOLONG : 0;
+}
+
+static int journal_write(const char *journal, const struct egr_jobspec *spec, const struct egr_job_layout *lay,
+			 const struct stat *id, char *err, size_t errlen)
+{
+	char text[2 * EGR_PATH_MAX + 128];
+	int n = snprintf(text, sizeof(text), "tmp = %s\noutput = %s\n", lay->tmp_path, spec->output);
+
+	if (id && n > 0 && (size_t)n < sizeof(text))
+		snprintf(text + n, sizeof(text) - (size_t)n, "dev = %llu\nino = %llu\n",
+			 (unsigned long long)id->st_dev, (unsigned long long)id->st_ino);
+	return egr_fs_write_atomic(journal, text, err, errlen);
+}
+
+int egr_output_journal_begin(const char *journal, const struct egr_jobspec *spec,
+			     const struct egr_job_layout *lay, char *err, size_t errlen)
+{
+	return journal_write(journal, spec, lay, NULL, err, errlen);
+}
+
+int egr_output_journal_prepared(const char *journal, const struct egr_jobspec *spec,
+				const struct egr_job_layout *lay, char *err, size_t errlen)
+{
+	struct stat st;
+
+	if (lstat(lay->tmp_path, &st) < 0)
+		return fail_errno(err, errlen, "stat", lay->tmp_path, NULL);
+	return journal_write(journal, spec, lay, &st, err, errlen);
+}
+
+/* "key = value" lines of the journal; 0 or -errno */
+static int journal_read(const char *journal, char *tmp, char *out, size_t len, unsigned long long *dev,
+			unsigned long long *ino, int *have_id)
+{
+	char line[EGR_PATH_MAX + 32];
+	FILE *f;
+	int got = 0;
+
+	*have_id = 0;
+	if (!(f = fopen(journal, "re")))
+		return -errno;
+	tmp[0] = out[0] = 0;
+	while (fgets(line, sizeof(line), f)) {
+		line[strcspn(line, "\n")] = 0;
+		if (strncmp(line, "tmp = ", 6) == 0 && strlen(line + 6) < len)
+			memcpy(tmp, line + 6, strlen(line + 6) + 1);
+		else if (strncmp(line, "output = ", 9) == 0 && strlen(line + 9) < len)
+			memcpy(out, line + 9, strlen(line + 9) + 1);
+		else if (sscanf(line, "dev = %llu", dev) == 1 || sscanf(line, "ino = %llu", ino) == 1)
+			got++;
+	}
+	fclose(f);
+	*have_id = got == 2;
+	return tmp[0] && out[0] ? 0 : -EINVAL;
+}
+
+int egr_output_recover(const char *journal, char *err, size_t errlen)
+{
+	char tmp[EGR_PATH_MAX], out[EGR_PATH_MAX];
+	unsigned long long dev = 0, ino = 0;
+	struct stat st;
+	int have_id = 0, rc = journal_read(journal, tmp, out, sizeof(tmp), &dev, &ino, &have_id);
+
+	if (rc == -ENOENT)
+		return 0;	/* the killed run never got as far as its output */
+	if (rc < 0) {
+		egr_errf(err, errlen, "journal \"%s\" is unreadable; rerunning the job", journal);
+		egr_output_journal_end(journal);
+		return 0;
+	}
+	/* the rename keeps the inode: the output in place is this job's own */
+	if (have_id && lstat(out, &st) == 0 && (unsigned long long)st.st_dev == dev &&
+	    (unsigned long long)st.st_ino == ino) {
+		egr_fs_remove_tree(tmp);	/* png: an old tree exchanged out, if any */
+		return 1;
+	}
+	rc = egr_fs_remove_tree(tmp);
+	if (rc < 0)
+		egr_errf(err, errlen, "removing the temporary output \"%s\" of a killed run: %s", tmp,
+			 egr_log_strerror(-rc));
+	return rc < 0 ? rc : 0;
+}
+
+void egr_output_journal_end(const char *journal)
+{
+	unlink(journal);
 }
 
 /* ---- the writer ---- */
@@ -312,7 +410,7 @@ static int write_y4m(struct egr_output_writer *w, const struct egr_job_view *j, 
 		ret = ret2;
 	egr_stat_add(&st->write_ns, egr_log_now_ns() - t0);
 	if (ret < 0) {
-		egr_errf(err, errlen, "write(\"%s\") at offset %lld: %s", tmp, (long long)off, strerror(-ret));
+		egr_errf(err, errlen, "write(\"%s\") at offset %lld: %s", tmp, (long long)off, egr_log_strerror(-ret));
 		return ret;
 	}
 	uint64_t len = (uint64_t)n * (EGR_Y4M_FRAME_TAG_LEN + fb);
@@ -328,7 +426,7 @@ static int write_y4m(struct egr_output_writer *w, const struct egr_job_view *j, 
 	 */
 	if (sync_file_range(fd, off, (off_t)len, SYNC_FILE_RANGE_WRITE) < 0 && errno == EIO) {
 		egr_errf(err, errlen, "sync_file_range(\"%s\") at offset %lld: %s", tmp, (long long)off,
-			 strerror(errno));
+			 egr_log_strerror(errno));
 		return -EIO;
 	}
 	return 0;
@@ -353,11 +451,11 @@ static int png_finish(struct egr_output_writer *w, struct png_pending *p, struct
 		return 0;
 	ret = egr_wio_wait(w->w);
 	if (ret < 0) {
-		egr_errf(err, errlen, "write(\"%s\"): %s", p->path, strerror(-ret));
+		egr_errf(err, errlen, "write(\"%s\"): %s", p->path, egr_log_strerror(-ret));
 	} else {
 		ret = egr_wio_fsync(w->w, p->fd, 1);
 		if (ret < 0)
-			egr_errf(err, errlen, "fdatasync(\"%s\"): %s", p->path, strerror(-ret));
+			egr_errf(err, errlen, "fdatasync(\"%s\"): %s", p->path, egr_log_strerror(-ret));
 	}
 	if (close(p->fd) < 0 && ret == 0)
 		ret = fail_errno(err, errlen, "close", p->path, NULL);
@@ -511,7 +609,7 @@ static int finalize_y4m(struct egr_output_writer *w, const struct egr_job_view *
 	} else {
 		ret = w ? egr_wio_fsync(w->w, fd, 0) : (fsync(fd) < 0 ? -errno : 0);
 		if (ret < 0)
-			egr_errf(err, errlen, "fsync(\"%s\"): %s", tmp, strerror(-ret));
+			egr_errf(err, errlen, "fsync(\"%s\"): %s", tmp, egr_log_strerror(-ret));
 	}
 	if (own)
 		close(fd);
@@ -571,7 +669,7 @@ static int finalize_png(const struct egr_job_view *j, char *err, size_t errlen)
 cleanup:
 	ret = egr_fs_remove_tree(tmp);
 	if (ret < 0) {
-		egr_errf(err, errlen, "removing \"%s\": %s", tmp, strerror(-ret));
+		egr_errf(err, errlen, "removing \"%s\": %s", tmp, egr_log_strerror(-ret));
 		return ret;
 	}
 	if (unlink(mark) < 0 && errno != ENOENT)

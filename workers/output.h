@@ -43,6 +43,29 @@ int egr_output_prepare(const struct egr_jobspec *spec, const struct egr_job_layo
 /* Remove the temporary output; 0 if there is none. */
 int egr_output_discard(const struct egr_job_layout *lay);
 
+/*
+ * The journal: a small file beside the job file in <spool>/active/
+ * (".<job>.egressd-wal"), written before the temporary output exists and
+ * again once it does (its device and inode), removed after the job's record
+ * is in done/ or failed/.  It survives a supervisor crash, which the ring
+ * does not, so the next start can tell what the killed run left:
+ *
+ *   begin     (producer) tmp and output paths, before the temporary output
+ *   prepared  (producer) the temporary output's identity
+ *   recover   (supervisor, rerunning active/) 1 when the output in place is
+ *             the one this job wrote (the run was killed after the rename,
+ *             before its record): the job is done, not rerun; 0 otherwise,
+ *             after removing the killed run's temporary output
+ *   end       (supervisor) remove it
+ */
+int egr_output_journal_path(const char *job_path, char *buf, size_t len);
+int egr_output_journal_begin(const char *journal, const struct egr_jobspec *spec,
+			     const struct egr_job_layout *lay, char *err, size_t errlen);
+int egr_output_journal_prepared(const char *journal, const struct egr_jobspec *spec,
+				const struct egr_job_layout *lay, char *err, size_t errlen);
+int egr_output_recover(const char *journal, char *err, size_t errlen);
+void egr_output_journal_end(const char *journal);
+
 /* A worker's writing state: open files per job, iovecs.  Not thread-safe. */
 struct egr_output_writer;
 int egr_output_writer_new(struct egr_ring *r, struct egr_wio *wio, struct egr_output_writer **out);

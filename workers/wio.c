@@ -376,11 +376,11 @@ int egr_wio_open(struct egr_wio **out, unsigned depth, char *err, size_t errlen)
 	ret = io_uring_queue_init(depth, &w->ring, 0);
 	if (ret < 0) {
 		if (!uring_refused(-ret)) {
-			egr_errf(err, errlen, "io_uring_queue_init(%u): %s", depth, strerror(-ret));
+			egr_errf(err, errlen, "io_uring_queue_init(%u): %s", depth, egr_log_strerror(-ret));
 			free(w);
 			return ret;
 		}
-		egr_errf(err, errlen, "io_uring_queue_init: %s", strerror(-ret));
+		egr_errf(err, errlen, "io_uring_queue_init: %s", egr_log_strerror(-ret));
 		goto done;
 	}
 	/* gVisor and old kernels set up a ring but lack some opcodes */

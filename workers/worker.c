@@ -97,7 +97,11 @@ static void fault_init(struct worker *wk)
 	const char *at = getenv("EGR_FAULT_KILL_AT");
 	const char *ph = getenv("EGR_FAULT_KILL_PHASE");
 
-	if (!at || wk->index != 0)
+	/*
+	 * Every worker is armed: which one takes the N-th slot is up to the
+	 * scheduler, and the once-file keeps the fault to one death.
+	 */
+	if (!at)
 		return;
 	wk->kill_at = strtoul(at, NULL, 10);
 	wk->kill_phase = !ph || strcmp(ph, "take") == 0 ? PHASE_TAKE
@@ -263,6 +267,7 @@ static int setup(struct worker *wk, const struct egr_child_args *a)
 	sigaction(SIGTERM, &sa, NULL);
 	sigaction(SIGINT, &sa, NULL);
 	signal(SIGPIPE, SIG_IGN);
+	signal(SIGXFSZ, SIG_IGN);	/* EFBIG, an error naming the file */
 	sigemptyset(&set);
 	sigaddset(&set, SIGTERM);
 	sigaddset(&set, SIGINT);

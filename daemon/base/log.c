@@ -70,3 +70,10 @@ unsigned long long egr_log_now_ns(void)
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	return (unsigned long long)ts.tv_sec * 1000000000ull + (unsigned long long)ts.tv_nsec;
 }
+
+const char *egr_log_strerror(int errnum)
+{
+	if (errnum == EFBIG)
+		return "file size limit exceeded (ulimit -f, systemd LimitFSIZE=, or the filesystem's largest file)";
+	return strerror(errnum);
+}

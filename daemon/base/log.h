@@ -55,6 +55,12 @@ void egr_vlog(int prio, const char *fmt, va_list ap);
  */
 void egr_errf(char *err, size_t errlen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 
+/*
+ * strerror, except where the usual words mislead: EFBIG ("File too large")
+ * is almost always a file-size limit, so it says which.
+ */
+const char *egr_log_strerror(int errnum);
+
 /* CLOCK_MONOTONIC in nanoseconds */
 unsigned long long egr_log_now_ns(void);
 

@@ -105,6 +105,27 @@ static int fill_geom(const struct egr_job_view *j, const struct egr_npy *n, cons
 }
 
 /*
+ * A spool job's temporary output, journalled before and after it exists
+ * (workers/output.h), so a supervisor killed at any point leaves nothing
+ * the next start cannot account for.  --oneshot jobs live outside the spool
+ * and have no journal: their supervisor cleans up itself.
+ */
+static int prepare_output(struct producer *p, const struct egr_job_view *j, const struct egr_job_layout *l,
+			  char *err, size_t errlen)
+{
+	char active[EGR_PATH_MAX], journal[EGR_PATH_MAX];
+	int rc, n = snprintf(active, sizeof(active), "%s/active/", p->conf.spool);
+	int spooled = n > 0 && (size_t)n < sizeof(active) && strncmp(j->path, active, (size_t)n) == 0 &&
+		      egr_output_journal_path(j->path, journal, sizeof(journal)) == 0;
+
+	if (spooled && (rc = egr_output_journal_begin(journal, &j->spec, l, err, errlen)))
+		return rc;
+	if ((rc = egr_output_prepare(&j->spec, l, err, errlen)))
+		return rc;
+	return spooled ? egr_output_journal_prepared(journal, &j->spec, l, err, errlen) : 0;
+}
+
+/*
  * Validate, fix the layout (write-ahead: recorded in the ring before the
  * temporary output exists) and create the temporary output once per job.
  */
@@ -130,7 +151,7 @@ static int plan_job(struct producer *p, struct egr_job_view *j, const struct egr
 	if ((rc = fill_geom(j, n, &l, g, err, errlen)))
 		return rc;
 	if (!j->prepared) {
-		if ((rc = egr_output_prepare(&j->spec, &l, err, errlen)))
+		if ((rc = prepare_output(p, j, &l, err, errlen)))
 			return rc;
 		egr_ring_job_prepared(p->ring, j->index);
 		j->prepared = 1;

@@ -210,6 +210,7 @@ int main(int argc, char **argv)
 	sigaction(SIGTERM, &sa, NULL);
 	sigaction(SIGINT, &sa, NULL);
 	signal(SIGPIPE, SIG_IGN);
+	signal(SIGXFSZ, SIG_IGN);	/* EFBIG, an error naming the file */
 
 	if (egr_conf_load(a.conf, &p.conf, err, sizeof(err)) < 0) {
 		egr_err("%s", err);

@@ -8,6 +8,7 @@
  * whatever the dead process held, then the child is respawned with a
  * backoff, or, if it exited with a fatal code, the daemon stops.
  */
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -69,6 +70,7 @@ struct sup {
 	int stopping;
 	int exit_code;
 	uint64_t last_scan_ns;
+	long oom_kills;		/* the cgroup's count when last read, -1 unknown */
 	/* --oneshot */
 	int oneshot;
 	int oneshot_status;	/* -1 running, else exit code */
@@ -102,6 +104,12 @@ static int setup_signals(sigset_t *orig)
 		sigaddset(&block, sigs[i]);
 	}
 	signal(SIGPIPE, SIG_IGN);
+	/*
+	 * A file-size limit (ulimit -f, LimitFSIZE=) must be an error that
+	 * names the file, not a signal that kills: ignored here, and so in the
+	 * children (an ignored signal stays ignored across exec).
+	 */
+	signal(SIGXFSZ, SIG_IGN);
 	return sigprocmask(SIG_BLOCK, &block, orig) < 0 ? -errno : 0;
 }
 
@@ -182,6 +190,58 @@ static int fatal_code(int code)
 	return code == EGR_EXIT_CONFIG || code == EGR_EXIT_UNAVAILABLE;
 }
 
+/*
+ * The kernel's count of OOM kills in our cgroup (cgroup v2 memory.events;
+ * the children live in the supervisor's cgroup), or -1 where unknown.
+ */
+static long cgroup_oom_kills(void)
+{
+	char line[4096], path[4200];
+	long n = -1;
+	FILE *f = fopen("/proc/self/cgroup", "re");
+
+	if (!f)
+		return -1;
+	path[0] = 0;
+	while (fgets(line, sizeof(line), f))
+		if (strncmp(line, "0::", 3) == 0) {
+			line[strcspn(line, "\n")] = 0;
+			snprintf(path, sizeof(path), "/sys/fs/cgroup%s/memory.events", line + 3);
+		}
+	fclose(f);
+	if (!path[0] || !(f = fopen(path, "re")))
+		return -1;
+	while (fgets(line, sizeof(line), f))
+		if (sscanf(line, "oom_kill %ld", &n) == 1)
+			break;
+	fclose(f);
+	return n;
+}
+
+/* What a wait status says against the job the child was on (ring.h). */
+static enum egr_death_cause death_cause(struct sup *s, int status)
+{
+	if (WIFEXITED(status))
+		return WEXITSTATUS(status) == 0 ? EGR_DEATH_OUTSIDE : EGR_DEATH_CRASH;
+	if (!WIFSIGNALED(status))
+		return EGR_DEATH_OUTSIDE;
+	switch (WTERMSIG(status)) {
+	case SIGSEGV: case SIGBUS: case SIGILL: case SIGFPE: case SIGABRT: case SIGSYS: case SIGTRAP:
+		return EGR_DEATH_CRASH;
+	case SIGKILL: {
+		/* the OOM killer's SIGKILL looks like anyone's: ask the cgroup */
+		long n = cgroup_oom_kills();
+		if (n > s->oom_kills) {
+			s->oom_kills = n;
+			return EGR_DEATH_OOM;
+		}
+		return EGR_DEATH_OUTSIDE;
+	}
+	default:
+		return EGR_DEATH_OUTSIDE;
+	}
+}
+
 static void reap(struct sup *s)
 {
 	int status;
@@ -189,7 +249,7 @@ static void reap(struct sup *s)
 
 	while ((pid = waitpid(-1, &status, WNOHANG)) > 0) {
 		struct kid *k = NULL;
-		char how[128], why[256];
+		char how[128];
 
 		for (uint32_t i = 0; i < s->nkids; i++)
 			if (s->kids[i].pid == pid)
@@ -198,9 +258,9 @@ static void reap(struct sup *s)
 			continue;
 		describe_status(status, how, sizeof(how));
 		k->pid = 0;
-		snprintf(why, sizeof(why), "the %s process was %s twice while working on this job",
-			 roles[k->role].name, how);
-		int n = egr_ring_reclaim(s->ring, pid, why);
+		struct egr_death d = { .pid = pid, .cause = death_cause(s, status), .role = roles[k->role].name,
+				       .how = how, .crash_limit = s->c->poison_tries, .oom_limit = s->c->oom_tries };
+		int n = egr_ring_reclaim(s->ring, &d);
 		if (s->stopping) {
 			egr_info("%s %u (pid %d) %s", roles[k->role].name, k->index, (int)pid, how);
 			continue;
@@ -342,12 +402,19 @@ static void job_report(struct sup *s, uint32_t i, int ok)
 		oneshot_failed(s, j->name, j->error);
 	} else if (egr_spool_finish(s->c->spool, j->name, ok, text, err, sizeof(err)) < 0) {
 		egr_err("job %s: %s", j->name, err);
+	} else {
+		char journal[4200];
+		if (egr_output_journal_path(j->path, journal, sizeof(journal)) == 0)
+			egr_output_journal_end(journal);	/* the record is in place */
 	}
 	egr_ring_job_clear(s->ring, i);
 }
 
-static void process_jobs(struct sup *s)
+/* Report the jobs that ended; returns how many. */
+static int process_jobs(struct sup *s)
 {
+	int ended = 0;
+
 	for (uint32_t i = 0; i < EGR_RING_JOBS; i++) {
 		uint32_t state = egr_ring_job_state(s->ring, i);
 		struct egr_job_view j;
@@ -356,12 +423,16 @@ static void process_jobs(struct sup *s)
 			continue;
 		egr_ring_job_view(s->ring, i, &j);
 		/* wait for the producer to let go: it still adds its stats */
-		if (j.state == EGR_JOB_DONE && j.producer == 0)
+		if (j.state == EGR_JOB_DONE && j.producer == 0) {
 			job_report(s, i, 1);
-		else if (j.state == EGR_JOB_FAILED && j.producer == 0 && j.finalizer == 0 &&
-			 egr_ring_job_slots(s->ring, i) == 0)
+			ended++;
+		} else if (j.state == EGR_JOB_FAILED && j.producer == 0 && j.finalizer == 0 &&
+			   egr_ring_job_slots(s->ring, i) == 0) {
 			job_report(s, i, 0);
+			ended++;
+		}
 	}
+	return ended;
 }
 
 static int job_in_table(struct sup *s, const char *name)
@@ -412,6 +483,77 @@ static void queue_job(struct sup *s, const char *name, const char *path)
 		egr_err("job %s: %s", name, err2);
 }
 
+static int ends_with(const char *s, const char *suffix)
+{
+	size_t a = strlen(s), b = strlen(suffix);
+
+	return a >= b && strcmp(s + a - b, suffix) == 0;
+}
+
+/*
+ * What a killed supervisor can leave in the spool besides jobs: records
+ * half-written by egr_fs_write_atomic ("NAME.result.tmp" in done/ and
+ * failed/), and journals whose job already moved on (written by this
+ * daemon only; see workers/output.h).
+ */
+static void sweep_spool(struct sup *s)
+{
+	static const enum egr_spool_dir dirs[] = { EGR_SPOOL_ACTIVE, EGR_SPOOL_DONE, EGR_SPOOL_FAILED };
+	char dir[4096], path[4400], job[4400];
+
+	for (size_t d = 0; d < sizeof(dirs) / sizeof(dirs[0]); d++) {
+		DIR *dp;
+		struct dirent *de;
+		if (egr_spool_path(dir, sizeof(dir), s->c->spool, dirs[d], NULL) < 0 || !(dp = opendir(dir)))
+			continue;
+		while ((de = readdir(dp))) {
+			const char *n = de->d_name;
+			int stale = ends_with(n, ".result.tmp") || ends_with(n, ".error.tmp") ||
+				    ends_with(n, ".egressd-wal.tmp");
+			if (!stale && dirs[d] == EGR_SPOOL_ACTIVE && n[0] == '.' && ends_with(n, ".egressd-wal")) {
+				/* ".JOB.egressd-wal" without active/JOB */
+				int len = (int)(strlen(n) - 1 - strlen(".egressd-wal"));
+				snprintf(job, sizeof(job), "%s/%.*s", dir, len, n + 1);
+				stale = access(job, F_OK) < 0 && errno == ENOENT;
+			}
+			snprintf(path, sizeof(path), "%s/%s", dir, n);
+			if (stale && unlink(path) == 0)
+				egr_info("removed \"%s\", left by a killed run", path);
+		}
+		closedir(dp);
+	}
+}
+
+/*
+ * A job left in active/ by a killed supervisor: its journal says whether its
+ * output was already renamed into place (then it is done, and its record is
+ * written now: 1) or what temporary output to remove before the rerun (0).
+ */
+static int recover_job(struct sup *s, const char *name, const char *path)
+{
+	char journal[4200], err[EGR_ERR_MAX] = "", text[512];
+	int rc;
+
+	if (egr_output_journal_path(path, journal, sizeof(journal)) < 0)
+		return 0;
+	rc = egr_output_recover(journal, err, sizeof(err));
+	if (rc < 0 || (rc == 0 && err[0]))
+		egr_warn("job %s: %s", name, err);
+	if (rc != 1)
+		return 0;
+	egr_notice("job %s: its output was complete when the last run was killed; recorded as done", name);
+	snprintf(text, sizeof(text),
+		 "[result]\njob = %s\nstatus = done\nrecovered = yes\n"
+		 "; the supervisor was killed after the output was in place, before this record: timings were lost\n",
+		 name);
+	if (egr_spool_finish(s->c->spool, name, 1, text, err, sizeof(err)) < 0) {
+		egr_err("job %s: %s", name, err);
+		return 1;
+	}
+	egr_output_journal_end(journal);
+	return 1;
+}
+
 static void fill_table(struct sup *s)
 {
 	char **names;
@@ -426,7 +568,8 @@ static void fill_table(struct sup *s)
 		for (size_t i = 0; i < n && table_free(s) > 0; i++) {
 			if (job_in_table(s, names[i]))
 				continue;
-			if (egr_spool_path(path, sizeof(path), s->c->spool, EGR_SPOOL_ACTIVE, names[i]) == 0)
+			if (egr_spool_path(path, sizeof(path), s->c->spool, EGR_SPOOL_ACTIVE, names[i]) == 0 &&
+			    !recover_job(s, names[i], path))
 				queue_job(s, names[i], path);
 		}
 		egr_spool_free_list(names, n);
@@ -458,6 +601,22 @@ static void drain_fd(int fd)
 
 	while (fd >= 0 && read(fd, buf, sizeof(buf)) > 0)
 		;
+}
+
+/* Read the spool's events; an overflow is logged (the rescan that follows recovers). */
+static void drain_inotify(int fd)
+{
+	char buf[4096] __attribute__((aligned(__alignof__(struct inotify_event))));
+	ssize_t n;
+
+	while ((n = read(fd, buf, sizeof(buf))) > 0) {
+		for (char *p = buf; p < buf + n;) {
+			const struct inotify_event *ev = (const struct inotify_event *)p;
+			if (ev->mask & IN_Q_OVERFLOW)
+				egr_warn("inotify queue overflowed (too many jobs at once): rescanning incoming/");
+			p += sizeof(*ev) + ev->len;
+		}
+	}
 }
 
 static int alive_kids(struct sup *s)
@@ -522,8 +681,8 @@ static int sup_setup(struct sup *s, const struct egr_conf *c, int oneshot)
 		egr_err("readlink(\"/proc/self/exe\"): %s", strerror(-rc));
 		return EGR_EXIT_OSERR;
 	}
-	if (setup_signals(&orig_mask) < 0) {
-		egr_err("sigaction/sigprocmask: %s", strerror(errno));
+	if ((rc = setup_signals(&orig_mask)) < 0) {
+		egr_err("sigaction/sigprocmask: %s", strerror(-rc));
 		return EGR_EXIT_OSERR;
 	}
 	/* non-blocking both ends: a burst of notifications must never block a child */
@@ -537,6 +696,8 @@ static int sup_setup(struct sup *s, const struct egr_conf *c, int oneshot)
 	g.nslots = c->slots;
 	g.slot_bytes = c->slot_bytes;
 	g.max_chunks = (uint32_t)(c->max_frames > UINT32_MAX ? UINT32_MAX : c->max_frames);
+	s->oom_kills = cgroup_oom_kills();
+	egr_ring_reap_oneshots(c->instance);
 	if ((rc = egr_ring_create(s->shm_name, &g, &s->ring, err, sizeof(err))) < 0) {
 		egr_err("%s", err);
 		return rc == -EBUSY ? EGR_EXIT_UNAVAILABLE : EGR_EXIT_OSERR;
@@ -557,6 +718,7 @@ static int sup_setup(struct sup *s, const struct egr_conf *c, int oneshot)
 			egr_err("%s", err);
 			return EGR_EXIT_CONFIG;
 		}
+		sweep_spool(s);
 		egr_spool_path(inc, sizeof(inc), c->spool, EGR_SPOOL_INCOMING, NULL);
 		s->inotify_fd = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
 		if (s->inotify_fd < 0 ||
@@ -576,11 +738,31 @@ static int sup_setup(struct sup *s, const struct egr_conf *c, int oneshot)
 	return 0;
 }
 
+/*
+ * --oneshot stopped before its job ended (SIGTERM, SIGINT): nobody will rerun
+ * it, so its temporary output goes now.  (The daemon keeps a stopped job in
+ * active/ and reruns it at the next start.)
+ */
+static void oneshot_discard(struct sup *s)
+{
+	for (uint32_t i = 0; i < EGR_RING_JOBS; i++) {
+		struct egr_job_view j;
+		if (egr_ring_job_view(s->ring, i, &j) == 0 && j.state != EGR_JOB_EMPTY &&
+		    j.state != EGR_JOB_DONE && j.planned) {
+			int rc = egr_output_discard(&j.lay);
+			if (rc)
+				egr_warn("removing partial output \"%s\": %s", j.lay.tmp_path, strerror(-rc));
+		}
+	}
+}
+
 static void sup_teardown(struct sup *s)
 {
 	if (s->ring) {
 		s->stopping = 1;
 		stop_children(s);
+		if (s->oneshot)
+			oneshot_discard(s);
 		egr_ring_close(s->ring);
 		egr_ring_unlink(s->shm_name);
 	}
@@ -637,10 +819,12 @@ static int sup_loop(struct sup *s)
 		if (n > 0 && (pfd[0].revents & POLLIN))
 			drain_fd(s->notify_rd);
 		if (n > 0 && s->inotify_fd >= 0 && (pfd[1].revents & POLLIN)) {
-			drain_fd(s->inotify_fd);
+			drain_inotify(s->inotify_fd);
 			spool_event = 1;
 		}
-		process_jobs(s);
+		/* a job that ended frees a table row: refill now, not at the next event */
+		if (process_jobs(s))
+			spool_event = 1;
 		if (s->stopping)
 			return s->exit_code;
 		if (s->oneshot) {
