@@ -255,11 +255,34 @@ static int opt_u64(const char *name, const char *v, uint64_t lo, uint64_t hi, ui
 	return 0;
 }
 
+/*
+ * arg as one of the words (NULL-terminated) into *out: vals[i] for
+ * words[i].  0, or -1 after saying "--name: 'arg' is not <expect>".
+ */
+static int opt_word(const char *name, const char *arg, const char *const *words, const int *vals,
+		    const char *expect, int *out)
+{
+	for (int i = 0; words[i]; i++) {
+		if (!strcmp(arg, words[i])) {
+			*out = vals[i];
+			return 0;
+		}
+	}
+	fprintf(stderr, "egressd-mklatents: --%s: '%s' is not %s\n", name, arg, expect);
+	return -1;
+}
+
 enum { OPT_DTYPE = 256, OPT_SEED, OPT_PATTERN, OPT_NAN_AT };
 
 /* One option's value into o.  0, or -1 after saying why on stderr. */
 static int parse_opt(int ch, const char *arg, struct opts *o)
 {
+	static const char *const dtypes[] = { "f16", "float16", "f32", "float32", NULL };
+	static const int dtype_vals[] = { EGR_DT_F16, EGR_DT_F16, EGR_DT_F32, EGR_DT_F32 };
+	static const char *const patterns[] = { "smooth", "noise", NULL };
+	static const int pattern_vals[] = { PAT_SMOOTH, PAT_NOISE };
+	int v;
+
 	switch (ch) {
 	case 'o':
 		o->out = arg;
@@ -273,26 +296,16 @@ static int parse_opt(int ch, const char *arg, struct opts *o)
 	case 'W':
 		return opt_u64("width", arg, 1, 8192, &o->shape[3]);
 	case OPT_DTYPE:
-		if (!strcmp(arg, "f16") || !strcmp(arg, "float16")) {
-			o->dtype = EGR_DT_F16;
-		} else if (!strcmp(arg, "f32") || !strcmp(arg, "float32")) {
-			o->dtype = EGR_DT_F32;
-		} else {
-			fprintf(stderr, "egressd-mklatents: --dtype: '%s' is not f16 or f32\n", arg);
+		if (opt_word("dtype", arg, dtypes, dtype_vals, "f16 or f32", &v) < 0)
 			return -1;
-		}
+		o->dtype = (uint32_t)v;
 		return 0;
 	case OPT_SEED:
 		return opt_u64("seed", arg, 0, UINT64_MAX, &o->seed);
 	case OPT_PATTERN:
-		if (!strcmp(arg, "smooth")) {
-			o->pattern = PAT_SMOOTH;
-		} else if (!strcmp(arg, "noise")) {
-			o->pattern = PAT_NOISE;
-		} else {
-			fprintf(stderr, "egressd-mklatents: --pattern: '%s' is not smooth or noise\n", arg);
+		if (opt_word("pattern", arg, patterns, pattern_vals, "smooth or noise", &v) < 0)
 			return -1;
-		}
+		o->pattern = (enum pattern)v;
 		return 0;
 	case OPT_NAN_AT:
 		o->nan = 1;

@@ -1,8 +1,9 @@
 /*
  * helpers: what several unit tests need besides CHECK (liburing's
- * test/helpers.h): a private temporary directory, removed at the end, and a
- * seeded xorshift generator whose sequence is the same on every run.
- * Everything is static inline, so a test pays only for what it calls.
+ * test/helpers.h): a private temporary directory, removed at the end, a
+ * whole file read back, a seeded xorshift generator whose sequence is the
+ * same on every run, and main's verdict.  Everything is static inline, so a
+ * test pays only for what it calls.
  */
 #ifndef EGR_TEST_HELPERS_H
 #define EGR_TEST_HELPERS_H
@@ -11,6 +12,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include "check.h"
 
 /*
  * rnd(): xorshift64 (13, 7, 17), 32 bits of it.  A test that wants another
@@ -51,6 +54,35 @@ static inline void test_rmtree(const char *dir)
 	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
 	if (system(cmd) != 0)
 		printf("note: could not remove %s\n", dir);
+}
+
+/* The whole file, NUL-terminated (malloc'd), or NULL when it cannot be read. */
+static inline char *test_read_file(const char *path)
+{
+	FILE *f = fopen(path, "r");
+	char *buf;
+	long n;
+
+	if (!f)
+		return NULL;
+	fseek(f, 0, SEEK_END);
+	n = ftell(f);
+	rewind(f);
+	buf = n < 0 ? NULL : calloc(1, (size_t)n + 1);
+	if (buf && fread(buf, 1, (size_t)n, f) != (size_t)n) {
+		free(buf);
+		buf = NULL;
+	}
+	fclose(f);
+	return buf;
+}
+
+/* main's last words: a summary line when checks failed; the exit status (0 pass, 1 fail) */
+static inline int test_result(const char *name)
+{
+	if (failures)
+		printf("%s: %d check(s) failed\n", name, failures);
+	return failures ? 1 : 0;
 }
 
 #endif

@@ -18,37 +18,33 @@
 #include "daemon/decode/frame.h"
 
 #include "check.h"
+#include "helpers.h"
 
 static void test_init(void)
 {
+	static const struct {
+		uint32_t channels, nweights;
+		const char *msg, *msg2;	/* expected in err (msg2: also, unless NULL) */
+	} bad[] = {
+		{ 0, 0, "0 latent channels; 1 to 16", NULL },
+		{ 17, 51, "17 latent channels", NULL },
+		{ 16, 0, "default coefficients exist for 4 only", "(48 values)" },	/* defaults: 4 channels only */
+		{ 4, 11, "has 11 values", "needs 12" },	/* weights: 3 per channel */
+		{ 4, 13, "has 13 values", NULL },
+		{ 16, 47, "needs 48", NULL },
+	};
 	const float w16[48] = { 0.5f };
 	const float w2[6] = { 1, 2, 3, 4, 5, 6 }, bias[3] = { 0.25f, -0.5f, 1 };
 	struct egr_l2r p;
 	char err[512];
 	int r;
 
-	err[0] = 0;
-	r = egr_frame_l2r_init(&p, 0, 0, NULL, 0, NULL, err, sizeof(err));
-	CHECK(r == -EINVAL && strstr(err, "0 latent channels; 1 to 16"), "0 channels: %d '%s'", r, err);
-	err[0] = 0;
-	r = egr_frame_l2r_init(&p, 17, 51, w16, 0, NULL, err, sizeof(err));
-	CHECK(r == -EINVAL && strstr(err, "17 latent channels"), "17 channels: %d '%s'", r, err);
-	/* defaults exist for 4 channels only */
-	err[0] = 0;
-	r = egr_frame_l2r_init(&p, 16, 0, NULL, 0, NULL, err, sizeof(err));
-	CHECK(r == -EINVAL && strstr(err, "default coefficients exist for 4 only") && strstr(err, "(48 values)"),
-	      "16 channels, no weights: %d '%s'", r, err);
-	/* weights must be 3 per channel */
-	err[0] = 0;
-	r = egr_frame_l2r_init(&p, 4, 11, w16, 0, NULL, err, sizeof(err));
-	CHECK(r == -EINVAL && strstr(err, "has 11 values") && strstr(err, "needs 12"), "11 weights for 4 channels: %d '%s'",
-	      r, err);
-	err[0] = 0;
-	r = egr_frame_l2r_init(&p, 4, 13, w16, 0, NULL, err, sizeof(err));
-	CHECK(r == -EINVAL && strstr(err, "has 13 values"), "13 weights for 4 channels: %d '%s'", r, err);
-	err[0] = 0;
-	r = egr_frame_l2r_init(&p, 16, 47, w16, 0, NULL, err, sizeof(err));
-	CHECK(r == -EINVAL && strstr(err, "needs 48"), "47 weights for 16 channels: %d '%s'", r, err);
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		err[0] = 0;
+		r = egr_frame_l2r_init(&p, bad[i].channels, bad[i].nweights, w16, 0, NULL, err, sizeof(err));
+		CHECK(r == -EINVAL && strstr(err, bad[i].msg) && (!bad[i].msg2 || strstr(err, bad[i].msg2)),
+		      "%u channels, %u weights: %d '%s'", bad[i].channels, bad[i].nweights, r, err);
+	}
 
 	/* the defaults: SD 1.x coefficients, no bias */
 	r = egr_frame_l2r_init(&p, 4, 0, NULL, 0, NULL, err, sizeof(err));
@@ -148,17 +144,27 @@ static void fill(uint8_t *rgb, size_t px, uint8_t r, uint8_t g, uint8_t b)
 	}
 }
 
+/* rgb (w x h) converts to exactly want (w * h * 3 / 2 bytes, at most 24) */
+static void check_i420(const char *what, const uint8_t *rgb, uint32_t w, uint32_t h, const uint8_t *want)
+{
+	uint8_t yuv[24 + 1];
+	const uint32_t n = w * h * 3 / 2;
+
+	memset(yuv, 0xA5, sizeof(yuv));
+	egr_frame_rgb_to_i420(rgb, w, h, yuv);
+	for (uint32_t i = 0; i < n; i++)
+		CHECK(yuv[i] == want[i], "%s: byte %u = %u, want %u", what, i, yuv[i], want[i]);
+	CHECK(yuv[n] == 0xA5, "%s: wrote past the frame", what);
+}
+
 /* one flat 2x2 frame: Y (all four), Cb, Cr */
 static void check_flat(const char *what, uint8_t r, uint8_t g, uint8_t b, uint8_t y, uint8_t cb, uint8_t cr)
 {
-	uint8_t rgb[12], yuv[6];
+	const uint8_t want[6] = { y, y, y, y, cb, cr };
+	uint8_t rgb[12];
 
 	fill(rgb, 4, r, g, b);
-	memset(yuv, 0xA5, sizeof(yuv));
-	egr_frame_rgb_to_i420(rgb, 2, 2, yuv);
-	CHECK(yuv[0] == y && yuv[1] == y && yuv[2] == y && yuv[3] == y, "%s: Y %u %u %u %u, want %u", what, yuv[0], yuv[1],
-	      yuv[2], yuv[3], y);
-	CHECK(yuv[4] == cb && yuv[5] == cr, "%s: Cb %u Cr %u, want %u %u", what, yuv[4], yuv[5], cb, cr);
+	check_i420(what, rgb, 2, 2, want);
 }
 
 static void test_i420(void)
@@ -173,35 +179,29 @@ static void test_i420(void)
 	 * 4x2: the left 2x2 block is a black/white checker (chroma of the mean,
 	 * grey), the right one red; planes are Y (8), Cb (2), Cr (2).
 	 */
-	uint8_t rgb[4 * 2 * 3], yuv[12];
+	static const uint8_t want[12] = { 235, 16, 82, 82, 16, 235, 82, 82, 128, 90, 128, 240 };
+	uint8_t rgb[4 * 2 * 3];
 	fill(rgb, 8, 255, 0, 0);
 	fill(rgb + 0 * 3, 1, 255, 255, 255);
 	fill(rgb + 1 * 3, 1, 0, 0, 0);
 	fill(rgb + 4 * 3, 1, 0, 0, 0);
 	fill(rgb + 5 * 3, 1, 255, 255, 255);
-	memset(yuv, 0xA5, sizeof(yuv));
-	egr_frame_rgb_to_i420(rgb, 4, 2, yuv);
-	static const uint8_t want[12] = { 235, 16, 82, 82, 16, 235, 82, 82, 128, 90, 128, 240 };
-	for (int i = 0; i < 12; i++)
-		CHECK(yuv[i] == want[i], "4x2: byte %d = %u, want %u", i, yuv[i], want[i]);
+	check_i420("4x2", rgb, 4, 2, want);
 
 	/*
 	 * 2x4 (taller than wide): top block R = 2, 2, 1, 1 (mean 1.5 rounds to 2:
 	 * Cr = ((224 + 128) >> 8) + 128 = 129; truncating would give 128), bottom
 	 * block grey.  Chroma rows are w/2 = 1 byte apart.
 	 */
-	uint8_t rgb2[2 * 4 * 3], yuv2[12];
+	static const uint8_t want2[12] = { 17, 17, 16, 16, 126, 126, 126, 126, 128, 128, 129, 128 };
+	uint8_t rgb2[2 * 4 * 3];
 	memset(rgb2, 0, sizeof(rgb2));
 	rgb2[0] = 2;
 	rgb2[3] = 2;
 	rgb2[6] = 1;
 	rgb2[9] = 1;
 	fill(rgb2 + 4 * 3, 4, 128, 128, 128);
-	memset(yuv2, 0xA5, sizeof(yuv2));
-	egr_frame_rgb_to_i420(rgb2, 2, 4, yuv2);
-	static const uint8_t want2[12] = { 17, 17, 16, 16, 126, 126, 126, 126, 128, 128, 129, 128 };
-	for (int i = 0; i < 12; i++)
-		CHECK(yuv2[i] == want2[i], "2x4: byte %d = %u, want %u", i, yuv2[i], want2[i]);
+	check_i420("2x4", rgb2, 2, 4, want2);
 }
 
 /*
@@ -221,7 +221,7 @@ static void test_i420_rounding(void)
 		128, 127, 129, 90,	/* Cb */
 		129, 127, 128, 240,	/* Cr */
 	};
-	uint8_t rgb[4 * 4 * 3], yuv[24];
+	uint8_t rgb[4 * 4 * 3];
 
 	memset(rgb, 0, sizeof(rgb));
 	for (int y = 0; y < 4; y++) {
@@ -234,10 +234,7 @@ static void test_i420_rounding(void)
 				px[c] = (uint8_t)(y % 2 ? 1 : 2);
 		}
 	}
-	memset(yuv, 0xA5, sizeof(yuv));
-	egr_frame_rgb_to_i420(rgb, 4, 4, yuv);
-	for (int i = 0; i < 24; i++)
-		CHECK(yuv[i] == want[i], "4x4 rounding: byte %d = %u, want %u", i, yuv[i], want[i]);
+	check_i420("4x4 rounding", rgb, 4, 4, want);
 }
 
 static void test_bytes(void)
@@ -268,7 +265,5 @@ int main(void)
 	test_i420();
 	test_i420_rounding();
 	test_bytes();
-	if (failures)
-		printf("test_frame: %d check(s) failed\n", failures);
-	return failures ? 1 : 0;
+	return test_result("test_frame");
 }

@@ -22,23 +22,6 @@
 
 static char dir[256];
 
-/* the file's bytes (NUL-terminated, malloc'd), or NULL when it cannot be read */
-static char *slurp(const char *path)
-{
-	FILE *f = fopen(path, "rb");
-	char *buf;
-	size_t n;
-
-	if (!f)
-		return NULL;
-	buf = calloc(1, 4096);
-	n = buf ? fread(buf, 1, 4095, f) : 0;
-	fclose(f);
-	if (buf)
-		buf[n] = 0;
-	return buf;
-}
-
 static int exists(const char *path)
 {
 	struct stat st;
@@ -57,62 +40,63 @@ static void write_text(const char *path, const char *text)
 	}
 }
 
-static void touch(const char *path)
+/*
+ * dir/rel as a directory ('d'), a file ('f') or a symlink to target ('l');
+ * the path into out (if not NULL).  A test that cannot set up stops here.
+ */
+static void make(char kind, const char *rel, const char *target, char *out, size_t outlen)
 {
-	write_text(path, "x\n");
-}
+	char p[512];
+	int r = 0;
 
-static void mkdir_or_die(const char *path)
-{
-	if (mkdir(path, 0755) < 0) {
-		perror(path);
+	snprintf(p, sizeof(p), "%s/%s", dir, rel);
+	if (kind == 'd')
+		r = mkdir(p, 0755);
+	else if (kind == 'l')
+		r = symlink(target, p);
+	else
+		write_text(p, "x\n");
+	if (r < 0) {
+		perror(p);
 		exit(1);
 	}
+	if (out)
+		snprintf(out, outlen, "%s", p);
+}
+
+/* write_atomic(path, text) succeeds, path then holds exactly text, and no path.tmp is left */
+static void check_write(const char *path, const char *text, const char *what)
+{
+	char tmp[600], err[512], *got;
+	int r = egr_fs_write_atomic(path, text, err, sizeof(err));
+
+	CHECK(r == 0, "%s: write_atomic: %d %s", what, r, err);
+	got = test_read_file(path);
+	CHECK(got && strcmp(got, text) == 0, "%s: content '%s'", what, got ? got : "(unreadable)");
+	free(got);
+	snprintf(tmp, sizeof(tmp), "%s.tmp", path);
+	CHECK(!exists(tmp), "%s: %s left behind", what, tmp);
 }
 
 static void test_write_atomic(void)
 {
 	char path[512], tmp[600], err[512];
-	char *got;
 	int r;
 
 	snprintf(path, sizeof(path), "%s/report", dir);
-	snprintf(tmp, sizeof(tmp), "%s.tmp", path);
-	r = egr_fs_write_atomic(path, "first line\nsecond\n", err, sizeof(err));
-	CHECK(r == 0, "write_atomic: %d %s", r, err);
-	got = slurp(path);
-	CHECK(got && strcmp(got, "first line\nsecond\n") == 0, "content '%s'", got ? got : "(unreadable)");
-	free(got);
-	CHECK(!exists(tmp), "%s left behind", tmp);
-
-	/* an existing file is replaced whole */
-	r = egr_fs_write_atomic(path, "new", err, sizeof(err));
-	CHECK(r == 0, "write_atomic over a file: %d %s", r, err);
-	got = slurp(path);
-	CHECK(got && strcmp(got, "new") == 0, "content after replace '%s'", got ? got : "(unreadable)");
-	free(got);
-	CHECK(!exists(tmp), "%s left behind after replace", tmp);
-
-	/* empty text: an empty file */
-	r = egr_fs_write_atomic(path, "", err, sizeof(err));
-	got = slurp(path);
-	CHECK(r == 0 && got && got[0] == 0, "empty text: %d '%s'", r, got ? got : "(unreadable)");
-	free(got);
+	check_write(path, "first line\nsecond\n", "new file");
+	check_write(path, "new", "over an existing file");	/* replaced whole */
+	check_write(path, "", "empty text");
 
 	/* a stale temporary from a crash, longer than the new text: truncated, not overwritten in part */
 	snprintf(path, sizeof(path), "%s/stale", dir);
 	snprintf(tmp, sizeof(tmp), "%s.tmp", path);
 	write_text(tmp, "a much longer stale text from an earlier attempt\n");
-	r = egr_fs_write_atomic(path, "short", err, sizeof(err));
-	got = slurp(path);
-	CHECK(r == 0 && got && strcmp(got, "short") == 0, "over a stale temporary: %d '%s'", r, got ? got : "(unreadable)");
-	free(got);
+	check_write(path, "short", "over a stale temporary");
 
 	/* the rename fails (a non-empty directory is in the way): the temporary is removed */
-	snprintf(path, sizeof(path), "%s/occupied", dir);
-	mkdir_or_die(path);
-	snprintf(tmp, sizeof(tmp), "%s/occupied/x", dir);
-	touch(tmp);
+	make('d', "occupied", NULL, path, sizeof(path));
+	make('f', "occupied/x", NULL, NULL, 0);
 	snprintf(tmp, sizeof(tmp), "%s.tmp", path);
 	err[0] = 0;
 	r = egr_fs_write_atomic(path, "x", err, sizeof(err));
@@ -135,41 +119,25 @@ static void test_remove_tree(void)
 	int r;
 
 	/* a plain file */
-	snprintf(p, sizeof(p), "%s/file", dir);
-	touch(p);
+	make('f', "file", NULL, p, sizeof(p));
 	r = egr_fs_remove_tree(p);
 	CHECK(r == 0 && !exists(p), "remove a file: %d, exists %d", r, exists(p));
 
-	/* a nested tree, with a symlink to a file outside it: the link goes, its target stays */
-	snprintf(keep, sizeof(keep), "%s/keep", dir);
-	touch(keep);
-	snprintf(p, sizeof(p), "%s/tree", dir);
-	mkdir_or_die(p);
-	snprintf(q, sizeof(q), "%s/tree/a", dir);
-	mkdir_or_die(q);
-	snprintf(q, sizeof(q), "%s/tree/a/b", dir);
-	mkdir_or_die(q);
-	snprintf(q, sizeof(q), "%s/tree/a/b/deep", dir);
-	touch(q);
-	snprintf(q, sizeof(q), "%s/tree/top", dir);
-	touch(q);
-	snprintf(q, sizeof(q), "%s/tree/a/link", dir);
-	if (symlink(keep, q) < 0) {
-		perror("symlink");
-		exit(1);
-	}
-	snprintf(q, sizeof(q), "%s/tree/empty", dir);
-	mkdir_or_die(q);
-	/* and a symlink to a directory: not followed (FTW_PHYS), its contents stay */
-	snprintf(keepdir, sizeof(keepdir), "%s/keepdir", dir);
-	mkdir_or_die(keepdir);
-	snprintf(q, sizeof(q), "%s/keepdir/inner", dir);
-	touch(q);
-	snprintf(q, sizeof(q), "%s/tree/dirlink", dir);
-	if (symlink(keepdir, q) < 0) {
-		perror("symlink");
-		exit(1);
-	}
+	/*
+	 * a nested tree, with symlinks to a file and to a directory outside it:
+	 * the links go, what they point to stays (FTW_PHYS: never followed)
+	 */
+	make('f', "keep", NULL, keep, sizeof(keep));
+	make('d', "keepdir", NULL, keepdir, sizeof(keepdir));
+	make('f', "keepdir/inner", NULL, NULL, 0);
+	make('d', "tree", NULL, p, sizeof(p));
+	make('d', "tree/a", NULL, NULL, 0);
+	make('d', "tree/a/b", NULL, NULL, 0);
+	make('f', "tree/a/b/deep", NULL, NULL, 0);
+	make('f', "tree/top", NULL, NULL, 0);
+	make('d', "tree/empty", NULL, NULL, 0);
+	make('l', "tree/a/link", keep, NULL, 0);
+	make('l', "tree/dirlink", keepdir, NULL, 0);
 	r = egr_fs_remove_tree(p);
 	CHECK(r == 0 && !exists(p), "remove a nested tree: %d, exists %d", r, exists(p));
 	CHECK(exists(keep), "the symlink's target %s was removed", keep);
@@ -185,8 +153,8 @@ static void test_remove_tree(void)
 		perror("chdir");
 		exit(1);
 	}
-	mkdir_or_die("rel");
-	touch("rel/f");
+	make('d', "rel", NULL, NULL, 0);
+	make('f', "rel/f", NULL, NULL, 0);
 	CHECK(egr_fs_remove_tree("rel") == -EINVAL, "relative path: %d", egr_fs_remove_tree("rel"));
 	CHECK(egr_fs_remove_tree("rel/f") == -EINVAL, "relative path with a slash: %d", egr_fs_remove_tree("rel/f"));
 	CHECK(egr_fs_remove_tree("") == -EINVAL, "empty path: %d", egr_fs_remove_tree(""));
@@ -225,7 +193,5 @@ int main(void)
 	test_remove_tree();
 	test_fsync_dir();
 	test_rmtree(dir);
-	if (failures)
-		printf("test_fs: %d check(s) failed\n", failures);
-	return failures ? 1 : 0;
+	return test_result("test_fs");
 }

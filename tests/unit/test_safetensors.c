@@ -295,7 +295,5 @@ int main(void)
 	test_bad();
 	test_fuzz();
 	test_rmtree(dir);
-	if (failures)
-		printf("test_safetensors: %d check(s) failed\n", failures);
-	return failures ? 1 : 0;
+	return test_result("test_safetensors");
 }

@@ -63,18 +63,12 @@ static int has(const char *sub, const char *name)
 static const char *text_of(const char *sub, const char *name)
 {
 	static char buf[256];
-	char p[700];
-	FILE *f;
-	size_t n;
+	char p[700], *t;
 
 	snprintf(p, sizeof(p), "%s/%s/%s", spool, sub, name);
-	buf[0] = 0;
-	f = fopen(p, "r");
-	if (!f)
-		return buf;
-	n = fread(buf, 1, sizeof(buf) - 1, f);
-	buf[n] = 0;
-	fclose(f);
+	t = test_read_file(p);
+	snprintf(buf, sizeof(buf), "%s", t ? t : "");
+	free(t);
 	return buf;
 }
 
@@ -235,32 +229,40 @@ static void test_claim(void)
 	CHECK(has("active", "job2"), "the losing claim disturbed active/job2");
 }
 
+/*
+ * name was finished (ok or not): the job file moved from active/ into done/
+ * or failed/, beside NAME.result or NAME.error holding text; nothing in the
+ * other directory, no temporary left behind.
+ */
+static void check_finished(const char *name, int ok, const char *text)
+{
+	const char *sub = ok ? "done" : "failed", *other = ok ? "failed" : "done";
+	char side[300], wrong[300];
+
+	snprintf(side, sizeof(side), "%s%s", name, ok ? ".result" : ".error");
+	snprintf(wrong, sizeof(wrong), "%s%s", name, ok ? ".error" : ".result");
+	CHECK(!has("active", name) && has(sub, name), "finish did not move active/%s to %s/", name, sub);
+	CHECK(!strcmp(text_of(sub, side), text), "%s/%s holds '%s'", sub, side, text_of(sub, side));
+	CHECK(!has(other, wrong) && !has(other, name), "finish of %s wrote into %s/", name, other);
+	CHECK(tmp_files(sub) == 0, "finish left %d temporary file(s) in %s/", tmp_files(sub), sub);
+}
+
 static void test_finish(void)
 {
 	char name[300], err[512];
 	int r;
 
-	/* ok: done/NAME.result, then the job file beside it */
 	r = egr_spool_finish(spool, "job2", 1, "ok frames=3\n", err, sizeof(err));
 	CHECK(r == 0, "finish ok: %d %s", r, err);
-	CHECK(!has("active", "job2") && has("done", "job2"), "finish ok did not move active/job2 to done/");
-	CHECK(!strcmp(text_of("done", "job2.result"), "ok frames=3\n"), "job2.result holds '%s'",
-	      text_of("done", "job2.result"));
-	CHECK(!has("failed", "job2.error") && !has("failed", "job2"), "finish ok wrote into failed/");
-	CHECK(tmp_files("done") == 0, "finish ok left %d temporary file(s) in done/", tmp_files("done"));
+	check_finished("job2", 1, "ok frames=3\n");
 
-	/* failed: failed/NAME.error with the reason */
 	if (egr_spool_claim(spool, "job10", err, sizeof(err)) < 0) {
 		CHECK(0, "claim job10: %s", err);
 		return;
 	}
 	r = egr_spool_finish(spool, "job10", 0, "decode failed: bad latents\n", err, sizeof(err));
 	CHECK(r == 0, "finish failed: %d %s", r, err);
-	CHECK(!has("active", "job10") && has("failed", "job10"), "finish failed did not move the job to failed/");
-	CHECK(!strcmp(text_of("failed", "job10.error"), "decode failed: bad latents\n"), "job10.error holds '%s'",
-	      text_of("failed", "job10.error"));
-	CHECK(!has("done", "job10.result") && !has("done", "job10"), "finish failed wrote into done/");
-	CHECK(tmp_files("failed") == 0, "finish failed left %d temporary file(s)", tmp_files("failed"));
+	check_finished("job10", 0, "decode failed: bad latents\n");
 
 	/* the job file already gone (finished before a crash): the report is still written */
 	r = egr_spool_finish(spool, "ghost", 0, "again\n", err, sizeof(err));
@@ -292,7 +294,5 @@ int main(void)
 	test_claim();
 	test_finish();
 	test_rmtree(dir);
-	if (failures)
-		printf("test_spool: %d check(s) failed\n", failures);
-	return failures ? 1 : 0;
+	return test_result("test_spool");
 }
