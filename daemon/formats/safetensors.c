@@ -65,13 +65,94 @@ static int st_pread_full(int fd, void *buf, size_t len, uint64_t off)
 	return 0;
 }
 
-/* Validate one header entry into *t.  0 or -EINVAL with err set. */
+/* Entry phase 1: the dtype name, looked up in st_dtypes. */
+static int st_entry_dtype(const char *P, const char *name, json_t *jd, struct egr_st_tensor *t, char *err,
+			  size_t errlen)
+{
+	const char *dn = json_string_value(jd);
+	size_t i;
+
+	for (i = 0; i < sizeof(st_dtypes) / sizeof(st_dtypes[0]); i++)
+		if (!strcmp(dn, st_dtypes[i].name))
+			break;
+	if (i == sizeof(st_dtypes) / sizeof(st_dtypes[0])) {
+		egr_errf(err, errlen, "weights \"%s\": tensor '%s': unknown dtype \"%.16s\"", P, name, dn);
+		return -EINVAL;
+	}
+	snprintf(t->dtype_name, sizeof(t->dtype_name), "%s", st_dtypes[i].name);
+	t->dtype = st_dtypes[i].dtype;
+	t->elem = st_dtypes[i].elem;
+	return 0;
+}
+
+/* Entry phase 2: the shape, and numel without overflow. */
+static int st_entry_shape(const char *P, const char *name, json_t *js, struct egr_st_tensor *t, char *err,
+			  size_t errlen)
+{
+	if (json_array_size(js) > EGR_ST_MAX_DIMS) {
+		egr_errf(err, errlen, "weights \"%s\": tensor '%s': shape has %zu dimensions, at most %d supported",
+			 P, name, json_array_size(js), EGR_ST_MAX_DIMS);
+		return -EINVAL;
+	}
+	t->ndim = (uint32_t)json_array_size(js);
+	t->numel = 1;
+	for (size_t i = 0; i < t->ndim; i++) {
+		json_t *d = json_array_get(js, i);
+		if (!json_is_integer(d) || json_integer_value(d) < 0) {
+			egr_errf(err, errlen, "weights \"%s\": tensor '%s': shape[%zu] is not a non-negative integer",
+				 P, name, i);
+			return -EINVAL;
+		}
+		t->shape[i] = (uint64_t)json_integer_value(d);
+		if (__builtin_mul_overflow(t->numel, t->shape[i], &t->numel)) {
+			egr_errf(err, errlen, "weights \"%s\": tensor '%s': shape overflows 64 bits", P, name);
+			return -EINVAL;
+		}
+	}
+	return 0;
+}
+
+/* Entry phase 3: data_offsets inside the data section, exactly numel * elem bytes long. */
+static int st_entry_range(const struct egr_st *st, const char *name, json_t *jo, struct egr_st_tensor *t,
+			  char *err, size_t errlen)
+{
+	const char *P = st->path;
+	uint64_t need;
+	char sb[96];
+
+	if (json_array_size(jo) != 2 || !json_is_integer(json_array_get(jo, 0)) ||
+	    !json_is_integer(json_array_get(jo, 1)) || json_integer_value(json_array_get(jo, 0)) < 0 ||
+	    json_integer_value(json_array_get(jo, 1)) < 0) {
+		egr_errf(err, errlen, "weights \"%s\": tensor '%s': data_offsets is not [begin, end] (non-negative integers)",
+			 P, name);
+		return -EINVAL;
+	}
+	t->begin = (uint64_t)json_integer_value(json_array_get(jo, 0));
+	t->end = (uint64_t)json_integer_value(json_array_get(jo, 1));
+	if (t->begin > t->end || t->end > st->data_len) {
+		egr_errf(err, errlen,
+			 "weights \"%s\": tensor '%s': data_offsets [%llu, %llu] lie outside the data section of %llu bytes (truncated file?)",
+			 P, name, (unsigned long long)t->begin, (unsigned long long)t->end,
+			 (unsigned long long)st->data_len);
+		return -EINVAL;
+	}
+	if (__builtin_mul_overflow(t->numel, (uint64_t)t->elem, &need) || need != t->end - t->begin) {
+		egr_errf(err, errlen, "weights \"%s\": tensor '%s': data_offsets [%llu, %llu] hold %llu bytes, shape %s %s needs %llu",
+			 P, name, (unsigned long long)t->begin, (unsigned long long)t->end,
+			 (unsigned long long)(t->end - t->begin), egr_st_shape_str(t->shape, t->ndim, sb, sizeof(sb)),
+			 t->dtype_name, (unsigned long long)need);
+		return -EINVAL;
+	}
+	return 0;
+}
+
+/* Validate one header entry into *t: name, fields, then the three phases.  0 or -EINVAL with err set. */
 static int st_parse_entry(struct egr_st *st, const char *name, json_t *v, struct egr_st_tensor *t, char *err,
 			  size_t errlen)
 {
 	const char *P = st->path;
 	json_t *jd, *js, *jo;
-	size_t i;
+	int r;
 
 	memset(t, 0, sizeof(*t));
 	if (strlen(name) >= sizeof(t->name)) {
@@ -93,74 +174,140 @@ static int st_parse_entry(struct egr_st *st, const char *name, json_t *v, struct
 			 P, name);
 		return -EINVAL;
 	}
-	const char *dn = json_string_value(jd);
-	for (i = 0; i < sizeof(st_dtypes) / sizeof(st_dtypes[0]); i++)
-		if (!strcmp(dn, st_dtypes[i].name))
-			break;
-	if (i == sizeof(st_dtypes) / sizeof(st_dtypes[0])) {
-		egr_errf(err, errlen, "weights \"%s\": tensor '%s': unknown dtype \"%.16s\"", P, name, dn);
-		return -EINVAL;
-	}
-	snprintf(t->dtype_name, sizeof(t->dtype_name), "%s", st_dtypes[i].name);
-	t->dtype = st_dtypes[i].dtype;
-	t->elem = st_dtypes[i].elem;
+	r = st_entry_dtype(P, name, jd, t, err, errlen);
+	if (!r)
+		r = st_entry_shape(P, name, js, t, err, errlen);
+	if (!r)
+		r = st_entry_range(st, name, jo, t, err, errlen);
+	return r;
+}
 
-	if (json_array_size(js) > EGR_ST_MAX_DIMS) {
-		egr_errf(err, errlen, "weights \"%s\": tensor '%s': shape has %zu dimensions, at most %d supported",
-			 P, name, json_array_size(js), EGR_ST_MAX_DIMS);
+/* Open phase 1: open path, which must be a regular file of at least 8 bytes. */
+static int st_open_file(struct egr_st *st, const char *path, char *err, size_t errlen)
+{
+	struct stat sb;
+	int r;
+
+	st->fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (st->fd < 0) {
+		r = -errno;
+		egr_errf(err, errlen, "open(\"%s\"): %s", path, strerror(-r));
+		return r;
+	}
+	if (fstat(st->fd, &sb) < 0) {
+		r = -errno;
+		egr_errf(err, errlen, "fstat(\"%s\"): %s", path, strerror(-r));
+		return r;
+	}
+	if (!S_ISREG(sb.st_mode)) {
+		egr_errf(err, errlen, "weights \"%s\": not a regular file", path);
 		return -EINVAL;
 	}
-	t->ndim = (uint32_t)json_array_size(js);
-	t->numel = 1;
-	for (i = 0; i < t->ndim; i++) {
-		json_t *d = json_array_get(js, i);
-		if (!json_is_integer(d) || json_integer_value(d) < 0) {
-			egr_errf(err, errlen, "weights \"%s\": tensor '%s': shape[%zu] is not a non-negative integer",
-				 P, name, i);
-			return -EINVAL;
-		}
-		t->shape[i] = (uint64_t)json_integer_value(d);
-		if (__builtin_mul_overflow(t->numel, t->shape[i], &t->numel)) {
-			egr_errf(err, errlen, "weights \"%s\": tensor '%s': shape overflows 64 bits", P, name);
-			return -EINVAL;
-		}
-	}
-	if (json_array_size(jo) != 2 || !json_is_integer(json_array_get(jo, 0)) ||
-	    !json_is_integer(json_array_get(jo, 1)) || json_integer_value(json_array_get(jo, 0)) < 0 ||
-	    json_integer_value(json_array_get(jo, 1)) < 0) {
-		egr_errf(err, errlen, "weights \"%s\": tensor '%s': data_offsets is not [begin, end] (non-negative integers)",
-			 P, name);
-		return -EINVAL;
-	}
-	t->begin = (uint64_t)json_integer_value(json_array_get(jo, 0));
-	t->end = (uint64_t)json_integer_value(json_array_get(jo, 1));
-	if (t->begin > t->end || t->end > st->data_len) {
-		egr_errf(err, errlen,
-			 "weights \"%s\": tensor '%s': data_offsets [%llu, %llu] lie outside the data section of %llu bytes (truncated file?)",
-			 P, name, (unsigned long long)t->begin, (unsigned long long)t->end,
-			 (unsigned long long)st->data_len);
-		return -EINVAL;
-	}
-	uint64_t need;
-	char sb[96];
-	if (__builtin_mul_overflow(t->numel, (uint64_t)t->elem, &need) || need != t->end - t->begin) {
-		egr_errf(err, errlen, "weights \"%s\": tensor '%s': data_offsets [%llu, %llu] hold %llu bytes, shape %s %s needs %llu",
-			 P, name, (unsigned long long)t->begin, (unsigned long long)t->end,
-			 (unsigned long long)(t->end - t->begin), egr_st_shape_str(t->shape, t->ndim, sb, sizeof(sb)),
-			 t->dtype_name, (unsigned long long)need);
+	st->file_size = (uint64_t)sb.st_size;
+	if (st->file_size < 8) {
+		egr_errf(err, errlen, "weights \"%s\": file is %llu bytes, too short for a safetensors header", path,
+			 (unsigned long long)st->file_size);
 		return -EINVAL;
 	}
 	return 0;
 }
 
+/*
+ * Open phase 2: the header length N (checked against the file and the
+ * limit), which places the data section, then the N header bytes into a
+ * malloc'd *hdr (the caller frees it, also on failure).
+ */
+static int st_read_header(struct egr_st *st, const char *path, char **hdr, uint64_t *hlen, char *err,
+			  size_t errlen)
+{
+	unsigned char lenbuf[8];
+	uint64_t n = 0;
+	int r;
+
+	r = st_pread_full(st->fd, lenbuf, 8, 0);
+	if (r < 0) {
+		egr_errf(err, errlen, "pread(\"%s\", header length): %s", path, r == -EIO ? "file truncated" : strerror(-r));
+		return r;
+	}
+	for (int i = 7; i >= 0; i--)
+		n = (n << 8) | lenbuf[i];
+	if (n < 2 || n > EGR_ST_MAX_HEADER || n > st->file_size - 8) {
+		egr_errf(err, errlen,
+			 "weights \"%s\": header length %llu is impossible (file is %llu bytes, limit %u): not a safetensors file, or truncated",
+			 path, (unsigned long long)n, (unsigned long long)st->file_size, EGR_ST_MAX_HEADER);
+		return -EINVAL;
+	}
+	st->data_off = 8 + n;
+	st->data_len = st->file_size - st->data_off;
+	*hdr = malloc((size_t)n);
+	if (!*hdr) {
+		egr_errf(err, errlen, "weights \"%s\": out of memory for a %llu-byte header", path, (unsigned long long)n);
+		return -ENOMEM;
+	}
+	r = st_pread_full(st->fd, *hdr, (size_t)n, 8);
+	if (r < 0) {
+		egr_errf(err, errlen, "pread(\"%s\", header): %s", path, r == -EIO ? "file truncated" : strerror(-r));
+		return r;
+	}
+	*hlen = n;
+	return 0;
+}
+
+/* Open phase 3: parse the JSON header and validate every entry into st->t. */
+static int st_parse_header(struct egr_st *st, const char *path, const char *hdr, uint64_t n, char *err,
+			   size_t errlen)
+{
+	json_error_t je;
+	json_t *root, *val;
+	const char *key;
+	size_t cnt;
+	int r = 0;
+
+	root = json_loadb(hdr, (size_t)n, JSON_REJECT_DUPLICATES, &je);
+	if (!root) {
+		egr_errf(err, errlen, "weights \"%s\": header is not valid JSON (byte %d: %s)", path, je.position, je.text);
+		return -EINVAL;
+	}
+	if (!json_is_object(root)) {
+		r = -EINVAL;
+		egr_errf(err, errlen, "weights \"%s\": header is not a JSON object", path);
+		goto out;
+	}
+	cnt = json_object_size(root);
+	if (cnt > EGR_ST_MAX_TENSORS + 1) {
+		r = -EINVAL;
+		egr_errf(err, errlen, "weights \"%s\": %zu tensors, at most %d supported", path, cnt, EGR_ST_MAX_TENSORS);
+		goto out;
+	}
+	st->t = calloc(cnt ? cnt : 1, sizeof(*st->t));
+	if (!st->t) {
+		r = -ENOMEM;
+		egr_errf(err, errlen, "weights \"%s\": out of memory", path);
+		goto out;
+	}
+	json_object_foreach(root, key, val) {
+		if (!strcmp(key, "__metadata__")) {
+			if (!json_is_object(val)) {
+				r = -EINVAL;
+				egr_errf(err, errlen, "weights \"%s\": __metadata__ is not a JSON object", path);
+				goto out;
+			}
+			continue;
+		}
+		r = st_parse_entry(st, key, val, &st->t[st->ntensors], err, errlen);
+		if (r < 0)
+			goto out;
+		st->ntensors++;
+	}
+out:
+	json_decref(root);
+	return r;
+}
+
 int egr_st_open(const char *path, struct egr_st **out, char *err, size_t errlen)
 {
 	struct egr_st *st;
-	struct stat sb;
-	unsigned char lenbuf[8];
 	char *hdr = NULL;
-	json_t *root = NULL;
-	json_error_t je;
 	uint64_t n = 0;
 	int r;
 
@@ -172,105 +319,18 @@ int egr_st_open(const char *path, struct egr_st **out, char *err, size_t errlen)
 	}
 	st->fd = -1;
 	snprintf(st->path, sizeof(st->path), "%s", path);
-	st->fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (st->fd < 0) {
-		r = -errno;
-		egr_errf(err, errlen, "open(\"%s\"): %s", path, strerror(errno));
-		goto fail;
-	}
-	if (fstat(st->fd, &sb) < 0) {
-		r = -errno;
-		egr_errf(err, errlen, "fstat(\"%s\"): %s", path, strerror(errno));
-		goto fail;
-	}
-	if (!S_ISREG(sb.st_mode)) {
-		r = -EINVAL;
-		egr_errf(err, errlen, "weights \"%s\": not a regular file", path);
-		goto fail;
-	}
-	st->file_size = (uint64_t)sb.st_size;
-	if (st->file_size < 8) {
-		r = -EINVAL;
-		egr_errf(err, errlen, "weights \"%s\": file is %llu bytes, too short for a safetensors header", path,
-			 (unsigned long long)st->file_size);
-		goto fail;
-	}
-	r = st_pread_full(st->fd, lenbuf, 8, 0);
-	if (r < 0) {
-		egr_errf(err, errlen, "pread(\"%s\", header length): %s", path, r == -EIO ? "file truncated" : strerror(-r));
-		goto fail;
-	}
-	for (int i = 7; i >= 0; i--)
-		n = (n << 8) | lenbuf[i];
-	if (n < 2 || n > EGR_ST_MAX_HEADER || n > st->file_size - 8) {
-		r = -EINVAL;
-		egr_errf(err, errlen,
-			 "weights \"%s\": header length %llu is impossible (file is %llu bytes, limit %u): not a safetensors file, or truncated",
-			 path, (unsigned long long)n, (unsigned long long)st->file_size, EGR_ST_MAX_HEADER);
-		goto fail;
-	}
-	st->data_off = 8 + n;
-	st->data_len = st->file_size - st->data_off;
-	hdr = malloc((size_t)n);
-	if (!hdr) {
-		r = -ENOMEM;
-		egr_errf(err, errlen, "weights \"%s\": out of memory for a %llu-byte header", path, (unsigned long long)n);
-		goto fail;
-	}
-	r = st_pread_full(st->fd, hdr, (size_t)n, 8);
-	if (r < 0) {
-		egr_errf(err, errlen, "pread(\"%s\", header): %s", path, r == -EIO ? "file truncated" : strerror(-r));
-		goto fail;
-	}
-	root = json_loadb(hdr, (size_t)n, JSON_REJECT_DUPLICATES, &je);
-	if (!root) {
-		r = -EINVAL;
-		egr_errf(err, errlen, "weights \"%s\": header is not valid JSON (byte %d: %s)", path, je.position, je.text);
-		goto fail;
-	}
-	if (!json_is_object(root)) {
-		r = -EINVAL;
-		egr_errf(err, errlen, "weights \"%s\": header is not a JSON object", path);
-		goto fail;
-	}
-	size_t cnt = json_object_size(root);
-	if (cnt > EGR_ST_MAX_TENSORS + 1) {
-		r = -EINVAL;
-		egr_errf(err, errlen, "weights \"%s\": %zu tensors, at most %d supported", path, cnt, EGR_ST_MAX_TENSORS);
-		goto fail;
-	}
-	st->t = calloc(cnt ? cnt : 1, sizeof(*st->t));
-	if (!st->t) {
-		r = -ENOMEM;
-		egr_errf(err, errlen, "weights \"%s\": out of memory", path);
-		goto fail;
-	}
-	const char *key;
-	json_t *val;
-	json_object_foreach(root, key, val) {
-		if (!strcmp(key, "__metadata__")) {
-			if (!json_is_object(val)) {
-				r = -EINVAL;
-				egr_errf(err, errlen, "weights \"%s\": __metadata__ is not a JSON object", path);
-				goto fail;
-			}
-			continue;
-		}
-		r = st_parse_entry(st, key, val, &st->t[st->ntensors], err, errlen);
-		if (r < 0)
-			goto fail;
-		st->ntensors++;
-	}
-	json_decref(root);
+	r = st_open_file(st, path, err, errlen);
+	if (!r)
+		r = st_read_header(st, path, &hdr, &n, err, errlen);
+	if (!r)
+		r = st_parse_header(st, path, hdr, n, err, errlen);
 	free(hdr);
+	if (r < 0) {
+		egr_st_close(st);
+		return r;
+	}
 	*out = st;
 	return 0;
-fail:
-	if (root)
-		json_decref(root);
-	free(hdr);
-	egr_st_close(st);
-	return r;
 }
 
 const struct egr_st_tensor *egr_st_find(const struct egr_st *st, const char *name)
@@ -330,29 +390,34 @@ void egr_st_close(struct egr_st *st)
 	free(st);
 }
 
-int egr_st_write(const char *path, const struct egr_st_wtensor *ts, uint32_t n, char *err, size_t errlen)
+static uint64_t st_wnumel(const struct egr_st_wtensor *t)
+{
+	uint64_t numel = 1;
+
+	for (uint32_t d = 0; d < t->ndim; d++)
+		numel *= t->shape[d];
+	return numel;
+}
+
+/* Write phase 1: the JSON header (tensors in order, then __metadata__), malloc'd; NULL: out of memory. */
+static char *st_header_json(const struct egr_st_wtensor *ts, uint32_t n)
 {
 	json_t *root = json_object();
-	char *hdr = NULL, tmp[1100];
-	FILE *f = NULL;
+	char *hdr = NULL;
 	uint64_t off = 0;
-	int r = -ENOMEM;
 
 	if (!root)
-		goto nomem;
+		return NULL;
 	for (uint32_t i = 0; i < n; i++) {
-		uint64_t numel = 1;
 		json_t *e = json_object(), *sh = json_array();
 		if (!e || !sh) {
 			json_decref(e);
 			json_decref(sh);
-			goto nomem;
+			goto out;
 		}
-		for (uint32_t d = 0; d < ts[i].ndim; d++) {
+		for (uint32_t d = 0; d < ts[i].ndim; d++)
 			json_array_append_new(sh, json_integer((json_int_t)ts[i].shape[d]));
-			numel *= ts[i].shape[d];
-		}
-		uint64_t bytes = numel * (ts[i].dtype == EGR_ST_F16 ? 2 : 4);
+		uint64_t bytes = st_wnumel(&ts[i]) * (ts[i].dtype == EGR_ST_F16 ? 2 : 4);
 		json_object_set_new(e, "dtype", json_string(ts[i].dtype == EGR_ST_F16 ? "F16" : "F32"));
 		json_object_set_new(e, "shape", sh);
 		json_object_set_new(e, "data_offsets",
@@ -362,17 +427,17 @@ int egr_st_write(const char *path, const struct egr_st_wtensor *ts, uint32_t n, 
 	}
 	json_object_set_new(root, "__metadata__", json_pack("{ss}", "format", "pt"));
 	hdr = json_dumps(root, JSON_COMPACT | JSON_PRESERVE_ORDER);
-	if (!hdr)
-		goto nomem;
+out:
+	json_decref(root);
+	return hdr;
+}
+
+/* Write phase 2: length, header padded to 8 bytes, tensor data; errors show in ferror(f). */
+static void st_write_body(FILE *f, const char *hdr, const struct egr_st_wtensor *ts, uint32_t n)
+{
 	size_t hl = strlen(hdr), padded = (hl + 7) & ~(size_t)7;
-	snprintf(tmp, sizeof(tmp), "%s.tmp", path);
-	f = fopen(tmp, "wb");
-	if (!f) {
-		r = -errno;
-		egr_errf(err, errlen, "fopen(\"%s\"): %s", tmp, strerror(errno));
-		goto out;
-	}
 	unsigned char lb[8];
+
 	for (int i = 0; i < 8; i++)
 		lb[i] = (unsigned char)((uint64_t)padded >> (8 * i));
 	fwrite(lb, 1, 8, f);
@@ -380,9 +445,7 @@ int egr_st_write(const char *path, const struct egr_st_wtensor *ts, uint32_t n, 
 	for (size_t i = hl; i < padded; i++)
 		fputc(' ', f);	/* the format pads the header with spaces */
 	for (uint32_t i = 0; i < n; i++) {
-		uint64_t numel = 1;
-		for (uint32_t d = 0; d < ts[i].ndim; d++)
-			numel *= ts[i].shape[d];
+		uint64_t numel = st_wnumel(&ts[i]);
 		for (uint64_t k = 0; k < numel; k++) {
 			if (ts[i].dtype == EGR_ST_F16) {
 				uint16_t h = egr_half_from_float(ts[i].data[k]);
@@ -392,28 +455,40 @@ int egr_st_write(const char *path, const struct egr_st_wtensor *ts, uint32_t n, 
 			}
 		}
 	}
+}
+
+int egr_st_write(const char *path, const struct egr_st_wtensor *ts, uint32_t n, char *err, size_t errlen)
+{
+	char *hdr, tmp[1100];
+	FILE *f;
+	int r = 0;
+
+	hdr = st_header_json(ts, n);
+	if (!hdr) {
+		egr_errf(err, errlen, "safetensors \"%s\": out of memory", path);
+		return -ENOMEM;
+	}
+	snprintf(tmp, sizeof(tmp), "%s.tmp", path);
+	f = fopen(tmp, "wb");
+	if (!f) {
+		r = -errno;
+		egr_errf(err, errlen, "fopen(\"%s\"): %s", tmp, strerror(-r));
+		goto out;
+	}
+	st_write_body(f, hdr, ts, n);
 	if (ferror(f) | fclose(f)) {
-		f = NULL;
 		r = -EIO;
 		egr_errf(err, errlen, "write(\"%s\"): I/O error", tmp);
 		unlink(tmp);
 		goto out;
 	}
-	f = NULL;
+	/* publish: readers see the old file or the whole new one */
 	if (rename(tmp, path) < 0) {
 		r = -errno;
-		egr_errf(err, errlen, "rename(\"%s\", \"%s\"): %s", tmp, path, strerror(errno));
+		egr_errf(err, errlen, "rename(\"%s\", \"%s\"): %s", tmp, path, strerror(-r));
 		unlink(tmp);
-		goto out;
 	}
-	r = 0;
-	goto out;
-nomem:
-	egr_errf(err, errlen, "safetensors \"%s\": out of memory", path);
 out:
-	if (f)
-		fclose(f);
 	free(hdr);
-	json_decref(root);
 	return r;
 }

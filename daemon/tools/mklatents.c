@@ -255,9 +255,67 @@ static int opt_u64(const char *name, const char *v, uint64_t lo, uint64_t hi, ui
 	return 0;
 }
 
+/*
+ * arg as one of the words (NULL-terminated) into *out: vals[i] for
+ * words[i].  0, or -1 after saying "--name: 'arg' is not <expect>".
+ */
+static int opt_word(const char *name, const char *arg, const char *const *words, const int *vals,
+		    const char *expect, int *out)
+{
+	for (int i = 0; words[i]; i++) {
+		if (!strcmp(arg, words[i])) {
+			*out = vals[i];
+			return 0;
+		}
+	}
+	fprintf(stderr, "egressd-mklatents: --%s: '%s' is not %s\n", name, arg, expect);
+	return -1;
+}
+
+enum { OPT_DTYPE = 256, OPT_SEED, OPT_PATTERN, OPT_NAN_AT };
+
+/* One option's value into o.  0, or -1 after saying why on stderr. */
+static int parse_opt(int ch, const char *arg, struct opts *o)
+{
+	static const char *const dtypes[] = { "f16", "float16", "f32", "float32", NULL };
+	static const int dtype_vals[] = { EGR_DT_F16, EGR_DT_F16, EGR_DT_F32, EGR_DT_F32 };
+	static const char *const patterns[] = { "smooth", "noise", NULL };
+	static const int pattern_vals[] = { PAT_SMOOTH, PAT_NOISE };
+	int v;
+
+	switch (ch) {
+	case 'o':
+		o->out = arg;
+		return 0;
+	case 'f':
+		return opt_u64("frames", arg, 1, 1000000, &o->shape[0]);
+	case 'c':
+		return opt_u64("channels", arg, 1, 64, &o->shape[1]);
+	case 'H':
+		return opt_u64("height", arg, 1, 8192, &o->shape[2]);
+	case 'W':
+		return opt_u64("width", arg, 1, 8192, &o->shape[3]);
+	case OPT_DTYPE:
+		if (opt_word("dtype", arg, dtypes, dtype_vals, "f16 or f32", &v) < 0)
+			return -1;
+		o->dtype = (uint32_t)v;
+		return 0;
+	case OPT_SEED:
+		return opt_u64("seed", arg, 0, UINT64_MAX, &o->seed);
+	case OPT_PATTERN:
+		if (opt_word("pattern", arg, patterns, pattern_vals, "smooth or noise", &v) < 0)
+			return -1;
+		o->pattern = (enum pattern)v;
+		return 0;
+	case OPT_NAN_AT:
+		o->nan = 1;
+		return opt_u64("nan-at", arg, 0, UINT64_MAX, &o->nan_at);
+	}
+	return -1;	/* getopt said why */
+}
+
 static int parse_args(int argc, char **argv, struct opts *o)
 {
-	enum { OPT_DTYPE = 256, OPT_SEED, OPT_PATTERN, OPT_NAN_AT };
 	static const struct option longopts[] = {
 		{ "output", required_argument, NULL, 'o' },   { "frames", required_argument, NULL, 'f' },
 		{ "channels", required_argument, NULL, 'c' }, { "height", required_argument, NULL, 'H' },
@@ -269,61 +327,12 @@ static int parse_args(int argc, char **argv, struct opts *o)
 	int ch;
 
 	while ((ch = getopt_long(argc, argv, "o:f:c:H:W:h", longopts, NULL)) != -1) {
-		switch (ch) {
-		case 'o':
-			o->out = optarg;
-			break;
-		case 'f':
-			if (opt_u64("frames", optarg, 1, 1000000, &o->shape[0]) < 0)
-				return -1;
-			break;
-		case 'c':
-			if (opt_u64("channels", optarg, 1, 64, &o->shape[1]) < 0)
-				return -1;
-			break;
-		case 'H':
-			if (opt_u64("height", optarg, 1, 8192, &o->shape[2]) < 0)
-				return -1;
-			break;
-		case 'W':
-			if (opt_u64("width", optarg, 1, 8192, &o->shape[3]) < 0)
-				return -1;
-			break;
-		case OPT_DTYPE:
-			if (!strcmp(optarg, "f16") || !strcmp(optarg, "float16")) {
-				o->dtype = EGR_DT_F16;
-			} else if (!strcmp(optarg, "f32") || !strcmp(optarg, "float32")) {
-				o->dtype = EGR_DT_F32;
-			} else {
-				fprintf(stderr, "egressd-mklatents: --dtype: '%s' is not f16 or f32\n", optarg);
-				return -1;
-			}
-			break;
-		case OPT_SEED:
-			if (opt_u64("seed", optarg, 0, UINT64_MAX, &o->seed) < 0)
-				return -1;
-			break;
-		case OPT_PATTERN:
-			if (!strcmp(optarg, "smooth")) {
-				o->pattern = PAT_SMOOTH;
-			} else if (!strcmp(optarg, "noise")) {
-				o->pattern = PAT_NOISE;
-			} else {
-				fprintf(stderr, "egressd-mklatents: --pattern: '%s' is not smooth or noise\n", optarg);
-				return -1;
-			}
-			break;
-		case OPT_NAN_AT:
-			if (opt_u64("nan-at", optarg, 0, UINT64_MAX, &o->nan_at) < 0)
-				return -1;
-			o->nan = 1;
-			break;
-		case 'h':
+		if (ch == 'h') {
 			usage(stdout);
 			exit(EGR_EXIT_OK);
-		default:
-			return -1;	/* getopt said why */
 		}
+		if (parse_opt(ch, optarg, o) < 0)
+			return -1;
 	}
 	if (optind < argc) {
 		fprintf(stderr, "egressd-mklatents: unexpected argument '%s'\n", argv[optind]);

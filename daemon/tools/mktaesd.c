@@ -22,7 +22,55 @@ static void usage(FILE *f)
 		   "Writes seeded random TAESD decoder weights (safetensors, public tensor names).\n");
 }
 
-int main(int argc, char **argv)
+struct args {
+	const char *out;
+	unsigned long channels;
+	unsigned long long seed;
+	uint32_t dtype;		/* EGR_ST_F16 or EGR_ST_F32 */
+};
+
+/* One option's value into a.  0, or -1 after saying why on stderr. */
+static int parse_opt(int o, const char *arg, struct args *a)
+{
+	char *end;
+
+	switch (o) {
+	case 'o':
+		a->out = arg;
+		return 0;
+	case 'c':
+		errno = 0;
+		a->channels = strtoul(arg, &end, 10);
+		if (errno || *end || a->channels < 1 || a->channels > EGR_TAESD_MAX_CHANNELS) {
+			fprintf(stderr, "egressd-mktaesd: --latent-channels '%s': expected 1..%d\n", arg,
+				EGR_TAESD_MAX_CHANNELS);
+			return -1;
+		}
+		return 0;
+	case 's':
+		errno = 0;
+		a->seed = strtoull(arg, &end, 0);
+		if (errno || *end || !*arg) {
+			fprintf(stderr, "egressd-mktaesd: --seed '%s': expected an integer\n", arg);
+			return -1;
+		}
+		return 0;
+	case 'd':
+		if (!strcmp(arg, "f16")) {
+			a->dtype = EGR_ST_F16;
+		} else if (!strcmp(arg, "f32")) {
+			a->dtype = EGR_ST_F32;
+		} else {
+			fprintf(stderr, "egressd-mktaesd: --dtype '%s': expected f16 or f32\n", arg);
+			return -1;
+		}
+		return 0;
+	}
+	return -1;
+}
+
+/* The command line into a.  0, or -1 on a usage error (said on stderr); --help exits. */
+static int parse_args(int argc, char **argv, struct args *a)
 {
 	static const struct option opts[] = {
 		{ "output", required_argument, NULL, 'o' },
@@ -32,59 +80,41 @@ int main(int argc, char **argv)
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
-	const char *outp = NULL;
-	unsigned long channels = 4;
-	unsigned long long seed = 1;
-	uint32_t dtype = EGR_ST_F16;
-	char err[512], *end;
 	int o;
 
-	egr_log_init("mktaesd");
 	while ((o = getopt_long(argc, argv, "o:c:s:d:h", opts, NULL)) != -1) {
 		switch (o) {
 		case 'o':
-			outp = optarg;
-			break;
 		case 'c':
-			errno = 0;
-			channels = strtoul(optarg, &end, 10);
-			if (errno || *end || channels < 1 || channels > EGR_TAESD_MAX_CHANNELS) {
-				fprintf(stderr, "egressd-mktaesd: --latent-channels '%s': expected 1..%d\n", optarg,
-					EGR_TAESD_MAX_CHANNELS);
-				return EGR_EXIT_USAGE;
-			}
-			break;
 		case 's':
-			errno = 0;
-			seed = strtoull(optarg, &end, 0);
-			if (errno || *end || !*optarg) {
-				fprintf(stderr, "egressd-mktaesd: --seed '%s': expected an integer\n", optarg);
-				return EGR_EXIT_USAGE;
-			}
-			break;
 		case 'd':
-			if (!strcmp(optarg, "f16")) {
-				dtype = EGR_ST_F16;
-			} else if (!strcmp(optarg, "f32")) {
-				dtype = EGR_ST_F32;
-			} else {
-				fprintf(stderr, "egressd-mktaesd: --dtype '%s': expected f16 or f32\n", optarg);
-				return EGR_EXIT_USAGE;
-			}
+			if (parse_opt(o, optarg, a) < 0)
+				return -1;
 			break;
 		case 'h':
 			usage(stdout);
-			return 0;
+			exit(0);
 		default:
 			usage(stderr);
-			return EGR_EXIT_USAGE;
+			return -1;
 		}
 	}
-	if (!outp || optind != argc) {
+	if (!a->out || optind != argc) {
 		usage(stderr);
-		return EGR_EXIT_USAGE;
+		return -1;
 	}
-	if (egr_taesd_write_random(outp, (uint32_t)channels, seed, dtype, err, sizeof(err)) < 0) {
+	return 0;
+}
+
+int main(int argc, char **argv)
+{
+	struct args a = { .out = NULL, .channels = 4, .seed = 1, .dtype = EGR_ST_F16 };
+	char err[512];
+
+	egr_log_init("mktaesd");
+	if (parse_args(argc, argv, &a) < 0)
+		return EGR_EXIT_USAGE;
+	if (egr_taesd_write_random(a.out, (uint32_t)a.channels, a.seed, a.dtype, err, sizeof(err)) < 0) {
 		egr_err("%s", err);
 		return EGR_EXIT_SOFTWARE;
 	}

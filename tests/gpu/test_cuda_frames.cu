@@ -21,16 +21,12 @@
  */
 #include <errno.h>
 #include <pthread.h>
-#include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
-#include <time.h>
 #include <unistd.h>
 
-#include <cuda_fp16.h>
 #include <cuda_runtime.h>
 
 extern "C" {
@@ -56,17 +52,9 @@ static int poison_at_publish;	/* slots that showed poison when published */
 		}                                                              \
 	} while (0)
 
+#include "tests/gpu/gpu_helpers.h"
+
 /* ---- random latents ---- */
-static uint64_t rng_s;
-
-static uint32_t rnd(void)
-{
-	rng_s ^= rng_s << 13;
-	rng_s ^= rng_s >> 7;
-	rng_s ^= rng_s << 17;
-	return (uint32_t)(rng_s >> 11);
-}
-
 static float rndf(float lo, float hi)
 {
 	return lo + (hi - lo) * (float)(rnd() & 0xffffff) / 16777216.0f;
@@ -85,23 +73,8 @@ static float rnd_latent(void)
 	return rndf(-3.0f, 3.0f);
 }
 
-/* ---- the harness: a slot ring, a publish callback, slow writers ---- */
-#define MAX_SLOTS 16
-
-enum { S_FREE, S_FILLING, S_PUBLISHED };
-
-struct harness {
-	uint8_t *base;
-	size_t slot_bytes, area;
-	uint32_t nslots;
-	pthread_mutex_t mu;
-	pthread_cond_t cv;
-	int state[MAX_SLOTS];
-	/* the job */
-	const uint8_t *expect;	/* frames * frame_bytes, NULL: no checks */
-	uint64_t frame_bytes;
-	uint32_t frames, chunk_frames;
-	uint32_t *pubcount;	/* per chunk */
+/* ---- the harness: the slot area (gpu_helpers.h), a publish callback, slow writers ---- */
+struct harness : slot_harness {
 	int poison;
 	unsigned delay_us;	/* writer holds each slot this long */
 	unsigned pub_delay_us;	/* the publish callback itself is this slow */
@@ -110,7 +83,6 @@ struct harness {
 	int stop;
 	pthread_t writer;
 	long bad_prints;
-	uint64_t published_bytes;
 	/* publish latency: submit returned -> publish called, per chunk */
 	unsigned long long *t_sub;
 	unsigned long long lat_sum, lat_max;
@@ -144,7 +116,7 @@ static int verify_slot(struct harness *h, uint32_t slot, uint32_t first, uint32_
 
 static void on_publish(void *ctx, uint32_t slot, uint32_t first, uint32_t n, uint64_t bytes)
 {
-	struct harness *h = (struct harness *)ctx;
+	struct harness *h = static_cast<struct harness *>((struct slot_harness *)ctx);
 
 	/* checked at the instant of publishing: the copy must be complete now */
 	if (h->expect) {
@@ -215,18 +187,8 @@ static void *writer_main(void *arg)
 static int harness_init(struct harness *h, uint32_t nslots, size_t slot_bytes)
 {
 	memset(h, 0, sizeof(*h));
-	h->nslots = nslots;
-	h->slot_bytes = (slot_bytes + 4095) & ~(size_t)4095;
-	h->area = h->slot_bytes * nslots;
-	/* MAP_SHARED anonymous memory is tmpfs-backed, like the real shm ring */
-	void *p = mmap(NULL, h->area, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
-	if (p == MAP_FAILED) {
-		printf("mmap(slot area, %zu bytes): %s\n", h->area, strerror(errno));
+	if (slots_map(h, nslots, slot_bytes))
 		return -1;
-	}
-	h->base = (uint8_t *)p;
-	pthread_mutex_init(&h->mu, NULL);
-	pthread_cond_init(&h->cv, NULL);
 	pthread_create(&h->writer, NULL, writer_main, h);
 	return 0;
 }
@@ -238,30 +200,7 @@ static void harness_fini(struct harness *h)
 	pthread_cond_broadcast(&h->cv);
 	pthread_mutex_unlock(&h->mu);
 	pthread_join(h->writer, NULL);
-	munmap(h->base, h->area);
-}
-
-static uint32_t acquire_slot(struct harness *h)
-{
-	pthread_mutex_lock(&h->mu);
-	for (;;) {
-		for (uint32_t s = 0; s < h->nslots; s++) {
-			if (h->state[s] == S_FREE) {
-				h->state[s] = S_FILLING;
-				pthread_mutex_unlock(&h->mu);
-				return s;
-			}
-		}
-		pthread_cond_wait(&h->cv, &h->mu);
-	}
-}
-
-static void release_filling(struct harness *h, uint32_t slot)
-{
-	pthread_mutex_lock(&h->mu);
-	h->state[slot] = S_FREE;
-	pthread_cond_broadcast(&h->cv);
-	pthread_mutex_unlock(&h->mu);
+	slots_unmap(h);
 }
 
 static void wait_all_free(struct harness *h)
@@ -304,35 +243,15 @@ static int job_make(struct job *j, const struct tcase *t, int want_expect)
 		printf("egr_frame_l2r_init: %s\n", err);
 		return -1;
 	}
-	j->g.format = t->format;
-	j->g.decoder = EGR_DEC_LATENT2RGB;
-	j->g.dtype = t->dtype;
-	j->g.frames = t->frames;
-	j->g.channels = t->channels;
-	j->g.lat_h = t->lh;
-	j->g.lat_w = t->lw;
-	j->g.width = t->lw * 8;
-	j->g.height = t->lh * 8;
-	j->g.chunk_frames = t->chunk;
-	j->g.lat_frame_bytes = (uint64_t)t->channels * t->lh * t->lw * t->dtype;
-	j->g.frame_bytes = egr_frame_bytes(t->format, j->g.width, j->g.height);
+	geom_init(&j->g, EGR_DEC_LATENT2RGB, t->format, t->dtype, t->channels, t->lh, t->lw, t->frames, t->chunk);
 
 	const size_t per = (size_t)t->channels * t->lh * t->lw, n = per * t->frames;
 	float *f = (float *)malloc(n * sizeof(float));
 	j->lat = malloc(n * t->dtype);
 	if (!f || !j->lat)
 		return -1;
-	for (size_t i = 0; i < n; i++) {
-		float v = rnd_latent();
-		if (t->dtype == EGR_DT_F16) {
-			__half hv = __float2half(v);
-			((__half *)j->lat)[i] = hv;
-			v = __half2float(hv);	/* exact, like the producer's conversion */
-		} else {
-			((float *)j->lat)[i] = v;
-		}
-		f[i] = v;
-	}
+	for (size_t i = 0; i < n; i++)
+		f[i] = latent_store(j->lat, i, t->dtype, rnd_latent());	/* what the GPU reads */
 	if (want_expect) {
 		const uint64_t fb = j->g.frame_bytes;
 		uint8_t *rgb = (uint8_t *)malloc((size_t)j->g.width * j->g.height * 3);
@@ -358,9 +277,73 @@ static void job_free(struct job *j)
 	free(j->expect);
 }
 
-static const char *fmt_name(uint32_t f)
+/* chunks of j up to abort_after (0: all), staged and decoded; how many were submitted, or -1 */
+static int run_chunks(void *be, struct harness *h, const struct job *j, uint32_t nchunks, int naive,
+		      uint32_t abort_after)
 {
-	return f == EGR_FMT_Y4M ? "y4m" : "png";
+	int submitted = 0;
+
+	for (uint32_t c = 0; c < nchunks; c++) {
+		struct egr_chunk ch;
+		if (abort_after && c == abort_after)
+			break;
+		if (chunk_stage(be, h, &j->g, j->lat, 0, c, h->poison, &ch))
+			return -1;
+		int rc = chunk_decode(be, &ch, c, naive, on_publish, h);
+		if (!naive) {
+			/* under the lock: the publisher reads it; 0 while submit runs */
+			pthread_mutex_lock(&h->mu);
+			if (!h->pubcount[c])
+				h->t_sub[c] = egr_log_now_ns();
+			pthread_mutex_unlock(&h->mu);
+		}
+		if (rc) {
+			release_filling(h, ch.slot);
+			return -1;
+		}
+		submitted++;
+	}
+	return submitted;
+}
+
+/* after job_end(abort): slots never published are the producer's again, no DMA may touch them now */
+static void check_abort(struct harness *h, uint32_t nchunks, uint32_t submitted)
+{
+	pthread_mutex_lock(&h->mu);
+	uint32_t filling[MAX_SLOTS], nf = 0, pub = 0;
+	for (uint32_t s = 0; s < h->nslots; s++)
+		if (h->state[s] == S_FILLING)
+			filling[nf++] = s;
+	for (uint32_t c = 0; c < nchunks; c++)
+		pub += h->pubcount[c];
+	pthread_mutex_unlock(&h->mu);
+	CHECK(pub + nf == submitted, "abort: %u published + %u unpublished != %u submitted", pub, nf, submitted);
+	for (uint32_t i = 0; i < nf; i++)
+		memset(h->base + (size_t)filling[i] * h->slot_bytes, 0x5A, h->slot_bytes);
+	usleep(20000);
+	for (uint32_t i = 0; i < nf; i++) {
+		const uint8_t *p = h->base + (size_t)filling[i] * h->slot_bytes;
+		size_t k = 0;
+		while (k < h->slot_bytes && p[k] == 0x5A)
+			k++;
+		CHECK(k == h->slot_bytes, "abort: slot %u written at byte %zu after job_end returned", filling[i], k);
+	}
+	free_filling(h);	/* the producer abandons them */
+	wait_all_free(h);
+}
+
+/* after a whole job: every chunk published once, every byte, and the stats */
+static void check_complete(struct harness *h, uint32_t nchunks, const struct egr_backend_stats *st)
+{
+	const uint64_t total = h->frame_bytes * h->frames;
+
+	wait_all_free(h);
+	slots_check_published(h, nchunks);
+	CHECK(st->d2h_bytes == total, "stats: d2h_bytes %llu, want %llu", (unsigned long long)st->d2h_bytes,
+	      (unsigned long long)total);
+	CHECK(st->gpu_kernel_ns > 0 && st->d2h_ns > 0 && st->gpu_wall_ns >= st->d2h_ns / 2 && st->decode_ns > 0,
+	      "stats: kernel %llu d2h %llu wall %llu decode %llu ns", (unsigned long long)st->gpu_kernel_ns,
+	      (unsigned long long)st->d2h_ns, (unsigned long long)st->gpu_wall_ns, (unsigned long long)st->decode_ns);
 }
 
 /*
@@ -368,148 +351,47 @@ static const char *fmt_name(uint32_t f)
  * (poison it), fill input_buffer, submit (or naive decode + publish).
  * abort_after > 0: job_end(abort) after that many chunks.
  */
-static int run_job(const struct egr_backend_ops *ops, void *be, struct harness *h, struct job *j,
-		   int naive, uint32_t abort_after, struct egr_backend_stats *st, double *wall_s)
+static int run_job(void *be, struct harness *h, struct job *j, int naive, uint32_t abort_after,
+		   struct egr_backend_stats *st, double *wall_s)
 {
+	const struct egr_backend_ops *ops = &egr_backend_cuda;
+	const uint32_t nchunks = slots_job_start(h, &j->g);
+	unsigned long long t0;
 	char err[512];
-	const struct egr_job_geom *g = &j->g;
-	const uint32_t nchunks = (g->frames + g->chunk_frames - 1) / g->chunk_frames;
-	uint32_t submitted = 0;
-	int rc;
+	int rc, submitted;
 
-	h->frame_bytes = g->frame_bytes;
-	h->frames = g->frames;
-	h->chunk_frames = g->chunk_frames;
-	h->pubcount = (uint32_t *)calloc(nchunks, sizeof(uint32_t));
 	h->t_sub = (unsigned long long *)calloc(nchunks, sizeof(unsigned long long));
 	h->lat_sum = h->lat_max = 0;
 	h->lat_n = 0;
 	h->bad_prints = 0;
-	h->published_bytes = 0;
-	rc = ops->job_begin(be, g, err, sizeof(err));
+	rc = ops->job_begin(be, &j->g, err, sizeof(err));
 	CHECK(rc == 0, "job_begin: %d %s", rc, err);
-	if (rc) {
-		free(h->pubcount);
-		h->pubcount = NULL;
-		free(h->t_sub);
-		h->t_sub = NULL;
-		return -1;
-	}
-	unsigned long long t0 = egr_log_now_ns();
-	for (uint32_t c = 0; c < nchunks; c++) {
-		if (abort_after && c == abort_after)
-			break;
-		uint32_t first = c * g->chunk_frames;
-		uint32_t n = g->frames - first < g->chunk_frames ? g->frames - first : g->chunk_frames;
-		uint32_t slot = acquire_slot(h);
-		uint8_t *dst = h->base + (size_t)slot * h->slot_bytes;
-		if (h->poison)
-			memset(dst, 0xA5, h->slot_bytes);
-		size_t lb = (size_t)n * g->lat_frame_bytes;
-		void *in = ops->input_buffer(be, lb, err, sizeof(err));
-		CHECK(in != NULL, "input_buffer(%zu): %s", lb, err);
-		if (!in) {
-			release_filling(h, slot);
-			goto bail;
-		}
-		memcpy(in, (uint8_t *)j->lat + (size_t)first * g->lat_frame_bytes, lb);
-		struct egr_chunk ch = {slot, dst, first, n, in};
-		if (naive) {
-			rc = egr_cuda_naive_decode(be, &ch, err, sizeof(err));
-			CHECK(rc == 0, "egr_cuda_naive_decode(chunk %u): %d %s", c, rc, err);
-			if (!rc)
-				on_publish(h, slot, first, n, (uint64_t)n * g->frame_bytes);
-		} else {
-			/* under the lock: the publisher reads it; 0 while submit runs */
-			rc = ops->submit(be, &ch, err, sizeof(err));
-			CHECK(rc == 0, "submit(chunk %u): %d %s", c, rc, err);
-			pthread_mutex_lock(&h->mu);
-			if (!h->pubcount[c])
-				h->t_sub[c] = egr_log_now_ns();
-			pthread_mutex_unlock(&h->mu);
-		}
-		if (rc) {
-			release_filling(h, slot);
-			goto bail;
-		}
-		submitted++;
+	if (rc)
+		goto out;
+	t0 = egr_log_now_ns();
+	submitted = run_chunks(be, h, j, nchunks, naive, abort_after);
+	if (submitted < 0) {
+		/* like the producer on an error: abort, then abandon what was never published */
+		ops->job_end(be, 1, st, err, sizeof(err));
+		free_filling(h);
+		wait_all_free(h);
+		rc = -1;
+		goto out;
 	}
 	rc = ops->job_end(be, abort_after != 0, st, err, sizeof(err));
 	CHECK(rc == 0, "job_end: %d %s", rc, err);
 	if (wall_s)
 		*wall_s = (egr_log_now_ns() - t0) / 1e9;
-	if (abort_after) {
-		/* slots never published are the producer's again: no DMA may touch them now */
-		pthread_mutex_lock(&h->mu);
-		uint32_t filling[MAX_SLOTS], nf = 0, pub = 0;
-		for (uint32_t s = 0; s < h->nslots; s++)
-			if (h->state[s] == S_FILLING)
-				filling[nf++] = s;
-		for (uint32_t c = 0; c < nchunks; c++)
-			pub += h->pubcount[c];
-		pthread_mutex_unlock(&h->mu);
-		CHECK(pub + nf == submitted, "abort: %u published + %u unpublished != %u submitted", pub, nf, submitted);
-		for (uint32_t i = 0; i < nf; i++)
-			memset(h->base + (size_t)filling[i] * h->slot_bytes, 0x5A, h->slot_bytes);
-		usleep(20000);
-		for (uint32_t i = 0; i < nf; i++) {
-			const uint8_t *p = h->base + (size_t)filling[i] * h->slot_bytes;
-			size_t k = 0;
-			while (k < h->slot_bytes && p[k] == 0x5A)
-				k++;
-			CHECK(k == h->slot_bytes, "abort: slot %u written at byte %zu after job_end returned", filling[i], k);
-		}
-		pthread_mutex_lock(&h->mu);
-		for (uint32_t i = 0; i < nf; i++)
-			h->state[filling[i]] = S_FREE;	/* the producer abandons them */
-		pthread_cond_broadcast(&h->cv);
-		pthread_mutex_unlock(&h->mu);
-		wait_all_free(h);
-	} else {
-		wait_all_free(h);
-		for (uint32_t c = 0; c < nchunks; c++)
-			CHECK(h->pubcount[c] == 1, "chunk %u published %u times", c, h->pubcount[c]);
-		uint64_t total = g->frame_bytes * g->frames;
-		CHECK(h->published_bytes == total, "published %llu bytes, job has %llu",
-		      (unsigned long long)h->published_bytes, (unsigned long long)total);
-		CHECK(st->d2h_bytes == total, "stats: d2h_bytes %llu, want %llu", (unsigned long long)st->d2h_bytes,
-		      (unsigned long long)total);
-		CHECK(st->gpu_kernel_ns > 0 && st->d2h_ns > 0 && st->gpu_wall_ns >= st->d2h_ns / 2 &&
-			      st->decode_ns > 0,
-		      "stats: kernel %llu d2h %llu wall %llu decode %llu ns",
-		      (unsigned long long)st->gpu_kernel_ns, (unsigned long long)st->d2h_ns,
-		      (unsigned long long)st->gpu_wall_ns, (unsigned long long)st->decode_ns);
-	}
-	free(h->pubcount);
-	h->pubcount = NULL;
+	if (abort_after)
+		check_abort(h, nchunks, (uint32_t)submitted);
+	else
+		check_complete(h, nchunks, st);
+	rc = 0;
+out:
+	slots_job_done(h);
 	free(h->t_sub);
 	h->t_sub = NULL;
-	return 0;
-bail:
-	/* like the producer on an error: abort, then abandon what was never published */
-	ops->job_end(be, 1, st, err, sizeof(err));
-	pthread_mutex_lock(&h->mu);
-	for (uint32_t s = 0; s < h->nslots; s++)
-		if (h->state[s] == S_FILLING)
-			h->state[s] = S_FREE;
-	pthread_cond_broadcast(&h->cv);
-	pthread_mutex_unlock(&h->mu);
-	wait_all_free(h);
-	free(h->pubcount);
-	h->pubcount = NULL;
-	free(h->t_sub);
-	h->t_sub = NULL;
-	return -1;
-}
-
-static void conf_for(struct egr_conf *conf, const char *pipeline, uint32_t vram, uint32_t slots)
-{
-	memset(conf, 0, sizeof(*conf));
-	snprintf(conf->pipeline, sizeof(conf->pipeline), "%s", pipeline);
-	snprintf(conf->backend, sizeof(conf->backend), "cuda");
-	conf->vram_buffers = vram;
-	conf->slots = slots;
-	conf->device = 0;
+	return rc ? -1 : 0;
 }
 
 /* open a backend on a fresh slot area, run cases in order on it (buffers grow and are kept) */
@@ -517,7 +399,6 @@ static void run_suite(const char *pipeline, uint32_t vram, uint32_t slots, const
 		      int poison, unsigned delay_us, unsigned pub_delay_us)
 {
 	struct harness h;
-	struct egr_conf conf;
 	char err[512];
 	void *be = NULL;
 	size_t need = 0;
@@ -534,9 +415,7 @@ static void run_suite(const char *pipeline, uint32_t vram, uint32_t slots, const
 	h.poison = poison;
 	h.delay_us = delay_us;
 	h.pub_delay_us = pub_delay_us;
-	conf_for(&conf, pipeline, vram, slots);
-	struct egr_backend_env env = {&conf, h.base, h.area, on_publish, &h};
-	int rc = egr_backend_cuda.open(&env, &be, err, sizeof(err));
+	int rc = open_backend(&h, pipeline, vram, on_publish, &be, err, sizeof(err));
 	CHECK(rc == 0, "open(pipeline %s): %d %s", pipeline, rc, err);
 	if (rc) {
 		harness_fini(&h);
@@ -551,7 +430,7 @@ static void run_suite(const char *pipeline, uint32_t vram, uint32_t slots, const
 			continue;
 		}
 		h.expect = j.expect;
-		run_job(&egr_backend_cuda, be, &h, &j, !strcmp(pipeline, "naive"), 0, &st, NULL);
+		run_job(be, &h, &j, !strcmp(pipeline, "naive"), 0, &st, NULL);
 		job_free(&j);
 		h.expect = NULL;
 	}
@@ -566,7 +445,6 @@ static void run_suite(const char *pipeline, uint32_t vram, uint32_t slots, const
 static void test_abort(void)
 {
 	struct harness h;
-	struct egr_conf conf;
 	char err[512];
 	void *be = NULL;
 	struct tcase t = {EGR_FMT_PNG, EGR_DT_F16, 4, 64, 64, 64, 4, 0};
@@ -580,12 +458,10 @@ static void test_abort(void)
 	}
 	h.delay_us = 2000;
 	h.pub_delay_us = 3000;	/* chunks queue up behind a slow publish: the abort drops some */
-	conf_for(&conf, "full", 2, 6);
-	struct egr_backend_env env = {&conf, h.base, h.area, on_publish, &h};
-	int rc = egr_backend_cuda.open(&env, &be, err, sizeof(err));
+	int rc = open_backend(&h, "full", 2, on_publish, &be, err, sizeof(err));
 	CHECK(rc == 0, "open: %d %s", rc, err);
 	if (!rc) {
-		run_job(&egr_backend_cuda, be, &h, &j, 0, 9, &st, NULL);
+		run_job(be, &h, &j, 0, 9, &st, NULL);
 		/* after an abort the backend is ready for the next job */
 		struct tcase t2 = {EGR_FMT_Y4M, EGR_DT_F32, 4, 16, 24, 9, 4, 0};
 		struct job j2;
@@ -593,7 +469,7 @@ static void test_abort(void)
 			h.expect = j2.expect;
 			h.delay_us = 0;
 			h.pub_delay_us = 0;
-			run_job(&egr_backend_cuda, be, &h, &j2, 0, 0, &st, NULL);
+			run_job(be, &h, &j2, 0, 0, &st, NULL);
 			h.expect = NULL;
 			job_free(&j2);
 		}
@@ -607,7 +483,6 @@ static void test_abort(void)
 static void test_bad_submits(void)
 {
 	struct harness h;
-	struct egr_conf conf;
 	char err[512] = "";
 	void *be = NULL;
 	struct tcase t = {EGR_FMT_Y4M, EGR_DT_F32, 4, 8, 8, 8, 4, 0};
@@ -619,14 +494,11 @@ static void test_bad_submits(void)
 		failures++;
 		return;
 	}
-	conf_for(&conf, "bogus", 2, 2);
-	struct egr_backend_env env = {&conf, h.base, h.area, on_publish, &h};
-	rc = egr_backend_cuda.open(&env, &be, err, sizeof(err));
+	rc = open_backend(&h, "bogus", 2, on_publish, &be, err, sizeof(err));
 	CHECK(rc == -EINVAL && strstr(err, "bogus"), "open(pipeline bogus): %d %s", rc, err);
 	if (!rc)
 		egr_backend_cuda.close(be);
-	conf_for(&conf, "full", 2, 2);
-	rc = egr_backend_cuda.open(&env, &be, err, sizeof(err));
+	rc = open_backend(&h, "full", 2, on_publish, &be, err, sizeof(err));
 	CHECK(rc == 0, "open: %d %s", rc, err);
 	if (rc) {
 		harness_fini(&h);
@@ -678,7 +550,6 @@ static void perf(void)
 			return;
 		for (int m = 0; m < 5; m++) {
 			struct harness h;
-			struct egr_conf conf;
 			char err[512];
 			void *be = NULL;
 			struct egr_backend_stats st;
@@ -686,9 +557,7 @@ static void perf(void)
 			memset(&st, 0, sizeof(st));
 			if (harness_init(&h, 8, (size_t)8 * j.g.frame_bytes))
 				return;
-			conf_for(&conf, modes[m], 2, 8);
-			struct egr_backend_env env = {&conf, h.base, h.area, on_publish, &h};
-			if (egr_backend_cuda.open(&env, &be, err, sizeof(err))) {
+			if (open_backend(&h, modes[m], 2, on_publish, &be, err, sizeof(err))) {
 				printf("open(%s): %s\n", modes[m], err);
 				harness_fini(&h);
 				continue;
@@ -698,10 +567,10 @@ static void perf(void)
 			tw.frames = 64;
 			struct job jw;
 			if (!job_make(&jw, &tw, 0)) {
-				run_job(&egr_backend_cuda, be, &h, &jw, !strcmp(modes[m], "naive"), 0, &st, NULL);
+				run_job(be, &h, &jw, !strcmp(modes[m], "naive"), 0, &st, NULL);
 				job_free(&jw);
 			}
-			run_job(&egr_backend_cuda, be, &h, &j, !strcmp(modes[m], "naive"), 0, &st, &wall);
+			run_job(be, &h, &j, !strcmp(modes[m], "naive"), 0, &st, &wall);
 			egr_backend_cuda.close(be);
 			harness_fini(&h);
 			double bytes = (double)j.g.frame_bytes * t.frames;
@@ -714,50 +583,56 @@ static void perf(void)
 	}
 }
 
-static void on_alarm(int sig)
+/* what CI sees without a GPU (e: why none): the backend must refuse clearly, not crash.  The exit code. */
+static int test_no_gpu(cudaError_t e)
 {
-	static const char msg[] = "test_cuda_frames: watchdog: no progress for 240 s (a hang), failing\n";
-	if (write(1, msg, sizeof(msg) - 1) < 0) {
-		/* nothing else to do */
-	}
-	_exit(1);
+	struct egr_conf conf;
+	char err[512] = "";
+	void *be = (void *)1;
+	uint8_t area[4096];
+
+	conf_for(&conf, "full", 2, 1);
+	struct egr_backend_env env = {&conf, area, sizeof(area), on_publish, NULL};
+	int rc = egr_backend_cuda.open(&env, &be, err, sizeof(err));
+	CHECK(rc == -ENODEV, "open without a GPU returned %d (want -ENODEV): %s", rc, err);
+	CHECK(strstr(err, "backend = cpu") != NULL, "open without a GPU: unclear message: %s", err);
+	CHECK(be == NULL, "open without a GPU left a handle");
+	printf("no CUDA device (%s): open refused as it should (%s); GPU tests skipped\n",
+	       e != cudaSuccess ? cudaGetErrorString(e) : "count 0", err);
+	return failures ? 1 : 77;
 }
+
+#ifdef EGR_TESTING
+/*
+ * The poison check must be able to fail: with the publisher's copy wait
+ * removed (test hook), slots are published while their DMA runs.
+ */
+static void test_poison_catches_early_publish(void)
+{
+	int f0 = failures, p0 = poison_at_publish;
+
+	setenv("EGR_FAULT_CUDA_EARLY_PUBLISH", "1", 1);
+	printf("mutation: publisher without its copy wait; the lines below must report poison\n");
+	const struct tcase big[] = {{EGR_FMT_PNG, EGR_DT_F16, 4, 128, 128, 48, 4, 0}};
+	run_suite("full", 2, 4, big, 1, 1, 0, 0);
+	unsetenv("EGR_FAULT_CUDA_EARLY_PUBLISH");
+	int caught = poison_at_publish - p0;
+	failures = f0;
+	CHECK(caught > 0, "mutation: early publishing went unnoticed by the poison check");
+	printf("%-4s mutation caught (%d slots showed poison when published)\n", caught ? "ok" : "FAIL", caught);
+}
+#endif
 
 int main(int argc, char **argv)
 {
 	int ndev = 0;
-	const char *seed = getenv("EGR_SEED");
 	cudaError_t e;
 
-	signal(SIGALRM, on_alarm);
-	alarm(240);
-	egr_log_init("test_cuda_frames");
-	egr_log_set_level(getenv("EGR_DEBUG") ? EGR_LOG_DEBUG : EGR_LOG_WARNING);
-	rng_s = seed ? strtoull(seed, NULL, 0) : ((uint64_t)time(NULL) ^ ((uint64_t)getpid() << 32));
-	if (!rng_s)
-		rng_s = 1;
-	printf("seed %llu (EGR_SEED to repeat)\n", (unsigned long long)rng_s);
-
+	gpu_test_start("test_cuda_frames", 240);
 	e = cudaGetDeviceCount(&ndev);
-	if (e != cudaSuccess || ndev == 0) {
-		/* what CI sees: the backend must refuse clearly, not crash */
-		struct egr_conf conf;
-		char err[512] = "";
-		void *be = (void *)1;
-		uint8_t area[4096];
-		conf_for(&conf, "full", 2, 1);
-		struct egr_backend_env env = {&conf, area, sizeof(area), on_publish, NULL};
-		int rc = egr_backend_cuda.open(&env, &be, err, sizeof(err));
-		CHECK(rc == -ENODEV, "open without a GPU returned %d (want -ENODEV): %s", rc, err);
-		CHECK(strstr(err, "backend = cpu") != NULL, "open without a GPU: unclear message: %s", err);
-		CHECK(be == NULL, "open without a GPU left a handle");
-		printf("no CUDA device (%s): open refused as it should (%s); GPU tests skipped\n",
-		       e != cudaSuccess ? cudaGetErrorString(e) : "count 0", err);
-		return failures ? 1 : 77;
-	}
-	cudaDeviceProp prop;
-	if (cudaGetDeviceProperties(&prop, 0) == cudaSuccess)
-		printf("device 0: %s, %d SMs\n", prop.name, prop.multiProcessorCount);
+	if (e != cudaSuccess || ndev == 0)
+		return test_no_gpu(e);
+	gpu_print_device();
 
 	if (argc > 1 && !strcmp(argv[1], "--perf")) {
 		egr_log_set_level(EGR_LOG_INFO);	/* registration times, per-job lines */
@@ -815,22 +690,7 @@ int main(int argc, char **argv)
 	test_abort();
 	test_bad_submits();
 #ifdef EGR_TESTING
-	/*
-	 * The poison check must be able to fail: with the publisher's copy wait
-	 * removed (test hook), slots are published while their DMA runs.
-	 */
-	{
-		int f0 = failures, p0 = poison_at_publish;
-		setenv("EGR_FAULT_CUDA_EARLY_PUBLISH", "1", 1);
-		printf("mutation: publisher without its copy wait; the lines below must report poison\n");
-		const struct tcase big[] = {{EGR_FMT_PNG, EGR_DT_F16, 4, 128, 128, 48, 4, 0}};
-		run_suite("full", 2, 4, big, 1, 1, 0, 0);
-		unsetenv("EGR_FAULT_CUDA_EARLY_PUBLISH");
-		int caught = poison_at_publish - p0;
-		failures = f0;
-		CHECK(caught > 0, "mutation: early publishing went unnoticed by the poison check");
-		printf("%-4s mutation caught (%d slots showed poison when published)\n", caught ? "ok" : "FAIL", caught);
-	}
+	test_poison_catches_early_publish();
 #endif
 
 	printf("%s: %d failure%s\n", failures ? "FAIL" : "PASS", failures, failures == 1 ? "" : "s");

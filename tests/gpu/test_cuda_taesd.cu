@@ -51,15 +51,7 @@ extern "C" const void *egr_cuda_test_taesd(void *be, uint32_t *loads, uint32_t *
 
 #include "tests/unit/check.h"
 
-static uint64_t rng_s;
-
-static uint32_t rnd(void)
-{
-	rng_s ^= rng_s << 13;
-	rng_s ^= rng_s >> 7;
-	rng_s ^= rng_s << 17;
-	return (uint32_t)(rng_s >> 11);
-}
+#include "tests/gpu/gpu_helpers.h"
 
 /* roughly N(0, 1.2): the scale of real SD latents (taesd.h: no scaling applied) */
 static float rnd_latent(void)
@@ -70,31 +62,17 @@ static float rnd_latent(void)
 	return (s - 2.0f) * 2.0f;
 }
 
-/* ---- slots and the publish callback ---- */
-#define MAX_SLOTS 16
-
-struct harness {
-	uint8_t *base;
-	size_t slot_bytes, area;
-	uint32_t nslots;
-	pthread_mutex_t mu;
-	pthread_cond_t cv;
-	int busy[MAX_SLOTS];
-	/* the job being checked; expect NULL: no checks (perf) */
-	const uint8_t *expect;
-	uint64_t frame_bytes;
-	uint32_t frames, chunk_frames;
-	uint32_t *pubcount;
+/* ---- the slot area (gpu_helpers.h; expect NULL: no checks, perf) and the publish callback ---- */
+struct harness : slot_harness {
 	uint64_t hist[4];	/* |gpu - cpu| = 0, 1, 2, more */
 	int maxd;
 	double num, den;	/* byte-level relative error */
-	uint64_t published_bytes;
 };
 
 /* checked at the instant of publishing: every byte must be final now */
 static void on_publish(void *ctx, uint32_t slot, uint32_t first, uint32_t n, uint64_t bytes)
 {
-	struct harness *h = (struct harness *)ctx;
+	struct harness *h = static_cast<struct harness *>((struct slot_harness *)ctx);
 
 	if (h->expect) {
 		const uint8_t *got = h->base + (size_t)slot * h->slot_bytes;
@@ -120,12 +98,12 @@ static void on_publish(void *ctx, uint32_t slot, uint32_t first, uint32_t n, uin
 		pthread_mutex_unlock(&h->mu);
 	}
 	pthread_mutex_lock(&h->mu);
-	CHECK(slot < h->nslots && h->busy[slot], "published slot %u that was not handed out", slot);
+	CHECK(slot < h->nslots && h->state[slot] == S_FILLING, "published slot %u that was not handed out", slot);
 	CHECK(first % h->chunk_frames == 0 && first < h->frames, "published first frame %u", first);
 	if (first % h->chunk_frames == 0 && first < h->frames)
 		h->pubcount[first / h->chunk_frames]++;
 	if (slot < h->nslots)
-		h->busy[slot] = 0;	/* a writer that frees the slot at once */
+		h->state[slot] = S_FREE;	/* a writer that frees the slot at once */
 	h->published_bytes += bytes;
 	pthread_cond_broadcast(&h->cv);
 	pthread_mutex_unlock(&h->mu);
@@ -134,49 +112,12 @@ static void on_publish(void *ctx, uint32_t slot, uint32_t first, uint32_t n, uin
 static int harness_init(struct harness *h, uint32_t nslots, size_t slot_bytes)
 {
 	memset(h, 0, sizeof(*h));
-	h->nslots = nslots;
-	h->slot_bytes = (slot_bytes + 4095) & ~(size_t)4095;
-	h->area = h->slot_bytes * nslots;
-	void *p = mmap(NULL, h->area, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
-	if (p == MAP_FAILED) {
-		printf("mmap(slot area, %zu bytes): %s\n", h->area, strerror(errno));
-		return -1;
-	}
-	h->base = (uint8_t *)p;
-	pthread_mutex_init(&h->mu, NULL);
-	pthread_cond_init(&h->cv, NULL);
-	return 0;
+	return slots_map(h, nslots, slot_bytes);
 }
 
 static void harness_fini(struct harness *h)
 {
-	munmap(h->base, h->area);
-	pthread_mutex_destroy(&h->mu);
-	pthread_cond_destroy(&h->cv);
-}
-
-static uint32_t acquire_slot(struct harness *h)
-{
-	pthread_mutex_lock(&h->mu);
-	for (;;) {
-		for (uint32_t s = 0; s < h->nslots; s++) {
-			if (!h->busy[s]) {
-				h->busy[s] = 1;
-				pthread_mutex_unlock(&h->mu);
-				return s;
-			}
-		}
-		pthread_cond_wait(&h->cv, &h->mu);
-	}
-}
-
-static void free_unpublished(struct harness *h)
-{
-	pthread_mutex_lock(&h->mu);
-	for (uint32_t s = 0; s < h->nslots; s++)
-		h->busy[s] = 0;
-	pthread_cond_broadcast(&h->cv);
-	pthread_mutex_unlock(&h->mu);
+	slots_unmap(h);
 }
 
 /* ---- a job: latents, expected frames (the CPU backend's), raw CPU output ---- */
@@ -242,18 +183,7 @@ static int job_make(struct job *j, const struct tcase *t, const struct egr_taesd
 {
 	memset(j, 0, sizeof(*j));
 	j->net = net;
-	j->g.format = t->format;
-	j->g.decoder = EGR_DEC_TAESD;
-	j->g.dtype = t->dtype;
-	j->g.frames = t->frames;
-	j->g.channels = t->channels;
-	j->g.lat_h = t->lh;
-	j->g.lat_w = t->lw;
-	j->g.width = t->lw * 8;
-	j->g.height = t->lh * 8;
-	j->g.chunk_frames = t->chunk;
-	j->g.lat_frame_bytes = (uint64_t)t->channels * t->lh * t->lw * t->dtype;
-	j->g.frame_bytes = egr_frame_bytes(t->format, j->g.width, j->g.height);
+	geom_init(&j->g, EGR_DEC_TAESD, t->format, t->dtype, t->channels, t->lh, t->lw, t->frames, t->chunk);
 	j->g.weights = t->weights;
 
 	const size_t per = (size_t)t->channels * t->lh * t->lw, n = per * t->frames;
@@ -261,17 +191,8 @@ static int job_make(struct job *j, const struct tcase *t, const struct egr_taesd
 	j->lat = malloc(n * t->dtype);
 	if (!j->latf || !j->lat)
 		return -1;
-	for (size_t i = 0; i < n; i++) {
-		float v = rnd_latent();
-		if (t->dtype == EGR_DT_F16) {
-			uint16_t hv = egr_half_from_float(v);
-			((uint16_t *)j->lat)[i] = hv;
-			v = egr_half_to_float(hv);	/* the CPU sees exactly what the GPU sees */
-		} else {
-			((float *)j->lat)[i] = v;
-		}
-		j->latf[i] = v;
-	}
+	for (size_t i = 0; i < n; i++)
+		j->latf[i] = latent_store(j->lat, i, t->dtype, rnd_latent());	/* the CPU sees what the GPU sees */
 	if (!net)
 		return 0;
 	const size_t HW = (size_t)j->g.width * j->g.height;
@@ -304,11 +225,6 @@ static void job_free(struct job *j)
 	free(j->expect);
 }
 
-static const char *fmt_name(uint32_t f)
-{
-	return f == EGR_FMT_Y4M ? "y4m" : "png";
-}
-
 /*
  * One job through an open backend, like the producer: slot, input_buffer,
  * submit (or the naive helper + publish), job_end.  lat_pool > 0: chunk c
@@ -320,82 +236,41 @@ static int run_job(void *be, struct harness *h, struct job *j, int naive, uint32
 {
 	const struct egr_backend_ops *ops = &egr_backend_cuda;
 	const struct egr_job_geom *g = &j->g;
-	const uint32_t nchunks = (g->frames + g->chunk_frames - 1) / g->chunk_frames;
+	const uint32_t nchunks = slots_job_start(h, g);
 	char err[512];
 	int rc;
 
-	h->frame_bytes = g->frame_bytes;
-	h->frames = g->frames;
-	h->chunk_frames = g->chunk_frames;
-	h->pubcount = (uint32_t *)calloc(nchunks, sizeof(uint32_t));
-	h->published_bytes = 0;
 	memset(st, 0, sizeof(*st));
 	rc = ops->job_begin(be, g, err, sizeof(err));
 	CHECK(rc == 0, "job_begin(%s): %d %s", g->weights, rc, err);
 	if (rc) {
-		free(h->pubcount);
-		h->pubcount = NULL;
+		slots_job_done(h);
 		return -1;
 	}
 	unsigned long long t0 = egr_log_now_ns();
 	for (uint32_t c = 0; c < nchunks; c++) {
-		uint32_t first = c * g->chunk_frames;
-		uint32_t n = g->frames - first < g->chunk_frames ? g->frames - first : g->chunk_frames;
-		uint32_t slot = acquire_slot(h);
-		uint8_t *dst = h->base + (size_t)slot * h->slot_bytes;
-		if (h->expect)
-			memset(dst, 0xA5, h->slot_bytes);	/* an unwritten byte shows */
-		size_t lb = (size_t)n * g->lat_frame_bytes;
-		void *in = ops->input_buffer(be, lb, err, sizeof(err));
-		CHECK(in != NULL, "input_buffer(%zu): %s", lb, err);
-		if (!in)
-			goto bail;
-		uint32_t src = lat_pool ? (first % lat_pool) : first;
-		memcpy(in, (uint8_t *)j->lat + (size_t)src * g->lat_frame_bytes, lb);
-		struct egr_chunk ch = {slot, dst, first, n, in};
-		if (naive) {
-			rc = egr_cuda_naive_decode(be, &ch, err, sizeof(err));
-			CHECK(rc == 0, "egr_cuda_naive_decode(chunk %u): %d %s", c, rc, err);
-			if (!rc)
-				on_publish(h, slot, first, n, (uint64_t)n * g->frame_bytes);
-		} else {
-			rc = ops->submit(be, &ch, err, sizeof(err));
-			CHECK(rc == 0, "submit(chunk %u): %d %s", c, rc, err);
-		}
-		if (rc)
+		struct egr_chunk ch;
+		/* poisoned while checked: an unwritten byte shows */
+		if (chunk_stage(be, h, g, j->lat, lat_pool, c, h->expect != NULL, &ch) ||
+		    chunk_decode(be, &ch, c, naive, on_publish, h))
 			goto bail;
 	}
 	rc = ops->job_end(be, 0, st, err, sizeof(err));
 	CHECK(rc == 0, "job_end: %d %s", rc, err);
 	if (wall_s)
 		*wall_s = (egr_log_now_ns() - t0) / 1e9;
-	for (uint32_t c = 0; c < nchunks; c++)
-		CHECK(h->pubcount[c] == 1, "chunk %u published %u times", c, h->pubcount[c]);
-	CHECK(h->published_bytes == g->frame_bytes * g->frames, "published %llu bytes, job has %llu",
-	      (unsigned long long)h->published_bytes, (unsigned long long)(g->frame_bytes * g->frames));
+	slots_check_published(h, nchunks);
 	if (!naive)
 		CHECK(st->gpu_kernel_ns > 0 && st->gpu_wall_ns > 0 && st->gpu_kernel_ns <= st->gpu_wall_ns + 1000,
 		      "stats: kernel %llu ns, wall %llu ns", (unsigned long long)st->gpu_kernel_ns,
 		      (unsigned long long)st->gpu_wall_ns);
-	free(h->pubcount);
-	h->pubcount = NULL;
+	slots_job_done(h);
 	return 0;
 bail:
 	ops->job_end(be, 1, st, err, sizeof(err));
-	free_unpublished(h);
-	free(h->pubcount);
-	h->pubcount = NULL;
+	free_filling(h);
+	slots_job_done(h);
 	return -1;
-}
-
-static void conf_for(struct egr_conf *conf, const char *pipeline, uint32_t vram, uint32_t slots)
-{
-	memset(conf, 0, sizeof(*conf));
-	snprintf(conf->pipeline, sizeof(conf->pipeline), "%s", pipeline);
-	snprintf(conf->backend, sizeof(conf->backend), "cuda");
-	conf->vram_buffers = vram;
-	conf->slots = slots;
-	conf->device = 0;
 }
 
 /* raw GPU output of the job's latents vs the CPU's: relative L2 error */
@@ -462,7 +337,6 @@ static void run_suite(const char *pipeline, uint32_t vram, const struct tcase *t
 		      const uint32_t *want_loads, const uint32_t *want_warm)
 {
 	struct harness h;
-	struct egr_conf conf;
 	char err[512];
 	void *be = NULL;
 	size_t need = 0;
@@ -479,9 +353,7 @@ static void run_suite(const char *pipeline, uint32_t vram, const struct tcase *t
 		failures++;
 		return;
 	}
-	conf_for(&conf, pipeline, vram, 4);
-	struct egr_backend_env env = {&conf, h.base, h.area, on_publish, &h};
-	int rc = egr_backend_cuda.open(&env, &be, err, sizeof(err));
+	int rc = open_backend(&h, pipeline, vram, on_publish, &be, err, sizeof(err));
 	CHECK(rc == 0, "open(pipeline %s): %d %s", pipeline, rc, err);
 	if (rc) {
 		harness_fini(&h);
@@ -532,7 +404,6 @@ static void run_suite(const char *pipeline, uint32_t vram, const struct tcase *t
 static void test_errors(const struct wfile *w4, const struct wfile *w16)
 {
 	struct harness h;
-	struct egr_conf conf;
 	char err[512] = "";
 	void *be = NULL;
 	struct job j;
@@ -544,9 +415,7 @@ static void test_errors(const struct wfile *w4, const struct wfile *w16)
 		failures++;
 		return;
 	}
-	conf_for(&conf, "full", 2, 2);
-	struct egr_backend_env env = {&conf, h.base, h.area, on_publish, &h};
-	rc = egr_backend_cuda.open(&env, &be, err, sizeof(err));
+	rc = open_backend(&h, "full", 2, on_publish, &be, err, sizeof(err));
 	CHECK(rc == 0, "open: %d %s", rc, err);
 	if (rc) {
 		harness_fini(&h);
@@ -668,7 +537,6 @@ static void perf(const char *dir)
 			if (!alone[t.format])
 				alone[t.format] = decode_alone(w.net, &j, nchunks);
 			struct harness h;
-			struct egr_conf conf;
 			char err[512];
 			void *be = NULL;
 			struct egr_backend_stats st;
@@ -676,9 +544,7 @@ static void perf(const char *dir)
 			int naive = !strcmp(runs[ri].pipeline, "naive");
 			if (harness_init(&h, 8, (size_t)8 * j.g.frame_bytes))
 				return;
-			conf_for(&conf, runs[ri].pipeline, runs[ri].vram, 8);
-			struct egr_backend_env env = {&conf, h.base, h.area, on_publish, &h};
-			if (egr_backend_cuda.open(&env, &be, err, sizeof(err))) {
+			if (open_backend(&h, runs[ri].pipeline, runs[ri].vram, on_publish, &be, err, sizeof(err))) {
 				printf("open: %s\n", err);
 				harness_fini(&h);
 				job_free(&j);
@@ -711,36 +577,17 @@ static void perf(const char *dir)
 	unlink(w.path);
 }
 
-static void on_alarm(int sig)
-{
-	static const char msg[] = "test_cuda_taesd: watchdog: no progress for 280 s (a hang), failing\n";
-	if (write(1, msg, sizeof(msg) - 1) < 0) {
-		/* nothing else to do */
-	}
-	_exit(1);
-}
-
 int main(int argc, char **argv)
 {
 	int ndev = 0;
-	const char *seed = getenv("EGR_SEED");
 	char dir[] = "/tmp/egr-taesd-XXXXXX";
 
-	signal(SIGALRM, on_alarm);
-	alarm(280);
-	egr_log_init("test_cuda_taesd");
-	egr_log_set_level(getenv("EGR_DEBUG") ? EGR_LOG_DEBUG : EGR_LOG_WARNING);
-	rng_s = seed ? strtoull(seed, NULL, 0) : ((uint64_t)time(NULL) ^ ((uint64_t)getpid() << 32));
-	if (!rng_s)
-		rng_s = 1;
-	printf("seed %llu (EGR_SEED to repeat)\n", (unsigned long long)rng_s);
+	gpu_test_start("test_cuda_taesd", 280);
 	if (cudaGetDeviceCount(&ndev) != cudaSuccess || ndev == 0) {
 		printf("test_cuda_taesd: no CUDA device, skipped\n");
 		return 77;
 	}
-	cudaDeviceProp prop;
-	if (cudaGetDeviceProperties(&prop, 0) == cudaSuccess)
-		printf("device 0: %s, %d SMs\n", prop.name, prop.multiProcessorCount);
+	gpu_print_device();
 	if (!mkdtemp(dir)) {
 		printf("mkdtemp(%s): %s\n", dir, strerror(errno));
 		return 1;

@@ -15,6 +15,7 @@
 #include "daemon/base/log.h"
 
 #include "check.h"
+#include "helpers.h"
 
 static char dir[64];
 
@@ -35,26 +36,6 @@ static const char *write_file(const char *name, const char *text, size_t len)
 static const char *conf_file(const char *text)
 {
 	return write_file("egressd.ini", text, strlen(text));
-}
-
-static char *read_all(const char *path)
-{
-	FILE *f = fopen(path, "r");
-	char *buf;
-	long n;
-
-	if (!f)
-		return NULL;
-	fseek(f, 0, SEEK_END);
-	n = ftell(f);
-	rewind(f);
-	buf = calloc(1, (size_t)n + 1);
-	if (buf && fread(buf, 1, (size_t)n, f) != (size_t)n) {
-		free(buf);
-		buf = NULL;
-	}
-	fclose(f);
-	return buf;
 }
 
 static char *dump_str(const struct egr_conf *c)
@@ -424,7 +405,7 @@ static void test_golden(void)
 		f = fopen(golden, "w");
 		CHECK(f && fputs(got, f) >= 0 && fclose(f) == 0, "cannot write %s", golden);
 	}
-	want = read_all(golden);
+	want = test_read_file(golden);
 	CHECK(want, "cannot read %s (run from the top of the tree, or set EGR_SRCDIR)", golden);
 	if (want)
 		CHECK(!strcmp(want, got), "egr_conf_dump differs from %s:\n%s", golden, got);

@@ -19,15 +19,8 @@
 #include "daemon/formats/png.h"
 
 #include "check.h"
-
-static uint64_t rng = 0x2545f4914f6cdd1dull;
-static uint32_t rnd(void)
-{
-	rng ^= rng << 13;
-	rng ^= rng >> 7;
-	rng ^= rng << 17;
-	return (uint32_t)(rng >> 16);
-}
+#define TEST_RNG_SEED 0x2545f4914f6cdd1dull
+#include "helpers.h"
 
 static void test_y4m(void)
 {

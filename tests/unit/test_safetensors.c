@@ -18,17 +18,9 @@
 #include "daemon/formats/safetensors.h"
 
 #include "check.h"
+#include "helpers.h"
 
 static char dir[256];
-
-static uint64_t rng = 0x9e3779b97f4a7c15ull;
-static uint32_t rnd(void)
-{
-	rng ^= rng << 13;
-	rng ^= rng >> 7;
-	rng ^= rng << 17;
-	return (uint32_t)(rng >> 16);
-}
 
 /* write 8-byte length hlen, then hdr (strlen), then dlen bytes of data */
 static void write_raw(const char *path, uint64_t hlen, const char *hdr, size_t dlen)
@@ -297,20 +289,11 @@ static void test_fuzz(void)
 
 int main(void)
 {
-	snprintf(dir, sizeof(dir), "/tmp/test_safetensors.XXXXXX");
-	if (!mkdtemp(dir)) {
-		perror("mkdtemp");
-		return 1;
-	}
+	test_tmpdir(dir, sizeof(dir), "test_safetensors");
 	test_half();
 	test_roundtrip();
 	test_bad();
 	test_fuzz();
-	char cmd[300];
-	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
-	if (system(cmd) != 0)
-		printf("note: could not remove %s\n", dir);
-	if (failures)
-		printf("test_safetensors: %d check(s) failed\n", failures);
-	return failures ? 1 : 0;
+	test_rmtree(dir);
+	return test_result("test_safetensors");
 }

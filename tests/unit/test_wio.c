@@ -25,18 +25,10 @@
 #include "workers/wio.h"
 
 #include "check.h"
+#include "helpers.h"
 
 static const char *cur_mode = "";
-static char tmpdir[] = "/tmp/test_wio.XXXXXX";
-
-static uint64_t rng = 0x9e3779b97f4a7c15ull;
-static uint32_t rnd(void)
-{
-	rng ^= rng << 13;
-	rng ^= rng >> 7;
-	rng ^= rng << 17;
-	return (uint32_t)(rng >> 16);
-}
+static char tmpdir[64];
 
 static void set_env(const char *force, const char *shortw, const char *errno_name, const char *at)
 {
@@ -395,10 +387,7 @@ int main(void)
 	int faults = 0;
 
 	alarm(30);	/* a hang is a failure */
-	if (!mkdtemp(tmpdir)) {
-		perror("mkdtemp");
-		return 1;
-	}
+	test_tmpdir(tmpdir, sizeof(tmpdir), "test_wio");
 	set_env(NULL, NULL, NULL, NULL);
 #ifdef EGR_TESTING
 	faults = 1;
@@ -431,9 +420,6 @@ int main(void)
 	cur_mode = "args";
 	CHECK(egr_wio_open(&w, 0, err, sizeof(err)) == -EINVAL, "depth 0 accepted");
 
-	char cmd[600];
-	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", tmpdir);
-	if (system(cmd) != 0)
-		printf("note: could not remove %s\n", tmpdir);
+	test_rmtree(tmpdir);
 	return failures ? 1 : 0;
 }
