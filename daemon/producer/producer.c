@@ -27,6 +27,7 @@
 #include "daemon/formats/y4m.h"
 #include "daemon/formats/png.h"
 #include "daemon/producer/backend.h"
+#include "daemon/producer/naive.h"
 #include "daemon/base/log.h"
 #include "daemon/formats/npy.h"
 #include "daemon/base/fs.h"
@@ -508,7 +509,7 @@ static void run_job_naive(struct producer *p, uint32_t idx)
 			rc = -EINVAL;
 			goto fail;
 		}
-		if ((rc = egr_cuda_naive_decode(p->be, &ck, err, sizeof(err))))
+		if ((rc = egr_naive_cuda_decode(p->be, &ck, err, sizeof(err))))
 			goto fail;
 		uint64_t t0 = egr_log_now_ns();
 		if ((rc = naive_write(fd, j, buf, first, nf, err, sizeof(err))))
@@ -638,7 +639,7 @@ int main(int argc, char **argv)
 	rc = open_backend(&p);
 	if (rc)
 		goto out;
-	int naive = strcmp(p.conf.pipeline, "naive") == 0;
+	int naive = egr_conf_pipeline(&p.conf) == EGR_PIPE_NAIVE;
 	if (naive && p.ops != &egr_backend_cuda) {
 		egr_err("pipeline = naive is the CUDA baseline loop: it needs backend = cuda (backend is %s)",
 			p.ops->name);

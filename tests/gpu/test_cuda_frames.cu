@@ -41,6 +41,7 @@ extern "C" {
 #include "daemon/formats/npy.h"
 }
 #include "daemon/producer/backend.h"
+#include "daemon/producer/naive.h"
 #include "daemon/decode/l2r_cuda.cuh"
 
 static int failures;
@@ -415,8 +416,8 @@ static int run_job(const struct egr_backend_ops *ops, void *be, struct harness *
 		memcpy(in, (uint8_t *)j->lat + (size_t)first * g->lat_frame_bytes, lb);
 		struct egr_chunk ch = {slot, dst, first, n, in};
 		if (naive) {
-			rc = egr_cuda_naive_decode(be, &ch, err, sizeof(err));
-			CHECK(rc == 0, "egr_cuda_naive_decode(chunk %u): %d %s", c, rc, err);
+			rc = egr_naive_cuda_decode(be, &ch, err, sizeof(err));
+			CHECK(rc == 0, "egr_naive_cuda_decode(chunk %u): %d %s", c, rc, err);
 			if (!rc)
 				on_publish(h, slot, first, n, (uint64_t)n * g->frame_bytes);
 		} else {

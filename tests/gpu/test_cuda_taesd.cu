@@ -42,12 +42,9 @@ extern "C" {
 #include "daemon/formats/safetensors.h"
 }
 #include "daemon/producer/backend.h"
+#include "daemon/producer/naive.h"
 #include "daemon/decode/taesd.h"
 #include "daemon/decode/taesd_cuda.h"
-
-#ifdef EGR_TESTING
-extern "C" const void *egr_cuda_test_taesd(void *be, uint32_t *loads, uint32_t *warmups);
-#endif
 
 #include "tests/unit/check.h"
 
@@ -354,8 +351,8 @@ static int run_job(void *be, struct harness *h, struct job *j, int naive, uint32
 		memcpy(in, (uint8_t *)j->lat + (size_t)src * g->lat_frame_bytes, lb);
 		struct egr_chunk ch = {slot, dst, first, n, in};
 		if (naive) {
-			rc = egr_cuda_naive_decode(be, &ch, err, sizeof(err));
-			CHECK(rc == 0, "egr_cuda_naive_decode(chunk %u): %d %s", c, rc, err);
+			rc = egr_naive_cuda_decode(be, &ch, err, sizeof(err));
+			CHECK(rc == 0, "egr_naive_cuda_decode(chunk %u): %d %s", c, rc, err);
 			if (!rc)
 				on_publish(h, slot, first, n, (uint64_t)n * g->frame_bytes);
 		} else {
