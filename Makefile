@@ -73,6 +73,9 @@ MKTAESD_SRC := daemon/tools/mktaesd.c daemon/decode/taesd.c daemon/formats/safet
 TEST_LIB_SRC := $(sort $(SUP_SRC) $(PROD_SRC) $(WORKER_SRC) $(MKLAT_SRC) $(MKTAESD_SRC))
 TEST_LIB_SRC := $(filter-out daemon/supervisor/egressd.c daemon/producer/producer.c workers/worker.c \
 		  daemon/tools/%.c,$(TEST_LIB_SRC))
+# The producer's GPU part: every .cu of producer/ and decode/ (the cuda
+# backend's pipeline, its naive baseline, TAESD's kernels and resident
+# weights); with CUDA=0, backend_nocuda.c stands in for all of them.
 CU_SRC := $(sort $(wildcard daemon/producer/*.cu daemon/decode/*.cu))
 ifeq ($(CUDA),1)
 CU_OBJ := $(CU_SRC:%.cu=$(B)/obj/%.o)

@@ -240,8 +240,18 @@ enum conf_type { CT_STR, CT_ENUM, CT_U32, CT_U64, CT_SIZE };
 
 /* the values each ENUM key accepts, named enum_<field> */
 static const char *const enum_backend[] = { "cpu", "cuda", "auto", NULL };
-static const char *const enum_pipeline[] = { "full", "naive", "no-copy-stream", "pageable",
-					     "single-buffer", "one-worker", NULL };
+/* indexed by enum egr_pipeline */
+static const char *const enum_pipeline[] = {
+	[EGR_PIPE_FULL] = "full",
+	[EGR_PIPE_NAIVE] = "naive",
+	[EGR_PIPE_NO_COPY_STREAM] = "no-copy-stream",
+	[EGR_PIPE_PAGEABLE] = "pageable",
+	[EGR_PIPE_SINGLE_BUFFER] = "single-buffer",
+	[EGR_PIPE_ONE_WORKER] = "one-worker",
+	NULL,
+};
+_Static_assert(sizeof(enum_pipeline) / sizeof(enum_pipeline[0]) == EGR_PIPE_ONE_WORKER + 2,
+	       "enum_pipeline names every enum egr_pipeline value, in order");
 static const char *const enum_log_level[] = { "err", "warning", "notice", "info", "debug", NULL };
 
 struct conf_key {
@@ -287,50 +297,56 @@ static int shm_name_ok(const char *s)
 	return n == strlen(s) && n >= 1 && n <= 63 && strcmp(s, ".") && strcmp(s, "..");
 }
 
+/* values's index of value, or -1; list (if not NULL) gets "a, b, c" */
+static int enum_find(const char *const *values, const char *value, char *list, size_t listlen)
+{
+	const char *const *e;
+
+	for (e = values; *e; e++)
+		if (!strcmp(*e, value))
+			return (int)(e - values);
+	for (e = values; list && *e; e++)
+		snprintf(list + strlen(list), listlen - strlen(list), "%s%s", e == values ? "" : ", ", *e);
+	return -1;
+}
+
 /*
  * Parse and validate value for k into c.  1, or 0 with msg set (the caller
- * adds file and line).
+ * adds file and line).  section is the one the file named (k->section, or a
+ * deprecated spelling of it), for the message.
  */
-static int conf_set(const struct conf_key *k, struct egr_conf *c, const char *value, char *msg, size_t msglen)
+static int conf_set(const struct conf_key *k, const char *section, struct egr_conf *c, const char *value,
+		    char *msg, size_t msglen)
 {
 	char *field = (char *)c + k->off;
+	char list[256] = "";
 	uint64_t v;
 	int r;
 
 	if (!*value) {
-		egr_errf(msg, msglen, "[%s] %s: empty value", k->section, k->name);
+		egr_errf(msg, msglen, "[%s] %s: empty value", section, k->name);
 		return 0;
 	}
 	switch (k->type) {
 	case CT_STR:
 	case CT_ENUM:
 		if (strlen(value) >= k->size) {
-			egr_errf(msg, msglen, "[%s] %s: value is %zu bytes long; at most %zu fit", k->section,
-				 k->name, strlen(value), k->size - 1);
+			egr_errf(msg, msglen, "[%s] %s: value is %zu bytes long; at most %zu fit", section, k->name,
+				 strlen(value), k->size - 1);
 			return 0;
 		}
-		if (k->type == CT_ENUM) {
-			const char *const *e;
-			char list[256] = "";
-
-			for (e = k->values; *e && strcmp(*e, value); e++)
-				;
-			if (!*e) {
-				for (e = k->values; *e; e++)
-					snprintf(list + strlen(list), sizeof(list) - strlen(list), "%s%s",
-						 e == k->values ? "" : ", ", *e);
-				egr_errf(msg, msglen, "[%s] %s: '%s' is not one of: %s", k->section, k->name, value, list);
-				return 0;
-			}
+		if (k->type == CT_ENUM && enum_find(k->values, value, list, sizeof(list)) < 0) {
+			egr_errf(msg, msglen, "[%s] %s: '%s' is not one of: %s", section, k->name, value, list);
+			return 0;
 		}
 		if (k->off == offsetof(struct egr_conf, spool) && value[0] != '/') {
-			egr_errf(msg, msglen, "[%s] %s: '%s' is not an absolute path", k->section, k->name, value);
+			egr_errf(msg, msglen, "[%s] %s: '%s' is not an absolute path", section, k->name, value);
 			return 0;
 		}
 		if (k->off == offsetof(struct egr_conf, instance) && !shm_name_ok(value)) {
 			egr_errf(msg, msglen,
 				 "[%s] %s: '%s' is not a valid shm name (1 to 63 of A-Z a-z 0-9 . _ -)",
-				 k->section, k->name, value);
+				 section, k->name, value);
 			return 0;
 		}
 		memcpy(field, value, strlen(value) + 1);
@@ -340,13 +356,13 @@ static int conf_set(const struct conf_key *k, struct egr_conf *c, const char *va
 	case CT_SIZE:
 		r = k->type == CT_SIZE ? egr_conf_parse_size(value, &v) : egr_conf_parse_u64(value, &v);
 		if (r == -EINVAL) {
-			egr_errf(msg, msglen, "[%s] %s: '%s' is not %s", k->section, k->name, value,
+			egr_errf(msg, msglen, "[%s] %s: '%s' is not %s", section, k->name, value,
 				 k->type == CT_SIZE ? "a size (a number with an optional K, M, G or T suffix)"
 						    : "a number");
 			return 0;
 		}
 		if (r < 0 || v < k->min || v > k->max) {
-			egr_errf(msg, msglen, "[%s] %s: %s is out of range (%" PRIu64 "..%" PRIu64 ")", k->section,
+			egr_errf(msg, msglen, "[%s] %s: %s is out of range (%" PRIu64 "..%" PRIu64 ")", section,
 				 k->name, value, k->min, k->max);
 			return 0;
 		}
@@ -370,7 +386,19 @@ void egr_conf_defaults(struct egr_conf *c)
 	memset(c, 0, sizeof(*c));
 	/* the defaults are constants that tests/test_conf.c checks, never input */
 	for (i = 0; i < NKEYS; i++)
-		conf_set(&conf_keys[i], c, conf_keys[i].def, msg, sizeof(msg));
+		conf_set(&conf_keys[i], conf_keys[i].section, c, conf_keys[i].def, msg, sizeof(msg));
+}
+
+/*
+ * The section a key of the file lives in now.  Deprecated: pipeline was a
+ * [daemon] key before the benchmark ablations got [bench]; files that still
+ * say [daemon] pipeline load, to the same field.
+ */
+static const char *conf_section_now(const char *section, const char *name)
+{
+	if (!strcmp(section, "daemon") && !strcmp(name, "pipeline"))
+		return "bench";
+	return section;
 }
 
 struct conf_ctx {
@@ -382,6 +410,7 @@ static int conf_handler(void *user, const char *section, const char *name, const
 			size_t errlen)
 {
 	struct conf_ctx *x = user;
+	const char *now = conf_section_now(section, name);
 	int known_section = 0;
 	size_t i;
 
@@ -390,17 +419,18 @@ static int conf_handler(void *user, const char *section, const char *name, const
 		return 0;
 	}
 	for (i = 0; i < NKEYS; i++) {
-		if (strcmp(conf_keys[i].section, section))
-			continue;
-		known_section = 1;
-		if (strcmp(conf_keys[i].name, name))
+		known_section |= !strcmp(conf_keys[i].section, section);
+		if (strcmp(conf_keys[i].section, now) || strcmp(conf_keys[i].name, name))
 			continue;
 		if (x->seen & (1ull << i)) {
-			egr_errf(err, errlen, "duplicate key '%s' in [%s]", name, section);
+			egr_errf(err, errlen, "duplicate key '%s' in [%s]%s", name, section,
+				 conf_keys[i].off == offsetof(struct egr_conf, pipeline)
+					 ? " ([daemon] pipeline is the deprecated spelling of [bench] pipeline)"
+					 : "");
 			return 0;
 		}
 		x->seen |= 1ull << i;
-		return conf_set(&conf_keys[i], x->c, value, err, errlen);
+		return conf_set(&conf_keys[i], section, x->c, value, err, errlen);
 	}
 	if (known_section)
 		egr_errf(err, errlen, "unknown key '%s' in [%s]", name, section);
@@ -520,4 +550,26 @@ int egr_conf_log_level(const struct egr_conf *c)
 		if (!strcmp(c->log_level, levels[i].name))
 			return levels[i].level;
 	return EGR_LOG_INFO;
+}
+
+int egr_conf_parse_pipeline(const char *s, enum egr_pipeline *out, char *err, size_t errlen)
+{
+	char list[256] = "";
+	int i = *s ? enum_find(enum_pipeline, s, list, sizeof(list)) : EGR_PIPE_FULL;
+
+	if (i < 0) {
+		egr_errf(err, errlen, "pipeline '%s' is not one of: %s", s, list);
+		return -EINVAL;
+	}
+	*out = (enum egr_pipeline)i;
+	return 0;
+}
+
+enum egr_pipeline egr_conf_pipeline(const struct egr_conf *c)
+{
+	enum egr_pipeline p = EGR_PIPE_FULL;
+	char err[256];
+
+	egr_conf_parse_pipeline(c->pipeline, &p, err, sizeof(err));
+	return p;
 }

@@ -5,6 +5,10 @@
  * the `egressd -t` dump.  Unknown sections or keys and bad values are errors
  * naming the file, the line and the key.  Sizes accept K, M, G, T suffixes
  * (powers of 1024).
+ *
+ * [bench] holds the benchmark ablations; production configs leave it out.
+ * `[daemon] pipeline` is still read, as a deprecated spelling of
+ * `[bench] pipeline` (same field, same effect), so older files load.
  */
 #ifndef EGR_CONF_H
 #define EGR_CONF_H
@@ -26,7 +30,6 @@
 	X(daemon, instance, STR, instance, "egressd", 0, 0, "shm segment name /<instance>, one per daemon") \
 	X(daemon, workers, U32, workers, "4", 1, 64, "writer processes") \
 	X(daemon, backend, ENUM, backend, "auto", 0, 0, "producer backend: cpu | cuda | auto") \
-	X(daemon, pipeline, ENUM, pipeline, "full", 0, 0, "full | naive | no-copy-stream | pageable | single-buffer | one-worker (cuda ablations)") \
 	X(daemon, log_level, ENUM, log_level, "info", 0, 0, "err | warning | notice | info | debug") \
 	X(ring, slots, U32, slots, "8", 2, 4096, "slot buffers in shared memory") \
 	X(ring, slot_bytes, SIZE, slot_bytes, "32M", 4096, 1ull << 34, "bytes per slot (one decoded chunk)") \
@@ -37,7 +40,9 @@
 	X(limits, poison_tries, U32, poison_tries, "3", 1, 1000, "crashes in a row at one chunk before a job fails") \
 	X(limits, oom_tries, U32, oom_tries, "3", 1, 1000, "OOM kills of a process on one job before it fails") \
 	X(cuda, device, U32, device, "0", 0, 64, "CUDA device ordinal") \
-	X(cuda, vram_buffers, U32, vram_buffers, "2", 1, 8, "device frame buffers (2 = double buffering)")
+	X(cuda, vram_buffers, U32, vram_buffers, "2", 1, 8, "device frame buffers (2 = double buffering)") \
+	X(bench, pipeline, ENUM, pipeline, "full", 0, 0, \
+	  "benchmark ablation (production configs leave [bench] out): full | naive | no-copy-stream | pageable | single-buffer | one-worker")
 
 struct egr_conf {
 	char path[EGR_PATH_MAX];	/* the file it came from */
@@ -45,7 +50,6 @@ struct egr_conf {
 	char instance[64];
 	uint32_t workers;
 	char backend[16];
-	char pipeline[32];
 	char log_level[16];
 	uint32_t slots;
 	uint64_t slot_bytes;
@@ -57,6 +61,25 @@ struct egr_conf {
 	uint32_t oom_tries;
 	uint32_t device;
 	uint32_t vram_buffers;
+	char pipeline[32];	/* read it with egr_conf_pipeline() */
+};
+
+/*
+ * [bench] pipeline: the full pipeline, or one benchmark baseline/ablation
+ * (docs/CUDA.md, docs/BENCHMARKS.md).  Who acts on which:
+ *   NAIVE            the producer runs its one-stream loop (egr_naive_cuda_decode)
+ *   NO_COPY_STREAM   the cuda backend issues the D2H on the compute stream
+ *   PAGEABLE         the cuda backend does not register the slot area
+ *   SINGLE_BUFFER    the cuda backend uses one VRAM buffer
+ *   ONE_WORKER       the supervisor starts one writer; the backend runs full
+ */
+enum egr_pipeline {
+	EGR_PIPE_FULL,
+	EGR_PIPE_NAIVE,
+	EGR_PIPE_NO_COPY_STREAM,
+	EGR_PIPE_PAGEABLE,
+	EGR_PIPE_SINGLE_BUFFER,
+	EGR_PIPE_ONE_WORKER,
 };
 
 /* Fill c with the defaults of the table. */
@@ -71,6 +94,14 @@ int egr_conf_load(const char *path, struct egr_conf *c, char *err, size_t errlen
 void egr_conf_dump(const struct egr_conf *c, FILE *f);
 /* syslog level for c->log_level */
 int egr_conf_log_level(const struct egr_conf *c);
+/*
+ * The one pipeline parser: "full", "naive", ... (an empty string is full: a
+ * struct filled by hand) -> *out.  0, or -EINVAL with err holding
+ * "pipeline 'fast' is not one of: full, naive, ...".
+ */
+int egr_conf_parse_pipeline(const char *s, enum egr_pipeline *out, char *err, size_t errlen);
+/* c->pipeline as the enum; a value egr_conf_load would refuse reads as full */
+enum egr_pipeline egr_conf_pipeline(const struct egr_conf *c);
 
 /*
  * inih with the guard every egressd INI file needs: Debian's libinih 55 cuts

@@ -3,9 +3,9 @@
  *
  * The producer core (producer.c) owns jobs, latents I/O and the ring; a
  * backend only turns latents into frames inside ring slots.  `cpu` decodes
- * synchronously; `cuda` (backend_cuda.cu) runs a compute stream, a copy
- * stream and an upload stream and publishes asynchronously.  Either way the
- * contract is the same:
+ * synchronously; `cuda` (backend_cuda.cu; backend_nocuda.c in builds
+ * without CUDA) runs a compute stream, a copy stream and an upload stream
+ * and publishes asynchronously.  Either way the contract is the same:
  *
  *   open      once per producer process; may register env->data_base
  *   job_begin per job: geometry and decoder parameters
@@ -89,13 +89,15 @@ struct egr_backend_ops {
 extern const struct egr_backend_ops egr_backend_cpu;
 extern const struct egr_backend_ops egr_backend_cuda;	/* stub without CUDA */
 
+#ifdef EGR_TESTING
 /*
- * pipeline = naive (backend_cuda.cu): decode chunk c on the compute stream and
- * cudaMemcpy() it synchronously to c->dst; returns once the bytes are there
- * and does not publish.  be comes from egr_backend_cuda.open, between
- * job_begin and job_end; c->latents may be any host memory.  0 or -errno.
+ * Test hook (backend_cuda.cu, CUDA builds): the cuda backend be's resident
+ * TAESD decoder handle (NULL before the first taesd job), how many times it
+ * loaded and uploaded weights since open, and how many warm-up decodes ran.
+ * Proves "weights once per producer".
  */
-int egr_cuda_naive_decode(void *be, const struct egr_chunk *c, char *err, size_t errlen);
+const void *egr_cuda_test_taesd(void *be, uint32_t *loads, uint32_t *warmups);
+#endif
 
 #ifdef __cplusplus
 }

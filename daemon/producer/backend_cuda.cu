@@ -1,6 +1,9 @@
 /*
  * backend_cuda: the GPU producer backend (backend = cuda), see backend.h for
- * the contract and docs/CUDA.md for the design.
+ * the contract and docs/CUDA.md for the design.  This file is the pipeline
+ * and its publisher thread; backend_cuda.cuh holds the state it shares with
+ * naive_cuda.cu (pipeline = naive), and TAESD weight residency and warm-up
+ * live next to the TAESD kernels (daemon/decode/taesd_resident.h).
  *
  * Three non-blocking streams and events as the only barriers:
  *
@@ -19,21 +22,26 @@
  * input_buffer when a staging buffer's upload is still running, and in
  * job_end.  No cudaDeviceSynchronize anywhere.
  *
- * decoder = taesd: the same graph, with the
- * TAESD network (taesd_cuda.cu) in place of the latent2rgb kernels between
- * k0 and k1.  Its weights are loaded and uploaded once per producer and kept
- * across jobs until a job names another weights file; its workspace is
- * sized in job_begin by one warm-up decode per new geometry, so no submit
- * ever synchronises a stream (docs/CUDA.md, "TAESD").
+ * The [bench] pipeline ablations (enum egr_pipeline) that reach this file:
+ * no-copy-stream issues the D2H on the compute stream, pageable leaves the
+ * slots unregistered, single-buffer keeps one VRAM buffer; naive gets one
+ * buffer and no registration, and the producer drives it through
+ * egr_naive_cuda_decode instead of submit.
+ *
+ * decoder = taesd: the same graph, with the TAESD network (taesd_cuda.cu)
+ * in place of the latent2rgb kernels between k0 and k1.  Its weights are
+ * loaded and uploaded once per producer and kept across jobs until a job
+ * names another weights file; its workspace is sized in job_begin by one
+ * warm-up decode per new geometry, so no submit ever synchronises a stream
+ * (docs/CUDA.md, "TAESD").
  *
  * This file may touch: the CUDA device conf->device, env->data_base (pinned
  * with cudaHostRegister for the process's lifetime; never written by the
  * host here), the slots handed to submit (written by DMA only), and the
- * weights file a taesd job names (read only).
+ * weights file a taesd job names (read only, through taesd_resident).
  */
 #include <errno.h>
 #include <pthread.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -47,177 +55,16 @@ extern "C" {
 #include "daemon/decode/frame.h"
 #include "daemon/base/log.h"
 }
+#include "daemon/base/cuda_check.cuh"
 #include "daemon/producer/backend.h"
+#include "daemon/producer/backend_cuda.cuh"
 #include "daemon/decode/l2r_cuda.cuh"
-#include "daemon/decode/taesd.h"
 #include "daemon/decode/taesd_cuda.h"
+#include "daemon/decode/taesd_resident.h"
 
 #ifndef MADV_POPULATE_WRITE
 #define MADV_POPULATE_WRITE 23	/* Linux 5.14 */
 #endif
-
-#define CB_MAX_BUFS 8
-#define CB_TAESD_WARM 8	/* geometries whose workspace need is known to fit */
-
-enum cb_pipeline {
-	CB_FULL,		/* also one-worker: the supervisor's ablation */
-	CB_NAIVE,		/* the producer's one-stream loop via egr_cuda_naive_decode */
-	CB_NO_COPY_STREAM,	/* D2H on the compute stream */
-	CB_PAGEABLE,		/* slots not registered */
-	CB_SINGLE_BUFFER,	/* one VRAM buffer */
-};
-
-/* one submitted chunk, in submit order, until the publisher is done with it */
-struct cb_inflight {
-	uint32_t slot, first, nframes;
-	uint64_t bytes;
-	cudaEvent_t k0, k1;	/* around the decode kernels (compute stream) */
-	cudaEvent_t c0, c1;	/* around the D2H (copy stream); c1 is what we publish on */
-#ifdef EGR_TESTING
-	int early;		/* published by submit, before its copy (fault hook) */
-#endif
-};
-
-struct cb_vbuf {
-	uint8_t *frames;	/* chunk_frames * frame_bytes */
-	size_t frames_cap;
-	void *lat;		/* chunk_frames * lat_frame_bytes */
-	size_t lat_cap;
-	cudaEvent_t uploaded, decoded, copied;
-	int used;		/* events recorded at least once */
-};
-
-struct cb_stage {
-	void *h;		/* cudaMallocHost: latents staging, small */
-	size_t cap;
-	cudaEvent_t staged;	/* the H2D that last read it */
-	int used;
-};
-
-struct cuda_be {
-	struct egr_backend_env env;
-	enum cb_pipeline mode;
-	int device;
-	int registered;
-	cudaStream_t s_compute, s_copy, s_upload;
-	cudaStream_t s_d2h;	/* s_copy, or s_compute without a copy stream */
-
-	uint32_t nbuf, next_buf;
-	struct cb_vbuf buf[CB_MAX_BUFS];
-	uint32_t nstage, next_stage, cur_stage;
-	struct cb_stage stage[CB_MAX_BUFS + 1];
-	float4 *lin;		/* stage-1 scratch, used on the compute stream only */
-	size_t lin_cap;
-
-	struct egr_job_geom g;
-	int in_job;
-	int job_started;	/* job_k0 recorded */
-	cudaEvent_t job_k0;
-
-	/* publisher queue: q[head .. head+count) in submit order */
-	pthread_t pub;
-	int pub_started;
-	pthread_mutex_t mu;
-	pthread_cond_t cv_work, cv_done;
-	struct cb_inflight *q;
-	uint32_t qcap, qhead, qcount;
-	int stop, aborting;
-	int async_rc;		/* first publisher-side error of the job */
-	char async_err[256];
-
-#ifdef EGR_TESTING
-	int fault_early_publish;	/* EGR_FAULT_CUDA_EARLY_PUBLISH set: publish from submit */
-#endif
-
-	/*
-	 * decoder = taesd: one GPU decoder per producer, kept across jobs; a job
-	 * naming another weights file replaces it.  warm[] lists the (latent
-	 * h, w, chunk) geometries already decoded once with this handle: the
-	 * decoder's workspace is large enough for them (it only grows).
-	 */
-	struct egr_taesd_gpu *taesd;
-	char taesd_path[EGR_PATH_MAX];
-	uint32_t taesd_channels;
-	uint32_t taesd_loads, taesd_warmups;	/* since open: the test hook reads them */
-	struct {
-		uint32_t h, w, n;
-	} warm[CB_TAESD_WARM];
-	uint32_t nwarm, warm_next;
-
-	/* job stats, under mu */
-	uint64_t kernel_ns, wall_ns, d2h_bytes, d2h_ns, decode_ns, gpu_wait_ns;
-	uint64_t chunks, dropped;
-};
-
-static int cu_errno(cudaError_t e)
-{
-	switch (e) {
-	case cudaErrorMemoryAllocation:
-		return -ENOMEM;
-	case cudaErrorNoDevice:
-	case cudaErrorInsufficientDriver:
-	case cudaErrorInvalidDevice:
-	case cudaErrorDevicesUnavailable:
-	case cudaErrorSystemDriverMismatch:
-	case cudaErrorCompatNotSupportedOnDevice:
-	case cudaErrorStubLibrary:
-		return -ENODEV;
-	case cudaErrorInvalidValue:
-		return -EINVAL;
-	default:
-		return -EIO;
-	}
-}
-
-/* "call(object): reason", and the matching -errno */
-static int cu_fail(cudaError_t e, char *err, size_t errlen, const char *fmt, ...)
-	__attribute__((format(printf, 4, 5)));
-static int cu_fail(cudaError_t e, char *err, size_t errlen, const char *fmt, ...)
-{
-	char what[200];
-	va_list ap;
-
-	va_start(ap, fmt);
-	vsnprintf(what, sizeof(what), fmt, ap);
-	va_end(ap);
-	egr_errf(err, errlen, "%s: %s", what, cudaGetErrorString(e));
-	return cu_errno(e);
-}
-
-#define CU(call, ...)                                                          \
-	do {                                                                   \
-		cudaError_t e_ = (call);                                       \
-		if (e_ != cudaSuccess) {                                       \
-			rc = cu_fail(e_, err, errlen, __VA_ARGS__);            \
-			goto fail;                                             \
-		}                                                              \
-	} while (0)
-
-static int parse_pipeline(const char *s, enum cb_pipeline *m)
-{
-	if (!strcmp(s, "full") || !strcmp(s, "one-worker") || !*s)
-		*m = CB_FULL;
-	else if (!strcmp(s, "naive"))
-		*m = CB_NAIVE;
-	else if (!strcmp(s, "no-copy-stream"))
-		*m = CB_NO_COPY_STREAM;
-	else if (!strcmp(s, "pageable"))
-		*m = CB_PAGEABLE;
-	else if (!strcmp(s, "single-buffer"))
-		*m = CB_SINGLE_BUFFER;
-	else
-		return -EINVAL;
-	return 0;
-}
-
-static uint64_t ev_ns(cudaEvent_t a, cudaEvent_t b)
-{
-	float ms = 0.0f;
-
-	if (cudaEventElapsedTime(&ms, a, b) != cudaSuccess || ms < 0.0f)
-		return 0;
-	return (uint64_t)((double)ms * 1e6);
-}
 
 /*
  * Publisher: waits for each chunk's copy-end event in submit order, then
@@ -244,15 +91,15 @@ static void *cb_publisher(void *arg)
 		cudaError_t ce = cudaEventSynchronize(e->c1);
 		uint64_t kns = 0, dns = 0, wns = 0;
 		if (ce == cudaSuccess) {
-			kns = ev_ns(e->k0, e->k1);
-			dns = ev_ns(e->c0, e->c1);
-			wns = ev_ns(be->job_k0, e->c1);
+			kns = cb_ev_ns(e->k0, e->k1);
+			dns = cb_ev_ns(e->c0, e->c1);
+			wns = cb_ev_ns(be->job_k0, e->c1);
 		}
 
 		pthread_mutex_lock(&be->mu);
 		int drop = be->aborting || be->async_rc;
 		if (ce != cudaSuccess && !be->async_rc) {
-			be->async_rc = cu_errno(ce);
+			be->async_rc = egr_cuda_errno(ce);
 			snprintf(be->async_err, sizeof(be->async_err),
 				 "cudaEventSynchronize(copy of slot %u, frames %u..%u): %s", e->slot,
 				 e->first, e->first + e->nframes - 1, cudaGetErrorString(ce));
@@ -370,7 +217,7 @@ static void cb_close(void *vbe)
 			cudaFreeHost(be->stage[i].h);
 	if (be->lin)
 		cudaFree(be->lin);
-	egr_taesd_gpu_destroy(be->taesd);	/* the streams are idle: nothing reads its weights */
+	egr_taesd_resident_release(&be->taesd);	/* the streams are idle: nothing reads its weights */
 	cb_destroy_events(be);
 	if (be->s_upload)
 		cudaStreamDestroy(be->s_upload);
@@ -403,16 +250,12 @@ static void cb_prefault(void *base, size_t len)
 	(void)sink;
 }
 
-static int cb_open(const struct egr_backend_env *env, void **out, char *err, size_t errlen)
+/* the first CUDA call: no driver or no GPU shows here, as -ENODEV */
+static int cb_check_device(const struct egr_conf *conf, char *err, size_t errlen)
 {
-	const struct egr_conf *conf = env->conf;
-	struct cuda_be *be;
-	int rc = 0, count = 0;
-	cudaError_t e;
+	int count = 0;
+	cudaError_t e = cudaGetDeviceCount(&count);
 
-	*out = NULL;
-	/* first CUDA call: no driver or no GPU shows here, as -ENODEV */
-	e = cudaGetDeviceCount(&count);
 	if (e != cudaSuccess) {
 		egr_errf(err, errlen,
 			 "cudaGetDeviceCount: %s (backend = cuda needs an NVIDIA GPU and its driver; use backend = cpu or auto)",
@@ -429,8 +272,17 @@ static int cb_open(const struct egr_backend_env *env, void **out, char *err, siz
 			 conf->device, count, count == 1 ? "" : "s", count - 1);
 		return -ENODEV;
 	}
+	return 0;
+}
 
-	be = (struct cuda_be *)calloc(1, sizeof(*be));
+/* the host side: the struct, its locks, the ablation and the buffer counts */
+static int cb_alloc(const struct egr_backend_env *env, struct cuda_be **out, char *err, size_t errlen)
+{
+	const struct egr_conf *conf = env->conf;
+	struct cuda_be *be = (struct cuda_be *)calloc(1, sizeof(*be));
+	char why[256];
+
+	*out = be;
 	if (!be) {
 		egr_errf(err, errlen, "calloc(cuda backend): %s", strerror(ENOMEM));
 		return -ENOMEM;
@@ -443,25 +295,38 @@ static int cb_open(const struct egr_backend_env *env, void **out, char *err, siz
 #ifdef EGR_TESTING
 	be->fault_early_publish = getenv("EGR_FAULT_CUDA_EARLY_PUBLISH") != NULL;
 #endif
-	if (parse_pipeline(conf->pipeline, &be->mode) < 0) {
-		egr_errf(err, errlen,
-			 "backend cuda: pipeline '%s' is unknown (full, naive, no-copy-stream, pageable, single-buffer, one-worker)",
-			 conf->pipeline);
-		rc = -EINVAL;
-		goto fail;
+	if (egr_conf_parse_pipeline(conf->pipeline, &be->mode, why, sizeof(why)) < 0) {
+		egr_errf(err, errlen, "backend cuda: %s", why);
+		return -EINVAL;
 	}
 	be->nbuf = conf->vram_buffers ? conf->vram_buffers : 2;
 	if (be->nbuf > CB_MAX_BUFS)
 		be->nbuf = CB_MAX_BUFS;
-	if (be->mode == CB_SINGLE_BUFFER || be->mode == CB_NAIVE)
+	if (be->mode == EGR_PIPE_SINGLE_BUFFER || be->mode == EGR_PIPE_NAIVE)
 		be->nbuf = 1;
 	be->nstage = be->nbuf + 1;	/* one to fill while nbuf are uploading/decoding */
+	/* every in-flight chunk holds a distinct slot, so slots bound the queue */
+	be->qcap = (conf->slots ? conf->slots : 8) + be->nbuf + 1;
+	be->q = (struct cb_inflight *)calloc(be->qcap, sizeof(*be->q));
+	if (!be->q) {
+		egr_errf(err, errlen, "calloc(publish queue, %u entries): %s", be->qcap, strerror(ENOMEM));
+		return -ENOMEM;
+	}
+	return 0;
+}
 
-	CU(cudaSetDevice(be->device), "cudaSetDevice(%d)", be->device);
-	CU(cudaStreamCreateWithFlags(&be->s_compute, cudaStreamNonBlocking), "cudaStreamCreateWithFlags(compute stream)");
-	CU(cudaStreamCreateWithFlags(&be->s_copy, cudaStreamNonBlocking), "cudaStreamCreateWithFlags(copy stream)");
-	CU(cudaStreamCreateWithFlags(&be->s_upload, cudaStreamNonBlocking), "cudaStreamCreateWithFlags(upload stream)");
-	be->s_d2h = be->mode == CB_NO_COPY_STREAM ? be->s_compute : be->s_copy;
+/* the device side: the three streams, the barrier events, timing events per queue entry */
+static int cb_create_streams_events(struct cuda_be *be, char *err, size_t errlen)
+{
+	int rc = 0;
+
+	EGR_CU(cudaSetDevice(be->device), "cudaSetDevice(%d)", be->device);
+	EGR_CU(cudaStreamCreateWithFlags(&be->s_compute, cudaStreamNonBlocking),
+	       "cudaStreamCreateWithFlags(compute stream)");
+	EGR_CU(cudaStreamCreateWithFlags(&be->s_copy, cudaStreamNonBlocking), "cudaStreamCreateWithFlags(copy stream)");
+	EGR_CU(cudaStreamCreateWithFlags(&be->s_upload, cudaStreamNonBlocking),
+	       "cudaStreamCreateWithFlags(upload stream)");
+	be->s_d2h = be->mode == EGR_PIPE_NO_COPY_STREAM ? be->s_compute : be->s_copy;
 
 	/*
 	 * Events the host waits on sleep (BlockingSync) rather than spin: the
@@ -469,49 +334,64 @@ static int cb_open(const struct egr_backend_env *env, void **out, char *err, siz
 	 */
 	for (uint32_t i = 0; i < be->nbuf; i++) {
 		struct cb_vbuf *b = &be->buf[i];
-		CU(cudaEventCreateWithFlags(&b->uploaded, cudaEventDisableTiming), "cudaEventCreate(uploaded %u)", i);
-		CU(cudaEventCreateWithFlags(&b->decoded, cudaEventDisableTiming), "cudaEventCreate(decoded %u)", i);
-		CU(cudaEventCreateWithFlags(&b->copied, cudaEventDisableTiming | cudaEventBlockingSync),
-		   "cudaEventCreate(copied %u)", i);
+		EGR_CU(cudaEventCreateWithFlags(&b->uploaded, cudaEventDisableTiming), "cudaEventCreate(uploaded %u)", i);
+		EGR_CU(cudaEventCreateWithFlags(&b->decoded, cudaEventDisableTiming), "cudaEventCreate(decoded %u)", i);
+		EGR_CU(cudaEventCreateWithFlags(&b->copied, cudaEventDisableTiming | cudaEventBlockingSync),
+		       "cudaEventCreate(copied %u)", i);
 	}
 	for (uint32_t i = 0; i < be->nstage; i++)
-		CU(cudaEventCreateWithFlags(&be->stage[i].staged, cudaEventDisableTiming | cudaEventBlockingSync),
-		   "cudaEventCreate(staged %u)", i);
-	CU(cudaEventCreate(&be->job_k0), "cudaEventCreate(job start)");
-
-	/* every in-flight chunk holds a distinct slot, so slots bound the queue */
-	be->qcap = (conf->slots ? conf->slots : 8) + be->nbuf + 1;
-	be->q = (struct cb_inflight *)calloc(be->qcap, sizeof(*be->q));
-	if (!be->q) {
-		egr_errf(err, errlen, "calloc(publish queue, %u entries): %s", be->qcap, strerror(ENOMEM));
-		rc = -ENOMEM;
-		goto fail;
-	}
+		EGR_CU(cudaEventCreateWithFlags(&be->stage[i].staged, cudaEventDisableTiming | cudaEventBlockingSync),
+		       "cudaEventCreate(staged %u)", i);
+	EGR_CU(cudaEventCreate(&be->job_k0), "cudaEventCreate(job start)");
 	for (uint32_t i = 0; i < be->qcap; i++) {
 		struct cb_inflight *q = &be->q[i];
-		CU(cudaEventCreate(&q->k0), "cudaEventCreate(kernel start %u)", i);
-		CU(cudaEventCreate(&q->k1), "cudaEventCreate(kernel end %u)", i);
-		CU(cudaEventCreate(&q->c0), "cudaEventCreate(copy start %u)", i);
-		CU(cudaEventCreateWithFlags(&q->c1, cudaEventBlockingSync), "cudaEventCreate(copy end %u)", i);
+		EGR_CU(cudaEventCreate(&q->k0), "cudaEventCreate(kernel start %u)", i);
+		EGR_CU(cudaEventCreate(&q->k1), "cudaEventCreate(kernel end %u)", i);
+		EGR_CU(cudaEventCreate(&q->c0), "cudaEventCreate(copy start %u)", i);
+		EGR_CU(cudaEventCreateWithFlags(&q->c1, cudaEventBlockingSync), "cudaEventCreate(copy end %u)", i);
 	}
+	return 0;
+fail:
+	return rc;
+}
 
-	/* pin the slot area once: every D2H then lands in it at full PCIe speed */
-	if (env->data_base && env->data_len && be->mode != CB_PAGEABLE && be->mode != CB_NAIVE) {
-		unsigned long long t0 = egr_log_now_ns();
-		cb_prefault(env->data_base, env->data_len);
-		unsigned long long t1 = egr_log_now_ns();
-		CU(cudaHostRegister(env->data_base, env->data_len, cudaHostRegisterDefault),
-		   "cudaHostRegister(slot area %p, %zu bytes)", env->data_base, env->data_len);
-		be->registered = 1;
-		unsigned long long t2 = egr_log_now_ns();
-		egr_info("cuda: device %d, pipeline %s, %u VRAM buffer%s; slot area %.1f MiB pre-faulted in %.1f ms, cudaHostRegister took %.1f ms",
-			 be->device, conf->pipeline, be->nbuf, be->nbuf == 1 ? "" : "s",
-			 env->data_len / 1048576.0, (t1 - t0) / 1e6, (t2 - t1) / 1e6);
-	} else {
+/* pin the slot area once: every D2H then lands in it at full PCIe speed */
+static int cb_register_slots(struct cuda_be *be, char *err, size_t errlen)
+{
+	const struct egr_backend_env *env = &be->env;
+	const char *pipeline = env->conf->pipeline;
+	int rc = 0;
+
+	if (!env->data_base || !env->data_len || be->mode == EGR_PIPE_PAGEABLE || be->mode == EGR_PIPE_NAIVE) {
 		egr_info("cuda: device %d, pipeline %s, %u VRAM buffer%s; slot area not registered (pageable D2H)",
-			 be->device, conf->pipeline, be->nbuf, be->nbuf == 1 ? "" : "s");
+			 be->device, pipeline, be->nbuf, be->nbuf == 1 ? "" : "s");
+		return 0;
 	}
+	unsigned long long t0 = egr_log_now_ns();
+	cb_prefault(env->data_base, env->data_len);
+	unsigned long long t1 = egr_log_now_ns();
+	EGR_CU(cudaHostRegister(env->data_base, env->data_len, cudaHostRegisterDefault),
+	       "cudaHostRegister(slot area %p, %zu bytes)", env->data_base, env->data_len);
+	be->registered = 1;
+	egr_info("cuda: device %d, pipeline %s, %u VRAM buffer%s; slot area %.1f MiB pre-faulted in %.1f ms, cudaHostRegister took %.1f ms",
+		 be->device, pipeline, be->nbuf, be->nbuf == 1 ? "" : "s", env->data_len / 1048576.0,
+		 (t1 - t0) / 1e6, (egr_log_now_ns() - t1) / 1e6);
+	return 0;
+fail:
+	return rc;
+}
 
+static int cb_open(const struct egr_backend_env *env, void **out, char *err, size_t errlen)
+{
+	struct cuda_be *be = NULL;
+	int rc;
+
+	*out = NULL;
+	if ((rc = cb_check_device(env->conf, err, errlen)) < 0)
+		return rc;
+	if ((rc = cb_alloc(env, &be, err, errlen)) < 0 || (rc = cb_create_streams_events(be, err, errlen)) < 0 ||
+	    (rc = cb_register_slots(be, err, errlen)) < 0)
+		goto fail;
 	rc = pthread_create(&be->pub, NULL, cb_publisher, be);
 	if (rc) {
 		egr_errf(err, errlen, "pthread_create(cuda publisher): %s", strerror(rc));
@@ -526,139 +406,32 @@ fail:
 	return rc;
 }
 
-/*
- * Launch the decode of nframes latents in lat into frames, on the compute
- * stream: latent2rgb's two kernels or the TAESD network.  Asynchronous
- * either way (TAESD's workspace was sized in job_begin).  0 or -errno.
- */
-static int cb_decode(struct cuda_be *be, const struct egr_job_geom *g, const void *lat, uint8_t *frames,
-		     uint32_t k, uint32_t nframes, char *err, size_t errlen)
+/* backend_cuda.cuh */
+int egr_backend_cuda_decode(struct cuda_be *be, const struct egr_job_geom *g, const void *lat, uint8_t *frames,
+			    uint32_t k, uint32_t nframes, char *err, size_t errlen)
 {
 	int rc = 0;
 
 	if (g->decoder == EGR_DEC_TAESD) {
 		char why[256];
-		rc = egr_taesd_gpu_decode(be->taesd, be->s_compute, lat, g->dtype, nframes, g->lat_h, g->lat_w,
+		rc = egr_taesd_gpu_decode(be->taesd.gpu, be->s_compute, lat, g->dtype, nframes, g->lat_h, g->lat_w,
 					  g->format, frames, why, sizeof(why));
 		if (rc)
 			egr_errf(err, errlen, "taesd decode(frame buffer %u, %u frames of %ux%u): %s", k, nframes,
 				 g->width, g->height, why);
 		return rc;
 	}
-	CU(egr_cuda_launch_l2r(&g->l2r, g->dtype, g->format, lat, be->lin, frames, nframes, g->lat_h, g->lat_w,
-			       g->frame_bytes, be->s_compute),
-	   "latent2rgb kernel launch(frame buffer %u, %u frames of %ux%u)", k, nframes, g->width, g->height);
+	EGR_CU(egr_cuda_launch_l2r(&g->l2r, g->dtype, g->format, lat, be->lin, frames, nframes, g->lat_h, g->lat_w,
+				   g->frame_bytes, be->s_compute),
+	       "latent2rgb kernel launch(frame buffer %u, %u frames of %ux%u)", k, nframes, g->width, g->height);
 	return 0;
 fail:
 	return rc;
 }
 
-/*
- * decoder = taesd, in job_begin: make be->taesd decode g->weights, then make
- * sure its workspace fits this job.
- *
- * Weights: loaded (taesd.c validates the file) and uploaded once, kept for
- * every later job that names the same path; another path replaces them.  A
- * file rewritten in place under the same path is not noticed until the
- * producer restarts (as with backend = cpu).
- *
- * Workspace: egr_taesd_gpu_decode allocates it on first use of a size and
- * synchronises its stream to grow it.  In a submit that would stall the
- * compute stream behind a host cudaMalloc (and count the stall as kernel
- * time), so a warm-up decode of a full chunk runs here instead, once per
- * (latent size, chunk) geometry per decoder: the workspace then fits every
- * chunk of the job (its need grows with the frame count), and the kernels'
- * modules are loaded.  Costs one chunk's decode, only for a new geometry.
- */
-static int cb_taesd_prepare(struct cuda_be *be, const struct egr_job_geom *g, char *err, size_t errlen)
+static int cb_check_geom(const struct egr_job_geom *g, char *err, size_t errlen)
 {
-	struct egr_taesd *net = NULL;
-	struct egr_taesd_gpu *tg = NULL;
-	/* the largest submit of this job: a job shorter than a chunk never needs a full one */
-	const uint32_t n = g->frames && g->frames < g->chunk_frames ? g->frames : g->chunk_frames;
-	int rc = 0;
-
-	if (!g->weights || !*g->weights) {
-		egr_errf(err, errlen, "backend cuda: decoder = taesd needs a weights file (job key weights)");
-		return -EINVAL;
-	}
-	if (!be->taesd || strcmp(be->taesd_path, g->weights) != 0) {
-		unsigned long long t0 = egr_log_now_ns();
-		if (strlen(g->weights) >= sizeof(be->taesd_path)) {
-			egr_errf(err, errlen, "backend cuda: weights path \"%.60s...\" is too long", g->weights);
-			return -ENAMETOOLONG;
-		}
-		rc = egr_taesd_load(g->weights, &net, err, errlen);
-		if (rc)
-			return rc;
-		if (egr_taesd_channels(net) != g->channels) {
-			egr_errf(err, errlen, "weights \"%s\" decode %u-channel latents; the latents have %u channels",
-				 g->weights, egr_taesd_channels(net), g->channels);
-			rc = -EINVAL;
-			goto fail;
-		}
-		/* an aborted job may have left decodes queued that read the old weights */
-		if (be->taesd)
-			CU(cudaStreamSynchronize(be->s_compute), "cudaStreamSynchronize(compute stream)");
-		rc = egr_taesd_gpu_create(net, be->device, &tg, err, errlen);
-		if (rc)
-			goto fail;
-		egr_taesd_gpu_destroy(be->taesd);
-		be->taesd = tg;
-		tg = NULL;
-		snprintf(be->taesd_path, sizeof(be->taesd_path), "%s", g->weights);
-		be->taesd_channels = egr_taesd_channels(net);
-		be->taesd_loads++;
-		be->nwarm = be->warm_next = 0;
-		egr_info("cuda: taesd weights \"%s\" (%u latent channels) loaded and uploaded in %.1f ms",
-			 g->weights, be->taesd_channels, (egr_log_now_ns() - t0) / 1e6);
-		egr_taesd_free(net);
-		net = NULL;
-	} else if (be->taesd_channels != g->channels) {
-		egr_errf(err, errlen, "weights \"%s\" decode %u-channel latents; the latents have %u channels",
-			 g->weights, be->taesd_channels, g->channels);
-		return -EINVAL;
-	}
-
-	for (uint32_t i = 0; i < be->nwarm; i++)
-		if (be->warm[i].h == g->lat_h && be->warm[i].w == g->lat_w && be->warm[i].n >= n)
-			return 0;
-	{
-		unsigned long long t0 = egr_log_now_ns();
-		struct cb_vbuf *b = &be->buf[0];
-		size_t lbytes = (size_t)n * g->lat_frame_bytes;
-
-		/* buffer 0 is idle between jobs; wait for it anyway, on the GPU, as a submit would */
-		CU(cudaStreamSynchronize(be->s_upload), "cudaStreamSynchronize(upload stream)");
-		if (b->used && be->s_d2h != be->s_compute)
-			CU(cudaStreamWaitEvent(be->s_compute, b->copied, 0), "cudaStreamWaitEvent(compute stream, copied 0)");
-		CU(cudaMemsetAsync(b->lat, 0, lbytes, be->s_compute), "cudaMemsetAsync(latent buffer 0, %zu bytes)", lbytes);
-		rc = cb_decode(be, g, b->lat, b->frames, 0, n, err, errlen);
-		if (rc)
-			goto fail;
-		CU(cudaStreamSynchronize(be->s_compute), "cudaStreamSynchronize(compute stream, taesd warm-up)");
-		be->warm[be->warm_next].h = g->lat_h;
-		be->warm[be->warm_next].w = g->lat_w;
-		be->warm[be->warm_next].n = n;
-		be->warm_next = (be->warm_next + 1) % CB_TAESD_WARM;
-		if (be->nwarm < CB_TAESD_WARM)
-			be->nwarm++;
-		be->taesd_warmups++;
-		egr_info("cuda: taesd warm-up for %u-frame chunks of %ux%u took %.1f ms", n, g->width,
-			 g->height, (egr_log_now_ns() - t0) / 1e6);
-	}
-	return 0;
-fail:
-	egr_taesd_free(net);
-	egr_taesd_gpu_destroy(tg);
-	return rc;
-}
-
-static int cb_job_begin(void *vbe, const struct egr_job_geom *g, char *err, size_t errlen)
-{
-	struct cuda_be *be = (struct cuda_be *)vbe;
 	const int taesd = g->decoder == EGR_DEC_TAESD;
-	int rc = 0;
 
 	if (g->decoder != EGR_DEC_LATENT2RGB && !taesd) {
 		egr_errf(err, errlen, "backend cuda: decoder %u is unknown", g->decoder);
@@ -678,48 +451,97 @@ static int cb_job_begin(void *vbe, const struct egr_job_geom *g, char *err, size
 			 g->frames, g->channels, g->lat_h, g->lat_w, g->width, g->height, g->chunk_frames);
 		return -EINVAL;
 	}
+	return 0;
+}
 
+/* VRAM buffers and scratch for chunks of g: they only grow */
+static int cb_grow_buffers(struct cuda_be *be, const struct egr_job_geom *g, char *err, size_t errlen)
+{
 	size_t fbytes = (size_t)g->chunk_frames * g->frame_bytes;
 	size_t lbytes = (size_t)g->chunk_frames * g->lat_frame_bytes;
-	size_t linb = taesd ? 0 : (size_t)g->chunk_frames * g->lat_h * g->lat_w * sizeof(float4);
-	int grow = 0;
+	size_t linb = g->decoder == EGR_DEC_TAESD ? 0 : (size_t)g->chunk_frames * g->lat_h * g->lat_w * sizeof(float4);
+	int grow = 0, rc = 0;
+
 	for (uint32_t i = 0; i < be->nbuf; i++)
 		grow |= be->buf[i].frames_cap < fbytes || be->buf[i].lat_cap < lbytes;
 	grow |= be->lin_cap < linb;
 	if (grow) {
 		/* between jobs the queue is empty; the streams are idle or nearly */
-		CU(cudaStreamSynchronize(be->s_upload), "cudaStreamSynchronize(upload stream)");
-		CU(cudaStreamSynchronize(be->s_compute), "cudaStreamSynchronize(compute stream)");
-		CU(cudaStreamSynchronize(be->s_copy), "cudaStreamSynchronize(copy stream)");
+		EGR_CU(cudaStreamSynchronize(be->s_upload), "cudaStreamSynchronize(upload stream)");
+		EGR_CU(cudaStreamSynchronize(be->s_compute), "cudaStreamSynchronize(compute stream)");
+		EGR_CU(cudaStreamSynchronize(be->s_copy), "cudaStreamSynchronize(copy stream)");
 	}
 	for (uint32_t i = 0; i < be->nbuf; i++) {
 		struct cb_vbuf *b = &be->buf[i];
 		if (b->frames_cap < fbytes) {
 			if (b->frames)
-				CU(cudaFree(b->frames), "cudaFree(frame buffer %u)", i);
+				EGR_CU(cudaFree(b->frames), "cudaFree(frame buffer %u)", i);
 			b->frames = NULL;
 			b->frames_cap = 0;
-			CU(cudaMalloc((void **)&b->frames, fbytes), "cudaMalloc(frame buffer %u, %zu bytes)", i, fbytes);
+			EGR_CU(cudaMalloc((void **)&b->frames, fbytes), "cudaMalloc(frame buffer %u, %zu bytes)", i,
+			       fbytes);
 			b->frames_cap = fbytes;
 		}
 		if (b->lat_cap < lbytes) {
 			if (b->lat)
-				CU(cudaFree(b->lat), "cudaFree(latent buffer %u)", i);
+				EGR_CU(cudaFree(b->lat), "cudaFree(latent buffer %u)", i);
 			b->lat = NULL;
 			b->lat_cap = 0;
-			CU(cudaMalloc(&b->lat, lbytes), "cudaMalloc(latent buffer %u, %zu bytes)", i, lbytes);
+			EGR_CU(cudaMalloc(&b->lat, lbytes), "cudaMalloc(latent buffer %u, %zu bytes)", i, lbytes);
 			b->lat_cap = lbytes;
 		}
 	}
 	if (be->lin_cap < linb) {
 		if (be->lin)
-			CU(cudaFree(be->lin), "cudaFree(linear-map scratch)");
+			EGR_CU(cudaFree(be->lin), "cudaFree(linear-map scratch)");
 		be->lin = NULL;
 		be->lin_cap = 0;
-		CU(cudaMalloc((void **)&be->lin, linb), "cudaMalloc(linear-map scratch, %zu bytes)", linb);
+		EGR_CU(cudaMalloc((void **)&be->lin, linb), "cudaMalloc(linear-map scratch, %zu bytes)", linb);
 		be->lin_cap = linb;
 	}
-	if (taesd && (rc = cb_taesd_prepare(be, g, err, errlen)) < 0)
+	return 0;
+fail:
+	return rc;
+}
+
+/*
+ * decoder = taesd: make the resident decoder decode g->weights, then warm
+ * its workspace up for this job's geometry unless done before
+ * (taesd_resident.h says why).  The warm-up borrows VRAM buffer 0, idle
+ * between jobs.
+ */
+static int cb_taesd_prepare(struct cuda_be *be, const struct egr_job_geom *g, char *err, size_t errlen)
+{
+	/* the largest submit of this job: a job shorter than a chunk never needs a full one */
+	const uint32_t n = g->frames && g->frames < g->chunk_frames ? g->frames : g->chunk_frames;
+	struct cb_vbuf *b = &be->buf[0];
+	int rc = 0;
+
+	if (!g->weights || !*g->weights) {
+		egr_errf(err, errlen, "backend cuda: decoder = taesd needs a weights file (job key weights)");
+		return -EINVAL;
+	}
+	rc = egr_taesd_resident_load(&be->taesd, g->weights, g->channels, be->device, be->s_compute, err, errlen);
+	if (rc || egr_taesd_resident_is_warm(&be->taesd, g->lat_h, g->lat_w, n))
+		return rc;
+	/* wait for buffer 0 anyway, on the GPU, as a submit would */
+	EGR_CU(cudaStreamSynchronize(be->s_upload), "cudaStreamSynchronize(upload stream)");
+	if (b->used && be->s_d2h != be->s_compute)
+		EGR_CU(cudaStreamWaitEvent(be->s_compute, b->copied, 0), "cudaStreamWaitEvent(compute stream, copied 0)");
+	return egr_taesd_resident_warm_up(&be->taesd, be->s_compute, b->lat, g->lat_frame_bytes, g->dtype, n, g->lat_h,
+					  g->lat_w, g->format, b->frames, err, errlen);
+fail:
+	return rc;
+}
+
+static int cb_job_begin(void *vbe, const struct egr_job_geom *g, char *err, size_t errlen)
+{
+	struct cuda_be *be = (struct cuda_be *)vbe;
+	int rc;
+
+	if ((rc = cb_check_geom(g, err, errlen)) < 0 || (rc = cb_grow_buffers(be, g, err, errlen)) < 0)
+		return rc;
+	if (g->decoder == EGR_DEC_TAESD && (rc = cb_taesd_prepare(be, g, err, errlen)) < 0)
 		return rc;
 
 	be->g = *g;
@@ -732,8 +554,6 @@ static int cb_job_begin(void *vbe, const struct egr_job_geom *g, char *err, size
 	be->async_err[0] = 0;
 	pthread_mutex_unlock(&be->mu);
 	return 0;
-fail:
-	return rc;
 }
 
 static void *cb_input_buffer(void *vbe, size_t bytes, char *err, size_t errlen)
@@ -744,14 +564,14 @@ static void *cb_input_buffer(void *vbe, size_t bytes, char *err, size_t errlen)
 	int rc = 0;
 
 	if (s->used)	/* its last upload must have read it */
-		CU(cudaEventSynchronize(s->staged), "cudaEventSynchronize(upload from staging buffer %u)", j);
+		EGR_CU(cudaEventSynchronize(s->staged), "cudaEventSynchronize(upload from staging buffer %u)", j);
 	if (s->cap < bytes) {
 		size_t cap = (bytes + 65535) & ~(size_t)65535;
 		if (s->h)
-			CU(cudaFreeHost(s->h), "cudaFreeHost(staging buffer %u)", j);
+			EGR_CU(cudaFreeHost(s->h), "cudaFreeHost(staging buffer %u)", j);
 		s->h = NULL;
 		s->cap = 0;
-		CU(cudaMallocHost(&s->h, cap), "cudaMallocHost(staging buffer %u, %zu bytes)", j, cap);
+		EGR_CU(cudaMallocHost(&s->h, cap), "cudaMallocHost(staging buffer %u, %zu bytes)", j, cap);
 		s->cap = cap;
 	}
 	be->cur_stage = j;
@@ -774,12 +594,13 @@ static int cb_async_error(struct cuda_be *be, char *err, size_t errlen)
 	return rc;
 }
 
-static int cb_submit(void *vbe, const struct egr_chunk *c, char *err, size_t errlen)
+/* what submit refuses before touching the GPU */
+static int cb_check_chunk(struct cuda_be *be, const struct egr_chunk *c, char *err, size_t errlen)
 {
-	struct cuda_be *be = (struct cuda_be *)vbe;
 	const struct egr_job_geom *g = &be->g;
-	unsigned long long t0 = egr_log_now_ns(), tw = 0;
-	int rc = 0, d2h_issued = 0;
+	const size_t bytes = (size_t)c->nframes * g->frame_bytes;
+	const uint8_t *dst = (const uint8_t *)c->dst, *base = (const uint8_t *)be->env.data_base;
+	int rc;
 
 	if (!be->in_job) {
 		egr_errf(err, errlen, "backend cuda: submit outside a job");
@@ -791,78 +612,127 @@ static int cb_submit(void *vbe, const struct egr_chunk *c, char *err, size_t err
 		egr_errf(err, errlen, "backend cuda: chunk of %u frames (1..%u)", c->nframes, g->chunk_frames);
 		return -EINVAL;
 	}
-	{
-	const uint32_t k = be->next_buf;
-	struct cb_vbuf *b = &be->buf[k];
-	const size_t bytes = (size_t)c->nframes * g->frame_bytes;
-	const size_t lbytes = (size_t)c->nframes * g->lat_frame_bytes;
-	const uint8_t *dst = (const uint8_t *)c->dst, *base = (const uint8_t *)be->env.data_base;
-
 	if (base && (dst < base || dst + bytes > base + be->env.data_len)) {
 		egr_errf(err, errlen, "backend cuda: slot %u destination %p (+%zu) is outside the slot area",
 			 c->slot, c->dst, bytes);
 		return -EINVAL;
 	}
+	return 0;
+}
 
-	/*
-	 * Backpressure: VRAM buffer k is free once its last D2H finished.  The
-	 * compute stream waits for that on the GPU anyway; the host waits too
-	 * so that it never runs more than nbuf chunks ahead of the copies.
-	 */
-	if (b->used) {
-		unsigned long long w0 = egr_log_now_ns();
-		CU(cudaEventSynchronize(b->copied), "cudaEventSynchronize(copy from frame buffer %u)", k);
-		tw = egr_log_now_ns() - w0;
+/*
+ * Backpressure: VRAM buffer k is free once its last D2H finished.  The
+ * compute stream waits for that on the GPU anyway; the host waits too so
+ * that it never runs more than nbuf chunks ahead of the copies.  *waited:
+ * how long.
+ */
+static int cb_wait_buffer(struct cuda_be *be, uint32_t k, unsigned long long *waited, char *err, size_t errlen)
+{
+	unsigned long long w0 = egr_log_now_ns();
+	int rc = 0;
+
+	if (be->buf[k].used) {
+		EGR_CU(cudaEventSynchronize(be->buf[k].copied), "cudaEventSynchronize(copy from frame buffer %u)", k);
+		*waited = egr_log_now_ns() - w0;
 	}
+	return 0;
+fail:
+	return rc;
+}
 
-	/* a queue entry: free unless the publisher lags by every slot (it cannot: slots bound it) */
+/* a queue entry: free unless the publisher lags by every slot (it cannot: slots bound it) */
+static struct cb_inflight *cb_queue_entry(struct cuda_be *be)
+{
+	struct cb_inflight *e;
+
 	pthread_mutex_lock(&be->mu);
 	while (be->qcount == be->qcap)
 		pthread_cond_wait(&be->cv_done, &be->mu);
-	struct cb_inflight *e = &be->q[(be->qhead + be->qcount) % be->qcap];
+	e = &be->q[(be->qhead + be->qcount) % be->qcap];
 	pthread_mutex_unlock(&be->mu);
+	return e;
+}
 
-	/* upload: latent buffer k was last read by decode k */
+/* upload stream: latent buffer k was last read by decode k */
+static int cb_upload(struct cuda_be *be, uint32_t k, const struct egr_chunk *c, char *err, size_t errlen)
+{
+	struct cb_vbuf *b = &be->buf[k];
+	struct cb_stage *s = &be->stage[be->cur_stage];
+	const size_t lbytes = (size_t)c->nframes * be->g.lat_frame_bytes;
+	int rc = 0;
+
 	if (b->used)
-		CU(cudaStreamWaitEvent(be->s_upload, b->decoded, 0), "cudaStreamWaitEvent(upload stream, decoded %u)", k);
-	CU(cudaMemcpyAsync(b->lat, c->latents, lbytes, cudaMemcpyHostToDevice, be->s_upload),
-	   "cudaMemcpyAsync(latent buffer %u <- staging, %zu bytes)", k, lbytes);
-	if (c->latents == be->stage[be->cur_stage].h) {
-		CU(cudaEventRecord(be->stage[be->cur_stage].staged, be->s_upload), "cudaEventRecord(staged %u)", be->cur_stage);
-		be->stage[be->cur_stage].used = 1;
+		EGR_CU(cudaStreamWaitEvent(be->s_upload, b->decoded, 0), "cudaStreamWaitEvent(upload stream, decoded %u)",
+		       k);
+	EGR_CU(cudaMemcpyAsync(b->lat, c->latents, lbytes, cudaMemcpyHostToDevice, be->s_upload),
+	       "cudaMemcpyAsync(latent buffer %u <- staging, %zu bytes)", k, lbytes);
+	if (c->latents == s->h) {
+		EGR_CU(cudaEventRecord(s->staged, be->s_upload), "cudaEventRecord(staged %u)", be->cur_stage);
+		s->used = 1;
 	}
-	CU(cudaEventRecord(b->uploaded, be->s_upload), "cudaEventRecord(uploaded %u)", k);
+	EGR_CU(cudaEventRecord(b->uploaded, be->s_upload), "cudaEventRecord(uploaded %u)", k);
+	return 0;
+fail:
+	return rc;
+}
 
-	/* decode into frame buffer k once its latents are in and its last copy is out */
-	CU(cudaStreamWaitEvent(be->s_compute, b->uploaded, 0), "cudaStreamWaitEvent(compute stream, uploaded %u)", k);
+/* compute stream: decode into frame buffer k once its latents are in and its last copy is out */
+static int cb_compute(struct cuda_be *be, uint32_t k, struct cb_inflight *e, uint32_t nframes, char *err,
+		      size_t errlen)
+{
+	struct cb_vbuf *b = &be->buf[k];
+	int rc = 0;
+
+	EGR_CU(cudaStreamWaitEvent(be->s_compute, b->uploaded, 0), "cudaStreamWaitEvent(compute stream, uploaded %u)",
+	       k);
 	if (b->used && be->s_d2h != be->s_compute)
-		CU(cudaStreamWaitEvent(be->s_compute, b->copied, 0), "cudaStreamWaitEvent(compute stream, copied %u)", k);
+		EGR_CU(cudaStreamWaitEvent(be->s_compute, b->copied, 0), "cudaStreamWaitEvent(compute stream, copied %u)",
+		       k);
 	if (!be->job_started) {
-		CU(cudaEventRecord(be->job_k0, be->s_compute), "cudaEventRecord(job start)");
+		EGR_CU(cudaEventRecord(be->job_k0, be->s_compute), "cudaEventRecord(job start)");
 		be->job_started = 1;
 	}
-	CU(cudaEventRecord(e->k0, be->s_compute), "cudaEventRecord(kernel start)");
-	if ((rc = cb_decode(be, g, b->lat, b->frames, k, c->nframes, err, errlen)) < 0)
+	EGR_CU(cudaEventRecord(e->k0, be->s_compute), "cudaEventRecord(kernel start)");
+	if ((rc = egr_backend_cuda_decode(be, &be->g, b->lat, b->frames, k, nframes, err, errlen)) < 0)
 		goto fail;
-	CU(cudaEventRecord(e->k1, be->s_compute), "cudaEventRecord(kernel end)");
-	CU(cudaEventRecord(b->decoded, be->s_compute), "cudaEventRecord(decoded %u)", k);
+	EGR_CU(cudaEventRecord(e->k1, be->s_compute), "cudaEventRecord(kernel end)");
+	EGR_CU(cudaEventRecord(b->decoded, be->s_compute), "cudaEventRecord(decoded %u)", k);
+	return 0;
+fail:
+	return rc;
+}
 
-	/* D2H straight into the slot */
+/* copy stream (or compute, for no-copy-stream): D2H straight into the slot */
+static int cb_copy_out(struct cuda_be *be, uint32_t k, struct cb_inflight *e, const struct egr_chunk *c,
+		       int *issued, char *err, size_t errlen)
+{
+	struct cb_vbuf *b = &be->buf[k];
+	const size_t bytes = (size_t)c->nframes * be->g.frame_bytes;
+	int rc = 0;
+
 	if (be->s_d2h != be->s_compute)
-		CU(cudaStreamWaitEvent(be->s_d2h, e->k1, 0), "cudaStreamWaitEvent(copy stream, decoded %u)", k);
-	CU(cudaEventRecord(e->c0, be->s_d2h), "cudaEventRecord(copy start)");
-	d2h_issued = 1;
-	CU(cudaMemcpyAsync(c->dst, b->frames, bytes, cudaMemcpyDeviceToHost, be->s_d2h),
-	   "cudaMemcpyAsync(slot %u <- frame buffer %u, %zu bytes)", c->slot, k, bytes);
-	CU(cudaEventRecord(e->c1, be->s_d2h), "cudaEventRecord(copy end)");
-	CU(cudaEventRecord(b->copied, be->s_d2h), "cudaEventRecord(copied %u)", k);
+		EGR_CU(cudaStreamWaitEvent(be->s_d2h, e->k1, 0), "cudaStreamWaitEvent(copy stream, decoded %u)", k);
+	EGR_CU(cudaEventRecord(e->c0, be->s_d2h), "cudaEventRecord(copy start)");
+	*issued = 1;
+	EGR_CU(cudaMemcpyAsync(c->dst, b->frames, bytes, cudaMemcpyDeviceToHost, be->s_d2h),
+	       "cudaMemcpyAsync(slot %u <- frame buffer %u, %zu bytes)", c->slot, k, bytes);
+	EGR_CU(cudaEventRecord(e->c1, be->s_d2h), "cudaEventRecord(copy end)");
+	EGR_CU(cudaEventRecord(b->copied, be->s_d2h), "cudaEventRecord(copied %u)", k);
 	b->used = 1;
 	be->next_buf = (k + 1) % be->nbuf;
+	return 0;
+fail:
+	return rc;
+}
 
+/* hand chunk c, now in flight as e, to the publisher */
+static void cb_enqueue(struct cuda_be *be, struct cb_inflight *e, const struct egr_chunk *c,
+		       unsigned long long t0, unsigned long long waited)
+{
 	e->slot = c->slot;
 	e->first = c->first_frame;
 	e->nframes = c->nframes;
-	e->bytes = bytes;
+	e->bytes = (uint64_t)c->nframes * be->g.frame_bytes;
 #ifdef EGR_TESTING
 	/*
 	 * Mutation hook for the GPU poison test: publish right after issuing
@@ -871,16 +741,34 @@ static int cb_submit(void *vbe, const struct egr_chunk *c, char *err, size_t err
 	 */
 	e->early = be->fault_early_publish;
 	if (e->early)
-		be->env.publish(be->env.ctx, c->slot, c->first_frame, c->nframes, bytes);
+		be->env.publish(be->env.ctx, c->slot, c->first_frame, c->nframes, e->bytes);
 #endif
 	pthread_mutex_lock(&be->mu);
 	be->qcount++;
 	be->decode_ns += egr_log_now_ns() - t0;
-	be->gpu_wait_ns += tw;
+	be->gpu_wait_ns += waited;
 	pthread_cond_signal(&be->cv_work);
 	pthread_mutex_unlock(&be->mu);
+}
+
+static int cb_submit(void *vbe, const struct egr_chunk *c, char *err, size_t errlen)
+{
+	struct cuda_be *be = (struct cuda_be *)vbe;
+	unsigned long long t0 = egr_log_now_ns(), waited = 0;
+	const uint32_t k = be->next_buf;
+	struct cb_inflight *e;
+	int rc, d2h_issued = 0;
+
+	if ((rc = cb_check_chunk(be, c, err, errlen)) < 0)
+		return rc;
+	if ((rc = cb_wait_buffer(be, k, &waited, err, errlen)) < 0)
+		goto fail;
+	e = cb_queue_entry(be);
+	if ((rc = cb_upload(be, k, c, err, errlen)) < 0 || (rc = cb_compute(be, k, e, c->nframes, err, errlen)) < 0 ||
+	    (rc = cb_copy_out(be, k, e, c, &d2h_issued, err, errlen)) < 0)
+		goto fail;
+	cb_enqueue(be, e, c, t0, waited);
 	return 0;
-	}
 fail:
 	/* the slot goes back to the producer: no DMA may still be heading for it */
 	if (d2h_issued)
@@ -918,73 +806,15 @@ static int cb_job_end(void *vbe, int abort, struct egr_backend_stats *st, char *
 	return rc;
 }
 
-/*
- * pipeline = naive: the loop every user starts with.  Upload, decode and
- * wait on the compute stream, then a legacy synchronous cudaMemcpy into
- * c->dst (pageable for naive: open did not register the slots).
- */
-extern "C" int egr_cuda_naive_decode(void *vbe, const struct egr_chunk *c, char *err, size_t errlen)
-{
-	struct cuda_be *be = (struct cuda_be *)vbe;
-	const struct egr_job_geom *g = &be->g;
-	struct cb_vbuf *b = &be->buf[0];
-	struct cb_inflight *e = &be->q[0];	/* the queue is unused on this path */
-	unsigned long long t0 = egr_log_now_ns();
-	int rc = 0;
-
-	if (!be->in_job || !c->nframes || c->nframes > g->chunk_frames) {
-		egr_errf(err, errlen, "backend cuda: naive decode of %u frames outside a job or over chunk_frames %u",
-			 c->nframes, g->chunk_frames);
-		return -EINVAL;
-	}
-	{
-	const size_t bytes = (size_t)c->nframes * g->frame_bytes;
-	const size_t lbytes = (size_t)c->nframes * g->lat_frame_bytes;
-
-	if (!be->job_started) {
-		CU(cudaEventRecord(be->job_k0, be->s_compute), "cudaEventRecord(job start)");
-		be->job_started = 1;
-	}
-	/* stream-ordered upload: a legacy cudaMemcpy from pageable memory may return before the DMA lands */
-	CU(cudaMemcpyAsync(b->lat, c->latents, lbytes, cudaMemcpyHostToDevice, be->s_compute),
-	   "cudaMemcpyAsync(latent buffer 0 <- latents, %zu bytes)", lbytes);
-	CU(cudaEventRecord(e->k0, be->s_compute), "cudaEventRecord(kernel start)");
-	if ((rc = cb_decode(be, g, b->lat, b->frames, 0, c->nframes, err, errlen)) < 0)
-		goto fail;
-	CU(cudaEventRecord(e->k1, be->s_compute), "cudaEventRecord(kernel end)");
-	CU(cudaStreamSynchronize(be->s_compute), "cudaStreamSynchronize(compute stream)");
-	CU(cudaEventRecord(e->c0, 0), "cudaEventRecord(copy start)");
-	CU(cudaMemcpy(c->dst, b->frames, bytes, cudaMemcpyDeviceToHost),
-	   "cudaMemcpy(slot %u <- frame buffer 0, %zu bytes)", c->slot, bytes);
-	CU(cudaEventRecord(e->c1, 0), "cudaEventRecord(copy end)");
-	CU(cudaEventSynchronize(e->c1), "cudaEventSynchronize(copy end)");
-	pthread_mutex_lock(&be->mu);
-	be->kernel_ns += ev_ns(e->k0, e->k1);
-	be->d2h_ns += ev_ns(e->c0, e->c1);
-	be->d2h_bytes += bytes;
-	be->wall_ns = ev_ns(be->job_k0, e->c1);
-	be->decode_ns += egr_log_now_ns() - t0;
-	be->chunks++;
-	pthread_mutex_unlock(&be->mu);
-	return 0;
-	}
-fail:
-	return rc;
-}
-
-#if defined(EGR_TESTING)
-/*
- * Test hook (tests/gpu/test_cuda_taesd.cu declares it): the current TAESD
- * decoder handle, how many times weights were loaded and uploaded since
- * open, and how many warm-up decodes ran.  Proves "once per producer".
- */
+#ifdef EGR_TESTING
+/* test hook, see backend.h */
 extern "C" const void *egr_cuda_test_taesd(void *vbe, uint32_t *loads, uint32_t *warmups)
 {
 	struct cuda_be *be = (struct cuda_be *)vbe;
 
-	*loads = be->taesd_loads;
-	*warmups = be->taesd_warmups;
-	return be->taesd;
+	*loads = be->taesd.loads;
+	*warmups = be->taesd.warmups;
+	return be->taesd.gpu;
 }
 #endif
 

@@ -15,6 +15,7 @@
 
 #include "daemon/base/log.h"
 #include "daemon/formats/y4m.h"
+#include "daemon/producer/naive.h"
 #include "daemon/producer/producer.h"
 #include "workers/output.h"
 
@@ -72,7 +73,7 @@ static int naive_chunks(struct producer *p, const struct egr_job_view *j, struct
 		ck.latents = egr_producer_load_chunk(p, j, n, g, first, nf, read_ns, err, errlen);
 		if (!ck.latents)
 			return -EINVAL;
-		if ((rc = egr_cuda_naive_decode(p->be, &ck, err, errlen)))
+		if ((rc = egr_naive_cuda_decode(p->be, &ck, err, errlen)))
 			return rc;
 		uint64_t t0 = egr_log_now_ns();
 		if ((rc = naive_write(fd, &j->lay, buf, first, nf, err, errlen)))

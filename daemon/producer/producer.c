@@ -232,7 +232,7 @@ int main(int argc, char **argv)
 	rc = open_backend(&p);
 	if (rc)
 		goto out;
-	int naive = strcmp(p.conf.pipeline, "naive") == 0;
+	int naive = egr_conf_pipeline(&p.conf) == EGR_PIPE_NAIVE;
 	if (naive && p.ops != &egr_backend_cuda) {
 		egr_err("pipeline = naive is the CUDA baseline loop: it needs backend = cuda (backend is %s)",
 			p.ops->name);

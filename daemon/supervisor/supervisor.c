@@ -730,7 +730,7 @@ static int sup_setup(struct sup *s, const struct egr_conf *c, int oneshot)
 	}
 
 	s->kids[s->nkids++] = (struct kid){ .role = ROLE_PRODUCER, .index = 0 };
-	uint32_t nworkers = strcmp(c->pipeline, "one-worker") == 0 ? 1 : c->workers;
+	uint32_t nworkers = egr_conf_pipeline(c) == EGR_PIPE_ONE_WORKER ? 1 : c->workers;
 	for (uint32_t i = 0; i < nworkers && s->nkids < SUP_MAX_KIDS; i++)
 		s->kids[s->nkids++] = (struct kid){ .role = ROLE_WORKER, .index = i };
 	for (uint32_t i = 0; i < s->nkids; i++)

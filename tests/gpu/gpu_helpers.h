@@ -42,6 +42,7 @@ extern "C" {
 #include "daemon/decode/frame.h"
 }
 #include "daemon/producer/backend.h"
+#include "daemon/producer/naive.h"
 
 /* ---- start: watchdog, log, seed ---- */
 static uint64_t rng_s;
@@ -260,8 +261,8 @@ static inline int chunk_decode(void *be, const struct egr_chunk *ch, uint32_t c,
 	int rc;
 
 	if (naive) {
-		rc = egr_cuda_naive_decode(be, ch, err, sizeof(err));
-		CHECK(rc == 0, "egr_cuda_naive_decode(chunk %u): %d %s", c, rc, err);
+		rc = egr_naive_cuda_decode(be, ch, err, sizeof(err));
+		CHECK(rc == 0, "egr_naive_cuda_decode(chunk %u): %d %s", c, rc, err);
 		if (!rc)
 			publish(h, ch->slot, ch->first_frame, ch->nframes, (uint64_t)ch->nframes * h->frame_bytes);
 	} else {

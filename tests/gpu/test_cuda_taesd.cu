@@ -45,9 +45,6 @@ extern "C" {
 #include "daemon/decode/taesd.h"
 #include "daemon/decode/taesd_cuda.h"
 
-#ifdef EGR_TESTING
-extern "C" const void *egr_cuda_test_taesd(void *be, uint32_t *loads, uint32_t *warmups);
-#endif
 
 #include "tests/unit/check.h"
 

@@ -137,6 +137,47 @@ static void test_good(void)
 	}
 }
 
+/* [bench] pipeline, its deprecated spelling [daemon] pipeline, and the one parser */
+static void test_pipeline(void)
+{
+	static const struct {
+		const char *name;
+		enum egr_pipeline want;
+	} names[] = { { "full", EGR_PIPE_FULL },
+		      { "naive", EGR_PIPE_NAIVE },
+		      { "no-copy-stream", EGR_PIPE_NO_COPY_STREAM },
+		      { "pageable", EGR_PIPE_PAGEABLE },
+		      { "single-buffer", EGR_PIPE_SINGLE_BUFFER },
+		      { "one-worker", EGR_PIPE_ONE_WORKER },
+		      { "", EGR_PIPE_FULL } };
+	static const char *const sections[] = { "bench", "daemon" };
+	struct egr_conf c;
+	enum egr_pipeline p;
+	char text[128], err[512];
+	int r;
+
+	egr_conf_defaults(&c);
+	CHECK(egr_conf_pipeline(&c) == EGR_PIPE_FULL, "default pipeline %d", egr_conf_pipeline(&c));
+	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
+		p = (enum egr_pipeline)-1;
+		r = egr_conf_parse_pipeline(names[i].name, &p, err, sizeof(err));
+		CHECK(r == 0 && p == names[i].want, "parse '%s': %d %d %s", names[i].name, r, p, err);
+		for (size_t s = 0; *names[i].name && s < 2; s++) {
+			snprintf(text, sizeof(text), "[%s]\npipeline = %s\n", sections[s], names[i].name);
+			r = egr_conf_load(conf_file(text), &c, err, sizeof(err));
+			CHECK(r == 0 && egr_conf_pipeline(&c) == names[i].want && !strcmp(c.pipeline, names[i].name),
+			      "[%s] pipeline = %s: %d %s", sections[s], names[i].name, r, err);
+		}
+	}
+	p = EGR_PIPE_NAIVE;
+	r = egr_conf_parse_pipeline("fast", &p, err, sizeof(err));
+	CHECK(r == -EINVAL && p == EGR_PIPE_NAIVE &&
+		      !strcmp(err, "pipeline 'fast' is not one of: full, naive, no-copy-stream, pageable, single-buffer, one-worker"),
+	      "parse 'fast': %d %d '%s'", r, p, err);
+	snprintf(c.pipeline, sizeof(c.pipeline), "fast");	/* by hand: egr_conf_load refuses it */
+	CHECK(egr_conf_pipeline(&c) == EGR_PIPE_FULL, "'fast' reads as %d", egr_conf_pipeline(&c));
+}
+
 static void test_errors(void)
 {
 	static const struct {
@@ -162,6 +203,11 @@ static void test_errors(void)
 		{ "[daemon]\nbackend = gpu\n", "2: [daemon] backend: 'gpu' is not one of: cpu, cuda, auto" },
 		{ "[daemon]\npipeline = fast\n",
 		  "2: [daemon] pipeline: 'fast' is not one of: full, naive, no-copy-stream, pageable, single-buffer, one-worker" },
+		{ "[bench]\npipeline = fast\n",
+		  "2: [bench] pipeline: 'fast' is not one of: full, naive, no-copy-stream, pageable, single-buffer, one-worker" },
+		{ "[daemon]\npipeline = naive\n[bench]\npipeline = naive\n",
+		  "4: duplicate key 'pipeline' in [bench] ([daemon] pipeline is the deprecated spelling of [bench] pipeline)" },
+		{ "[bench]\nworkers = 2\n", "2: unknown key 'workers' in [bench]" },
 		{ "[daemon]\nlog_level = verbose\n", "2: [daemon] log_level: 'verbose' is not one of: err, warning" },
 		{ "[daemon]\nspool = var/spool\n", "2: [daemon] spool: 'var/spool' is not an absolute path" },
 		{ "[daemon]\ninstance = a/b\n", "2: [daemon] instance: 'a/b' is not a valid shm name" },
@@ -489,6 +535,7 @@ int main(void)
 	}
 	test_defaults();
 	test_good();
+	test_pipeline();
 	test_errors();
 	test_long_lines();
 	test_sizes();
