@@ -3,8 +3,10 @@
  *
  * Every critical section below writes absolute values (never read-modify-
  * write of counters that a repeat would double) and stores a slot's or a
- * job's `state` last, so a process killed at any instruction inside one
- * leaves a prefix the next locker can accept after EOWNERDEAD.
+ * job's `state` last when taking it, but before its owner (producer) is
+ * cleared when letting it go: reclaim finds what the dead held by pid.  So a
+ * process killed at any instruction inside one leaves a prefix the next
+ * locker can accept after EOWNERDEAD; tests/unit/test_ring.c kills at each.
  */
 #include <dirent.h>
 #include <errno.h>
@@ -29,6 +31,36 @@ struct egr_ring {
 	size_t len;
 	char name[128];
 };
+
+/*
+ * Fault points: EGR_RING_FAULT("op.step") follows every shared store of a
+ * critical section, and every place a semaphore token is held outside one.
+ * Test builds can SIGKILL the process at the n-th point (tests/unit/
+ * test_ring.c walks them all); other builds get a compiler barrier, so the
+ * stores stay in the order written, whose every prefix must be recoverable.
+ */
+#ifdef EGR_TESTING
+static long fault_left = -1;
+static void (*fault_on_kill)(const char *point);
+
+void egr_ring_fault_arm(long n, void (*on_kill)(const char *point))
+{
+	fault_left = n;
+	fault_on_kill = on_kill;
+}
+
+static __attribute__((noinline)) void ring_fault(const char *point)
+{
+	if (fault_left < 0 || fault_left-- > 0)
+		return;
+	if (fault_on_kill)
+		fault_on_kill(point);
+	raise(SIGKILL);
+}
+#define EGR_RING_FAULT(point) ring_fault(point)
+#else
+#define EGR_RING_FAULT(point) __asm__ __volatile__("" ::: "memory")
+#endif
 
 static uint64_t align_up(uint64_t v, uint64_t a)
 {
@@ -359,6 +391,7 @@ void egr_ring_lock(struct egr_ring *r)
 		egr_err("pthread_mutex_lock(ring %s): %s", r->name, egr_log_strerror(rc));
 		abort();	/* shared state unusable: the supervisor rebuilds it */
 	}
+	EGR_RING_FAULT("lock.held");
 }
 
 void egr_ring_unlock(struct egr_ring *r)
@@ -403,8 +436,11 @@ static void job_fail_locked(struct egr_job_sh *j, const char *msg)
 	if (j->state != EGR_JOB_QUEUED && j->state != EGR_JOB_ACTIVE)
 		return;	/* first error wins; DONE stays DONE */
 	snprintf(j->error, sizeof(j->error), "%s", msg && *msg ? msg : "failed");
+	EGR_RING_FAULT("job_fail.error");
 	j->st.t_end_ns = realtime_ns();
+	EGR_RING_FAULT("job_fail.t_end");
 	j->state = EGR_JOB_FAILED;
+	EGR_RING_FAULT("job_fail.state");
 }
 
 int egr_ring_job_queue(struct egr_ring *r, const char *name, const char *path,
@@ -419,16 +455,24 @@ int egr_ring_job_queue(struct egr_ring *r, const char *name, const char *path,
 		if (j->state != EGR_JOB_EMPTY)
 			continue;
 		memset(j, 0, sizeof(*j));
+		EGR_RING_FAULT("queue.zero");
 		memset(job_bitmap(r, i), 0, bitmap_bytes(h->max_chunks));
+		EGR_RING_FAULT("queue.bitmap");
 		snprintf(j->name, sizeof(j->name), "%s", name);
+		EGR_RING_FAULT("queue.name");
 		snprintf(j->path, sizeof(j->path), "%s", path);
+		EGR_RING_FAULT("queue.path");
 		j->spec = *js;
+		EGR_RING_FAULT("queue.spec");
 		j->st.t_queued_ns = realtime_ns();
+		EGR_RING_FAULT("queue.t_queued");
 		j->state = EGR_JOB_QUEUED;
+		EGR_RING_FAULT("queue.state");
 		idx = (int)i;
 		break;
 	}
 	egr_ring_unlock(r);
+	EGR_RING_FAULT("queue.unlocked");
 	if (idx >= 0)
 		sem_post(&h->sem_jobs);
 	return idx;
@@ -452,6 +496,7 @@ void egr_ring_job_clear(struct egr_ring *r, uint32_t job)
 {
 	egr_ring_lock(r);
 	r->h->jobs[job].state = EGR_JOB_EMPTY;
+	EGR_RING_FAULT("clear.state");
 	egr_ring_unlock(r);
 }
 
@@ -543,33 +588,44 @@ int egr_ring_reclaim(struct egr_ring *r, const struct egr_death *d)
 			/* rewritten by another worker: same bytes at the same offset */
 			struct egr_job_sh *j = &h->jobs[s->job];
 			j->st.rewrites++;
-			s->owner = 0;
+			EGR_RING_FAULT("reclaim.rewrites");
 			s->state = EGR_SLOT_READY;
+			EGR_RING_FAULT("reclaim.ready");
+			s->owner = 0;
+			EGR_RING_FAULT("reclaim.owner");
 			to_ready++;
 		} else if (s->state == EGR_SLOT_FILLING) {
-			s->owner = 0;
 			s->state = EGR_SLOT_FREE;
+			EGR_RING_FAULT("reclaim.free");
+			s->owner = 0;
+			EGR_RING_FAULT("reclaim.owner");
 			to_free++;
 		} else {
 			s->owner = 0;
+			EGR_RING_FAULT("reclaim.owner");
 		}
 	}
 	for (uint32_t i = 0; i < EGR_RING_JOBS; i++) {
 		struct egr_job_sh *j = &h->jobs[i];
 		if (j->finalizer == dead)
 			j->finalizer = 0;
+		EGR_RING_FAULT("reclaim.finalizer");
 		if (j->producer == dead && j->state == EGR_JOB_ACTIVE) {
-			j->producer = 0;
-			j->producer_restarts++;
+			/* state first, producer last: a repeat finds what is left to do */
 			j->state = EGR_JOB_QUEUED;	/* resumed by the next producer */
+			EGR_RING_FAULT("reclaim.requeue");
 			requeued++;
+			j->producer_restarts++;
+			EGR_RING_FAULT("reclaim.restarts");
+			j->producer = 0;
+			EGR_RING_FAULT("reclaim.producer");
 		} else if (j->producer == dead) {
 			j->producer = 0;
-			if (j->state == EGR_JOB_ACTIVE || j->state == EGR_JOB_QUEUED)
-				j->producer_restarts++;
+			EGR_RING_FAULT("reclaim.producer");
 		}
 	}
 	egr_ring_unlock(r);
+	EGR_RING_FAULT("reclaim.unlocked");
 	/*
 	 * Over-post: the dead process may also have taken a token it never
 	 * used.  A surplus token costs one empty rescan, a missing one a
@@ -618,9 +674,12 @@ int egr_ring_job_next(struct egr_ring *r, int timeout_ms, const volatile sig_ato
 		if (best >= 0) {
 			struct egr_job_sh *j = &h->jobs[best];
 			j->producer = getpid();
+			EGR_RING_FAULT("next.producer");
 			if (!j->st.t_start_ns)
 				j->st.t_start_ns = realtime_ns();
+			EGR_RING_FAULT("next.t_start");
 			j->state = EGR_JOB_ACTIVE;
+			EGR_RING_FAULT("next.state");
 		}
 		egr_ring_unlock(r);
 		if (best >= 0)
@@ -665,6 +724,7 @@ int egr_ring_acquire(struct egr_ring *r, uint32_t job, uint32_t chunk, uint32_t 
 
 		/* a token first: the count, not the scan, is what blocks */
 		sem_wait_ms(&h->sem_free, RING_WAIT_MS);
+		EGR_RING_FAULT("acquire.token");
 		if (blocked_ns)
 			*blocked_ns += egr_log_now_ns() - t0;
 		if (stopped(r, stop))
@@ -678,16 +738,23 @@ int egr_ring_acquire(struct egr_ring *r, uint32_t job, uint32_t chunk, uint32_t 
 				if (s->state != EGR_SLOT_FREE)
 					continue;
 				s->owner = getpid();
+				EGR_RING_FAULT("acquire.owner");
 				s->job = job;
+				EGR_RING_FAULT("acquire.job");
 				s->chunk = chunk;
+				EGR_RING_FAULT("acquire.chunk");
 				s->nframes = 0;
+				EGR_RING_FAULT("acquire.nframes");
 				s->bytes = 0;
+				EGR_RING_FAULT("acquire.bytes");
 				s->state = EGR_SLOT_FILLING;
+				EGR_RING_FAULT("acquire.state");
 				got = (int)i;
 				break;
 			}
 		}
 		egr_ring_unlock(r);
+		EGR_RING_FAULT("acquire.unlocked");
 		if (cancel) {
 			sem_post(&h->sem_free);	/* give the token back */
 			return -ECANCELED;
@@ -707,12 +774,19 @@ void egr_ring_publish(struct egr_ring *r, uint32_t slot, uint32_t first_frame, u
 
 	egr_ring_lock(r);
 	s->first_frame = first_frame;
+	EGR_RING_FAULT("publish.first_frame");
 	s->nframes = nframes;
+	EGR_RING_FAULT("publish.nframes");
 	s->bytes = bytes;
+	EGR_RING_FAULT("publish.bytes");
 	s->seq = h->next_seq++;
-	s->owner = 0;
+	EGR_RING_FAULT("publish.seq");
 	s->state = EGR_SLOT_READY;
+	EGR_RING_FAULT("publish.state");
+	s->owner = 0;	/* after state: an owner-less FILLING slot is never reclaimed */
+	EGR_RING_FAULT("publish.owner");
 	egr_ring_unlock(r);
+	EGR_RING_FAULT("publish.unlocked");
 	sem_post(&h->sem_ready);
 }
 
@@ -721,9 +795,12 @@ void egr_ring_abandon(struct egr_ring *r, uint32_t slot)
 	struct egr_slot_sh *s = slot_sh(r, slot);
 
 	egr_ring_lock(r);
-	s->owner = 0;
 	s->state = EGR_SLOT_FREE;
+	EGR_RING_FAULT("abandon.state");
+	s->owner = 0;
+	EGR_RING_FAULT("abandon.owner");
 	egr_ring_unlock(r);
+	EGR_RING_FAULT("abandon.unlocked");
 	sem_post(&r->h->sem_free);
 }
 
@@ -735,14 +812,19 @@ void egr_ring_job_release(struct egr_ring *r, uint32_t job, int all_published)
 
 	egr_ring_lock(r);
 	j->published_all = all_published ? 1 : 0;
-	if (j->producer == getpid())
-		j->producer = 0;
+	EGR_RING_FAULT("job_release.published_all");
 	/* stopped half way but not failed: the next producer resumes it */
 	if (!all_published && j->state == EGR_JOB_ACTIVE) {
 		j->state = EGR_JOB_QUEUED;
+		EGR_RING_FAULT("job_release.requeue");
 		requeue = 1;
 	}
+	/* after state: ACTIVE unfinished with no producer is never requeued */
+	if (j->producer == getpid())
+		j->producer = 0;
+	EGR_RING_FAULT("job_release.producer");
 	egr_ring_unlock(r);
+	EGR_RING_FAULT("job_release.unlocked");
 	if (requeue)
 		sem_post(&r->h->sem_jobs);
 }
@@ -764,6 +846,7 @@ int egr_ring_take(struct egr_ring *r, uint32_t *slot, int timeout_ms,
 		uint64_t now = egr_log_now_ns();
 		uint64_t left_ms = now >= deadline ? 0 : (deadline - now) / 1000000ull + 1;
 		int tok = sem_wait_ms(&h->sem_ready, left_ms < RING_WAIT_MS ? (int)left_ms : RING_WAIT_MS);
+		EGR_RING_FAULT("take.token");
 
 		egr_ring_lock(r);
 		for (uint32_t i = 0; i < h->nslots; i++) {
@@ -776,7 +859,9 @@ int egr_ring_take(struct egr_ring *r, uint32_t *slot, int timeout_ms,
 		if (best >= 0) {
 			struct egr_slot_sh *s = slot_sh(r, (uint32_t)best);
 			s->owner = getpid();
+			EGR_RING_FAULT("take.owner");
 			s->state = EGR_SLOT_WRITING;
+			EGR_RING_FAULT("take.state");
 		}
 		egr_ring_unlock(r);
 		if (best >= 0) {
@@ -814,18 +899,24 @@ void egr_ring_release(struct egr_ring *r, uint32_t slot, int ok, const char *msg
 	if (ok && job_writable(j) && s->chunk < j->lay.chunks_total) {
 		uint64_t *bm = job_bitmap(r, s->job);
 		bm[s->chunk / 64] |= 1ull << (s->chunk % 64);	/* idempotent */
+		EGR_RING_FAULT("release.bit");
 		j->chunks_written = popcount_chunks(bm, j->lay.chunks_total);	/* absolute */
+		EGR_RING_FAULT("release.chunks_written");
 		if (j->chunks_written == j->lay.chunks_total && j->finalizer == 0) {
 			j->finalizer = getpid();
+			EGR_RING_FAULT("release.finalizer");
 			if (finalize)
 				*finalize = 1;
 		}
 	} else if (!ok && msg) {
 		job_fail_locked(j, msg);
 	}
-	s->owner = 0;
 	s->state = EGR_SLOT_FREE;
+	EGR_RING_FAULT("release.state");
+	s->owner = 0;	/* after state: an owner-less WRITING slot is never reclaimed */
+	EGR_RING_FAULT("release.owner");
 	egr_ring_unlock(r);
+	EGR_RING_FAULT("release.unlocked");
 	sem_post(&h->sem_free);
 }
 
@@ -839,6 +930,7 @@ int egr_ring_claim_finalize(struct egr_ring *r)
 		if (job_writable(j) && j->lay.chunks_total && j->finalizer == 0 &&
 		    popcount_chunks(job_bitmap(r, i), j->lay.chunks_total) == j->lay.chunks_total) {
 			j->finalizer = getpid();
+			EGR_RING_FAULT("claim.finalizer");
 			found = (int)i;
 			break;
 		}
@@ -855,12 +947,15 @@ void egr_ring_job_finish(struct egr_ring *r, uint32_t job, int ok, const char *m
 	if (ok) {
 		if (j->state == EGR_JOB_ACTIVE || j->state == EGR_JOB_QUEUED) {
 			j->st.t_end_ns = realtime_ns();
+			EGR_RING_FAULT("finish.t_end");
 			j->state = EGR_JOB_DONE;
+			EGR_RING_FAULT("finish.state");
 		}
 	} else {
 		job_fail_locked(j, msg);
 	}
 	j->finalizer = 0;
+	EGR_RING_FAULT("finish.finalizer");
 	egr_ring_unlock(r);
 }
 
@@ -929,11 +1024,14 @@ void egr_ring_job_plan(struct egr_ring *r, uint32_t job, struct egr_job_layout *
 
 	egr_ring_lock(r);
 	snprintf(j->backend, sizeof(j->backend), "%s", backend);
+	EGR_RING_FAULT("plan.backend");
 	if (j->planned) {
 		*lay = j->lay;	/* a resumed job keeps its temporary output */
 	} else {
 		j->lay = *lay;
+		EGR_RING_FAULT("plan.layout");
 		j->planned = 1;	/* last: a prefix without it is "not planned" */
+		EGR_RING_FAULT("plan.planned");
 	}
 	egr_ring_unlock(r);
 }
@@ -942,6 +1040,7 @@ void egr_ring_job_prepared(struct egr_ring *r, uint32_t job)
 {
 	egr_ring_lock(r);
 	r->h->jobs[job].prepared = 1;
+	EGR_RING_FAULT("prepared.prepared");
 	egr_ring_unlock(r);
 }
 

@@ -69,7 +69,7 @@ enum egr_job_state {
 /* One slot's metadata.  Written under the lock, by the role named. */
 struct egr_slot_sh {
 	uint32_t state;		/* enum egr_slot_state: producer (acquire, publish), worker (take, release), reclaim */
-	int32_t owner;		/* pid holding FILLING/WRITING, else 0 */
+	int32_t owner;		/* pid holding FILLING/WRITING, else 0 (or a dead one until reclaim) */
 	uint32_t job;		/* producer (acquire): index into the job table */
 	uint32_t chunk;		/* producer (acquire): chunk index within the job */
 	uint64_t seq;		/* producer (publish): publish order; workers take the lowest */
@@ -372,5 +372,15 @@ static inline void egr_stat_add(uint64_t *p, uint64_t v)
 {
 	__atomic_fetch_add(p, v, __ATOMIC_RELAXED);
 }
+
+#ifdef EGR_TESTING
+/*
+ * Test builds: this process SIGKILLs itself at the n-th fault point it
+ * passes from now on (0: the next one; ring.c names one after every shared
+ * store of a critical section), calling on_kill(point name) first if set;
+ * n < 0 disarms.  For crash tests in a forked child.
+ */
+void egr_ring_fault_arm(long n, void (*on_kill)(const char *point));
+#endif
 
 #endif
