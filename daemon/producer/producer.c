@@ -245,8 +245,7 @@ static int plan_job(struct producer *p, struct egr_job_sh *j, const struct egr_n
 	g->frame_bytes = fb;
 	g->weights = j->spec.weights;
 	if (j->spec.decoder == EGR_DEC_LATENT2RGB) {
-		int rc = egr_frame_l2r_init(&g->l2r, (uint32_t)ch, j->spec.l2r_nweights, j->spec.l2r_weights,
-				      (int)j->spec.l2r_has_bias, j->spec.l2r_bias, err, errlen);
+		int rc = egr_frame_l2r_init_job(&g->l2r, (uint32_t)ch, &j->spec, err, errlen);
 		if (rc)
 			return rc;
 	}
@@ -339,7 +338,7 @@ static void add_stats(struct egr_job_sh *j, const struct egr_backend_stats *b, u
 static int begin_job(struct producer *p, struct egr_job_sh *j, struct egr_npy *n,
 		     struct egr_job_geom *g, char *err, size_t errlen)
 {
-	int rc = egr_npy_open(j->spec.latents, n, err, errlen);
+	int rc = egr_npy_open_as(j->spec.latents, j->spec.layout, j->spec.latents_key, n, err, errlen);
 
 	if (!rc)
 		rc = plan_job(p, j, n, g, err, errlen);
