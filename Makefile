@@ -40,11 +40,17 @@ endif
 
 WARN := -Wall -Wextra -Wshadow -Wstrict-prototypes -Wmissing-prototypes -Wno-unused-parameter
 CFLAGS ?=
+# inih is vendored (config/inih, BSD): built with a line buffer long enough for
+# a 128-channel l2r_weights line; these settings are config/conf.h's contract
+# (EGR_INI_LINE_MAX = INI_MAX_LINE - 3) and every file that includes ini.h
+# must see the same ones, so they are global.
+INIH_DEFS := -DINI_MAX_LINE=8194 -DINI_ALLOW_MULTILINE=0 -DINI_USE_STACK=1 -DINI_ALLOW_BOM=1 \
+	     -DINI_ALLOW_INLINE_COMMENTS=1 -DINI_STOP_ON_FIRST_ERROR=0 -DINI_ALLOW_NO_VALUE=0
 CFLAGS += -std=gnu11 $(WARN) $(VFLAGS) -ffp-contract=off -D_GNU_SOURCE -pthread -MMD -MP \
-	  $(if $(DEPS),-I$(DEPS)/include) -DEGR_CUDA=$(CUDA) -I.
+	  $(if $(DEPS),-I$(DEPS)/include) -DEGR_CUDA=$(CUDA) $(INIH_DEFS) -I.
 LDFLAGS += $(SANLD) -pthread $(if $(DEPS),-L$(DEPS)/lib)
-# liburing, inih, libpng and zlib are linked statically: the GPU machine has none of them.
-STATIC_LIBS := -Wl,-Bstatic -luring -linih -lpng16 -lz -ljansson -Wl,-Bdynamic
+# liburing, libpng, zlib and jansson are linked statically: the GPU machine has none of them.
+STATIC_LIBS := -Wl,-Bstatic -luring -lpng16 -lz -ljansson -Wl,-Bdynamic
 LDLIBS := $(STATIC_LIBS) -lm -lrt
 
 NVFLAGS := -O2 -std=c++17 -gencode arch=compute_90,code=sm_90 -gencode arch=compute_90,code=compute_90 \
@@ -56,7 +62,8 @@ CUDA_LIBS := -L$(CUDA_HOME)/lib64 -lcudart_static -ldl -lstdc++
 # Each binary names the rooms it uses (README "Where things live").  The
 # ground floor (base/), formats and config are shared by every role.
 BASE_SRC := daemon/base/args.c daemon/base/fs.c daemon/base/half.c daemon/base/log.c
-CONF_SRC := config/conf.c config/job.c
+# job files name latent2rgb presets (l2r_preset), checked when the job is parsed
+CONF_SRC := config/conf.c config/job.c config/inih/ini.c config/l2r_preset.c
 # a job's output on disk (workers/output.c) and what it calls: the frame
 # encoders, the write path, frame sizes
 OUTPUT_SRC := workers/output.c workers/wio.c daemon/formats/png.c daemon/formats/y4m.c daemon/decode/frame.c
@@ -67,7 +74,8 @@ PROD_SRC := daemon/producer/producer.c daemon/producer/plan.c daemon/producer/na
 	    daemon/formats/npy.c daemon/formats/safetensors.c shm/ring.c $(OUTPUT_SRC) $(CONF_SRC) \
 	    $(BASE_SRC)
 WORKER_SRC := workers/worker.c shm/ring.c $(OUTPUT_SRC) $(CONF_SRC) $(BASE_SRC)
-MKLAT_SRC := daemon/tools/mklatents.c daemon/decode/frame.c daemon/formats/npy.c $(CONF_SRC) $(BASE_SRC)
+MKLAT_SRC := daemon/tools/mklatents.c daemon/decode/frame.c daemon/formats/npy.c daemon/formats/safetensors.c \
+	     $(CONF_SRC) $(BASE_SRC)
 MKTAESD_SRC := daemon/tools/mktaesd.c daemon/decode/taesd.c daemon/formats/safetensors.c $(BASE_SRC)
 # Unit tests link every C module (one library, tests only).
 TEST_LIB_SRC := $(sort $(SUP_SRC) $(PROD_SRC) $(WORKER_SRC) $(MKLAT_SRC) $(MKTAESD_SRC))

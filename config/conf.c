@@ -15,7 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include <ini.h>
+#include "config/inih/ini.h"
 
 #include "daemon/base/log.h"
 #include "config/conf.h"
@@ -38,10 +38,12 @@ struct ini_ctx {
 
 /*
  * Pass 1: reject what inih would silently mangle before it sees a byte, so
- * that no handler has run on a file that is then refused.  Debian's libinih
- * 55 reads with fgets into a 200-byte buffer: a longer line is cut and its
- * tail parsed as a line of its own.  A NUL byte would cut a line the same way.
+ * that no handler has run on a file that is then refused.  inih reads into
+ * a buffer of INI_MAX_LINE bytes: a longer line would be cut (Debian's
+ * libinih 55 parsed the tail as a line of its own).  A NUL byte would cut a
+ * line the same way.
  */
+_Static_assert(INI_MAX_LINE == EGR_INI_LINE_MAX + 3, "the Makefile's INI_MAX_LINE and EGR_INI_LINE_MAX disagree");
 static int ini_check_lines(struct ini_ctx *c)
 {
 	unsigned lineno = 0;
@@ -57,7 +59,7 @@ static int ini_check_lines(struct ini_ctx *c)
 			len--;
 		if (len > EGR_INI_LINE_MAX) {
 			egr_errf(c->err, c->errlen,
-				 "%s:%u: line is %zu bytes long; the limit is %d (libinih cuts longer lines)",
+				 "%s:%u: line is %zu bytes long; the limit is %d",
 				 c->path, lineno, len, EGR_INI_LINE_MAX);
 			return -EINVAL;
 		}

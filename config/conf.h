@@ -104,18 +104,19 @@ int egr_conf_parse_pipeline(const char *s, enum egr_pipeline *out, char *err, si
 enum egr_pipeline egr_conf_pipeline(const struct egr_conf *c);
 
 /*
- * inih with the guard every egressd INI file needs: Debian's libinih 55 cuts
- * lines at 200 bytes and parses the tail as a new line, so the whole file is
- * checked first and lines longer than EGR_INI_LINE_MAX bytes (newline not
- * counted) are rejected before inih sees any of it ("file:3: line is 250
- * bytes long; the limit is 199 (libinih cuts longer lines)").  Indented lines
- * are ordinary lines, never continuations of the previous value.
+ * inih (vendored in config/inih, built with INI_MAX_LINE = EGR_INI_LINE_MAX
+ * + 3: see the Makefile) with the guard every egressd INI file needs: the
+ * whole file is checked first and lines longer than EGR_INI_LINE_MAX bytes
+ * (newline not counted) are rejected before inih sees any of it
+ * ("file:3: line is 9000 bytes long; the limit is 8191"), never cut.  8191
+ * holds a 128-channel l2r_weights line.  Indented lines are ordinary lines,
+ * never continuations of the previous value.
  * handler is inih's (section, name, value) callback; it returns 1 to go on
  * or 0 to stop, having written its reason to err (the line is prefixed).
  * Returns 0, -EINVAL (the first error, "path:line: reason", in err) or
  * -errno ("open(\"path\"): reason").
  */
-#define EGR_INI_LINE_MAX 199
+#define EGR_INI_LINE_MAX 8191
 typedef int (*egr_ini_handler)(void *user, const char *section, const char *name,
 			       const char *value, char *err, size_t errlen);
 int egr_conf_ini_parse(const char *path, egr_ini_handler h, void *user, char *err, size_t errlen);

@@ -46,7 +46,7 @@
 #include "config/job.h"
 
 #define EGR_RING_MAGIC 0x3130534452474745ull	/* "EGGRDS01" little-endian */
-#define EGR_RING_VERSION 2
+#define EGR_RING_VERSION 3
 #define EGR_RING_JOBS 8
 #define EGR_JOB_NAME_MAX 256
 #define EGR_ERR_MAX 512

@@ -4,14 +4,14 @@
 # static libraries and headers egressd links into DIR/{lib,include}, for a
 # machine that lacks the -dev packages (the GPU machine): make DEPS=DIR.
 set -euo pipefail
-pkgs=(build-essential liburing-dev libinih-dev libpng-dev zlib1g-dev libjansson-dev ffmpeg bc python3 python3-numpy util-linux procps coreutils)
+pkgs=(build-essential liburing-dev libpng-dev zlib1g-dev libjansson-dev ffmpeg bc python3 python3-numpy util-linux procps coreutils)
 if [ "${1:-}" = --bundle ]; then
 	d=${2:?usage: $0 --bundle DIR}
 	mkdir -p "$d/lib" "$d/include"
-	for l in liburing.a libinih.a libpng16.a libz.a libjansson.a; do
+	for l in liburing.a libpng16.a libz.a libjansson.a; do
 		cp "/usr/lib/x86_64-linux-gnu/$l" "$d/lib/"
 	done
-	cp -r /usr/include/liburing /usr/include/liburing.h /usr/include/ini.h /usr/include/libpng16 \
+	cp -r /usr/include/liburing /usr/include/liburing.h /usr/include/libpng16 \
 		/usr/include/png.h /usr/include/pngconf.h /usr/include/pnglibconf.h /usr/include/zlib.h \
 		/usr/include/zconf.h /usr/include/jansson.h /usr/include/jansson_config.h "$d/include/"
 	echo "bundled static deps into $d"

@@ -8,22 +8,19 @@
 
 #include "config/job.h"
 #include "daemon/decode/frame.h"
+#include "config/l2r_preset.h"
 #include "daemon/base/log.h"
 
-/* SD 1.x latent -> RGB preview coefficients, the widely used set */
-static const float l2r_sd_w[4 * 3] = {
-	0.3512f, 0.2297f, 0.3227f,
-	0.3250f, 0.4974f, 0.2350f,
-	-0.2829f, 0.1762f, 0.2721f,
-	-0.2120f, -0.2616f, -0.7177f,
-};
+/* the defaults for 4-channel latents: SD 1.x's, the widely used set */
+#define L2R_DEFAULT_PRESET "sd15"
 
 int egr_frame_l2r_init(struct egr_l2r *p, uint32_t channels, uint32_t nweights, const float *w,
 		 int has_bias, const float *bias, char *err, size_t errlen)
 {
 	memset(p, 0, sizeof(*p));
-	if (channels == 0 || channels > 16) {
-		egr_errf(err, errlen, "latent2rgb: %u latent channels; 1 to 16 are supported", channels);
+	if (channels == 0 || channels > EGR_L2R_MAX_CHANNELS) {
+		egr_errf(err, errlen, "latent2rgb: %u latent channels; 1 to %u are supported", channels,
+			 EGR_L2R_MAX_CHANNELS);
 		return -EINVAL;
 	}
 	p->channels = channels;
@@ -42,10 +39,36 @@ int egr_frame_l2r_init(struct egr_l2r *p, uint32_t channels, uint32_t nweights, 
 				 channels, channels * 3);
 			return -EINVAL;
 		}
-		memcpy(p->w, l2r_sd_w, sizeof(l2r_sd_w));
+		memcpy(p->w, egr_l2r_preset_get(egr_l2r_preset_id(L2R_DEFAULT_PRESET))->w, sizeof(float) * 4 * 3);
 	}
 	if (has_bias)
 		memcpy(p->bias, bias, sizeof(p->bias));
+	return 0;
+}
+
+int egr_frame_l2r_init_job(struct egr_l2r *p, uint32_t channels, const struct egr_jobspec *js, char *err,
+			   size_t errlen)
+{
+	const struct egr_l2r_preset *pr;
+
+	if (!js->l2r_preset)
+		return egr_frame_l2r_init(p, channels, js->l2r_nweights, js->l2r_weights, (int)js->l2r_has_bias,
+					  js->l2r_bias, err, errlen);
+	memset(p, 0, sizeof(*p));
+	pr = egr_l2r_preset_get(js->l2r_preset);
+	if (!pr) {
+		egr_errf(err, errlen, "latent2rgb: l2r_preset %u does not exist", js->l2r_preset);
+		return -EINVAL;
+	}
+	if (pr->channels != channels) {
+		egr_errf(err, errlen,
+			 "latent2rgb: l2r_preset = %s is for %u-channel latents; the latents have %u channels",
+			 pr->name, pr->channels, channels);
+		return -EINVAL;
+	}
+	p->channels = channels;
+	memcpy(p->w, pr->w, sizeof(float) * 3 * channels);
+	memcpy(p->bias, pr->bias, sizeof(p->bias));
 	return 0;
 }
 

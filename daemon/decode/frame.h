@@ -25,20 +25,30 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "config/job.h"
+
 #define EGR_L2R_SCALE 8
 
 struct egr_l2r {
-	uint32_t channels;
-	float w[16 * 3];	/* [channel][r,g,b] */
+	uint32_t channels;	/* 1..EGR_L2R_MAX_CHANNELS */
+	float w[EGR_L2R_MAX_CHANNELS * 3];	/* [channel][r,g,b] */
 	float bias[3];
 };
 
 /*
- * Fill p from a job's overrides (nweights = 0: defaults, which exist for
- * 4-channel SD-style latents only).  0 or -EINVAL with err set.
+ * Fill p from explicit coefficients (nweights = 0: the defaults, which exist
+ * for 4-channel SD-style latents only).  0 or -EINVAL with err set.
  */
 int egr_frame_l2r_init(struct egr_l2r *p, uint32_t channels, uint32_t nweights, const float *w,
 		 int has_bias, const float *bias, char *err, size_t errlen);
+
+/*
+ * Fill p for a job: its l2r_preset (whose channel count must be the
+ * latents'; the error names both) or else its l2r_weights / l2r_bias as
+ * egr_frame_l2r_init takes them.  0 or -EINVAL with err set.
+ */
+int egr_frame_l2r_init_job(struct egr_l2r *p, uint32_t channels, const struct egr_jobspec *js, char *err,
+			   size_t errlen);
 
 /*
  * One latent frame, float32 [channels][lh][lw], to RGB24 [8lh][8lw][3].

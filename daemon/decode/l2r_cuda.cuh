@@ -99,11 +99,14 @@ static __device__ __forceinline__ float egr_d_lerp(float a, float b, float f)
 
 /*
  * Stage 1.  One thread per latent pixel of the chunk.  The channel loop is
- * unrolled to 16 with a guard so that the weights are read with
+ * unrolled to MAXC with a guard so that the weights are read with
  * compile-time offsets from the parameter bank (a run-time index into a
- * kernel parameter array would spill it to local memory).
+ * kernel parameter array would spill it to local memory).  MAXC is 16 for
+ * the common 4- and 16-channel latents (the loop every earlier build ran) and
+ * EGR_L2R_MAX_CHANNELS for the rest; the sum is the same either way: channel
+ * by channel, in frame.c's order.
  */
-template <typename T>
+template <typename T, uint32_t MAXC>
 static __global__ void __launch_bounds__(EGR_K_LIN_THREADS)
 egr_k_l2r_lin(const struct egr_l2r p, const T *__restrict__ lat, float4 *__restrict__ lin,
 	      uint32_t plane, uint64_t total)
@@ -115,7 +118,7 @@ egr_k_l2r_lin(const struct egr_l2r p, const T *__restrict__ lat, float4 *__restr
 	const T *l = lat + f * p.channels * plane + px;
 	float a0 = p.bias[0], a1 = p.bias[1], a2 = p.bias[2];
 #pragma unroll
-	for (uint32_t c = 0; c < 16; c++) {
+	for (uint32_t c = 0; c < MAXC; c++) {
 		if (c < p.channels) {
 			float v = egr_d_load(l + (uint64_t)c * plane);
 			a0 = __fadd_rn(a0, __fmul_rn(v, p.w[c * 3 + 0]));
@@ -124,6 +127,19 @@ egr_k_l2r_lin(const struct egr_l2r p, const T *__restrict__ lat, float4 *__restr
 		}
 	}
 	lin[i] = make_float4(a0, a1, a2, 0.0f);
+}
+
+template <typename T>
+static inline void egr_cuda_launch_l2r_lin(const struct egr_l2r *p, const void *lat, float4 *lin,
+					   uint32_t plane, uint64_t total, cudaStream_t s)
+{
+	const unsigned nb = (unsigned)((total + EGR_K_LIN_THREADS - 1) / EGR_K_LIN_THREADS);
+
+	if (p->channels <= 16)
+		egr_k_l2r_lin<T, 16><<<nb, EGR_K_LIN_THREADS, 0, s>>>(*p, (const T *)lat, lin, plane, total);
+	else
+		egr_k_l2r_lin<T, EGR_L2R_MAX_CHANNELS><<<nb, EGR_K_LIN_THREADS, 0, s>>>(*p, (const T *)lat, lin,
+											 plane, total);
 }
 
 /*
@@ -239,14 +255,11 @@ static inline cudaError_t egr_cuda_launch_l2r(const struct egr_l2r *p, uint32_t 
 {
 	const uint32_t plane = lh * lw;
 	const uint64_t total = (uint64_t)plane * nframes;
-	const unsigned nb = (unsigned)((total + EGR_K_LIN_THREADS - 1) / EGR_K_LIN_THREADS);
 
 	if (dtype == EGR_DT_F16)
-		egr_k_l2r_lin<__half><<<nb, EGR_K_LIN_THREADS, 0, s>>>(*p, (const __half *)lat, lin,
-									  plane, total);
+		egr_cuda_launch_l2r_lin<__half>(p, lat, lin, plane, total, s);
 	else
-		egr_k_l2r_lin<float><<<nb, EGR_K_LIN_THREADS, 0, s>>>(*p, (const float *)lat, lin,
-									plane, total);
+		egr_cuda_launch_l2r_lin<float>(p, lat, lin, plane, total, s);
 	cudaError_t e = cudaGetLastError();
 	if (e != cudaSuccess)
 		return e;

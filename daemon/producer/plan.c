@@ -100,8 +100,7 @@ static int fill_geom(const struct egr_job_view *j, const struct egr_npy *n, cons
 	g->weights = j->spec.weights;
 	if (j->spec.decoder != EGR_DEC_LATENT2RGB)
 		return 0;
-	return egr_frame_l2r_init(&g->l2r, l->channels, j->spec.l2r_nweights, j->spec.l2r_weights,
-				  (int)j->spec.l2r_has_bias, j->spec.l2r_bias, err, errlen);
+	return egr_frame_l2r_init_job(&g->l2r, l->channels, &j->spec, err, errlen);
 }
 
 /*
@@ -162,7 +161,7 @@ static int plan_job(struct producer *p, struct egr_job_view *j, const struct egr
 int egr_producer_begin_job(struct producer *p, struct egr_job_view *j, struct egr_npy *n,
 			   struct egr_job_geom *g, char *err, size_t errlen)
 {
-	int rc = egr_npy_open(j->spec.latents, n, err, errlen);
+	int rc = egr_npy_open_as(j->spec.latents, j->spec.layout, j->spec.latents_key, n, err, errlen);
 
 	if (!rc)
 		rc = plan_job(p, j, n, g, err, errlen);

@@ -2,8 +2,8 @@
  * test_cuda_frames: the CUDA backend through the backend API, exactly as the
  * producer drives it, against daemon/frame.c byte for byte.
  *
- *   exactness  random f16/f32 latents (square, non-square, odd, 1x1, 16
- *              channels with custom weights and bias), png and y4m, every
+ *   exactness  random f16/f32 latents (square, non-square, odd, 1x1, 16 to
+ *              128 channels with custom weights and bias), png and y4m, every
  *              pipeline ablation and the naive helper, several jobs on one
  *              open backend (buffers grow and are kept)
  *   poison     slots filled with 0xA5 before every reuse, slow writers: every
@@ -232,9 +232,9 @@ struct job {
 static int job_make(struct job *j, const struct tcase *t, int want_expect)
 {
 	char err[256];
-	float w[48], bias[3];
+	float w[EGR_L2R_MAX_CHANNELS * 3], bias[3];
 	memset(j, 0, sizeof(*j));
-	for (int i = 0; i < 48; i++)
+	for (int i = 0; i < EGR_L2R_MAX_CHANNELS * 3; i++)
 		w[i] = rndf(-1.0f, 1.0f);
 	for (int i = 0; i < 3; i++)
 		bias[i] = rndf(-0.5f, 0.5f);
@@ -655,6 +655,10 @@ int main(int argc, char **argv)
 		{EGR_FMT_PNG, EGR_DT_F32, 8, 64, 96, 5, 2, 1},
 		{EGR_FMT_Y4M, EGR_DT_F32, 4, 90, 160, 4, 4, 1},	/* 720x1280, not a multiple of the block */
 		{EGR_FMT_PNG, EGR_DT_F16, 4, 12, 20, 7, 7, 0},
+		/* past 16 channels: the wider unrolled kernel (flux2/hunyuan15, wan22, ltxv presets) */
+		{EGR_FMT_Y4M, EGR_DT_F32, 32, 6, 10, 5, 2, 1},
+		{EGR_FMT_PNG, EGR_DT_F16, 48, 5, 9, 4, 3, 1},
+		{EGR_FMT_Y4M, EGR_DT_F16, 128, 4, 6, 3, 3, 1},
 	};
 	const int nshapes = (int)(sizeof(shapes) / sizeof(shapes[0]));
 	run_suite("full", 2, 4, shapes, nshapes, 0, 0, 0);

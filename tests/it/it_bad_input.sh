@@ -32,8 +32,8 @@ expect malformed.job "malformed.job:1"
 # unknown key
 job unknown.job "$good" output="$T/out/u.y4m" format=y4m fsp=24
 expect unknown.job "unknown key 'fsp'"
-# over-long line (libinih would cut it and parse the tail)
-{ echo "[job]"; echo "latents = $T/good.npy"; printf 'output = %s/out/%0250d.y4m\n' "$T" 0; echo "format = y4m"; } >"$T/spool/.l"
+# over-long line (past the 8191-byte limit: refused, never cut)
+{ echo "[job]"; echo "latents = $T/good.npy"; printf 'output = %s/out/%09000d.y4m\n' "$T" 0; echo "format = y4m"; } >"$T/spool/.l"
 mv "$T/spool/.l" "$T/spool/incoming/longline.job"
 expect longline.job "longline.job:3"
 # missing latents file

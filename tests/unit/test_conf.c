@@ -1,6 +1,6 @@
 /*
  * test_conf: the daemon configuration and egr_conf_ini_parse: defaults, every
- * class of error with its file:line prefix, the 199/200-byte line limit,
+ * class of error with its file:line prefix, the EGR_INI_LINE_MAX line limit,
  * size suffixes, the dump -> load round trip and the dump's golden output
  * (tests/ref/data/conf_dump.golden; EGR_UPDATE_GOLDEN=1 rewrites it).
  */
@@ -266,53 +266,66 @@ static void make_line(char *buf, const char *prefix, size_t n)
 
 static void test_long_lines(void)
 {
-	char line[512], text[1024], err[512], want[600];
+	static char line[EGR_INI_LINE_MAX + 200], text[EGR_INI_LINE_MAX + 300];
+	char err[512], want[600];
 	struct egr_conf c;
 	const char *path;
 	int r;
 
-	/* 199 bytes: accepted, and the value arrives whole (libinih did not cut it) */
-	make_line(line, "spool = /", 199);
+	/* 1031 bytes, far past libinih's old 199: accepted, and the value arrives whole */
+	make_line(line, "spool = /", 1031);
 	snprintf(text, sizeof(text), "[daemon]\n%s\n", line);
 	egr_conf_defaults(&c);
 	r = egr_conf_load(conf_file(text), &c, err, sizeof(err));
-	CHECK(r == 0, "199 bytes: %d %s", r, err);
-	CHECK(strlen(c.spool) == 199 - strlen("spool = "), "199 bytes: spool is %zu bytes", strlen(c.spool));
-	CHECK(!strcmp(c.spool, line + strlen("spool = ")), "199 bytes: spool '%s'", c.spool);
+	CHECK(r == 0, "1031 bytes: %d %s", r, err);
+	CHECK(strlen(c.spool) == 1031 - strlen("spool = "), "1031 bytes: spool is %zu bytes", strlen(c.spool));
+	CHECK(!strcmp(c.spool, line + strlen("spool = ")), "1031 bytes: spool '%s'", c.spool);
 
 	/* the same with CRLF: the '\r' is part of the newline */
 	snprintf(text, sizeof(text), "[daemon]\r\n%s\r\n", line);
 	egr_conf_defaults(&c);
 	r = egr_conf_load(conf_file(text), &c, err, sizeof(err));
-	CHECK(r == 0 && !strcmp(c.spool, line + strlen("spool = ")), "199 bytes CRLF: %d %s", r, err);
+	CHECK(r == 0 && !strcmp(c.spool, line + strlen("spool = ")), "1031 bytes CRLF: %d %s", r, err);
 
 	/* the same without the final newline */
 	snprintf(text, sizeof(text), "[daemon]\n%s", line);
 	egr_conf_defaults(&c);
 	r = egr_conf_load(conf_file(text), &c, err, sizeof(err));
-	CHECK(r == 0 && !strcmp(c.spool, line + strlen("spool = ")), "199 bytes, no newline: %d %s", r, err);
+	CHECK(r == 0 && !strcmp(c.spool, line + strlen("spool = ")), "1031 bytes, no newline: %d %s", r, err);
 
-	/* 200 bytes: refused with the line number, even as a comment */
-	make_line(line, "spool = /", 200);
+	/* EGR_INI_LINE_MAX bytes: read whole (the value's full length is what is refused) */
+	make_line(line, "spool = /", EGR_INI_LINE_MAX);
+	snprintf(text, sizeof(text), "[daemon]\n%s\n", line);
+	path = conf_file(text);
+	r = egr_conf_load(path, &c, err, sizeof(err));
+	snprintf(want, sizeof(want), "%s:2: [daemon] spool: value is %zu bytes long; at most 1023 fit", path,
+		 (size_t)EGR_INI_LINE_MAX - strlen("spool = "));
+	CHECK(r == -EINVAL && !strcmp(err, want), "%d bytes: %d\n  got  '%s'\n  want '%s'", EGR_INI_LINE_MAX, r, err,
+	      want);
+
+	/* one more: refused with the line number, even as a comment */
+	make_line(line, "spool = /", EGR_INI_LINE_MAX + 1);
 	snprintf(text, sizeof(text), "[daemon]\n\n%s\n", line);
 	path = conf_file(text);
 	r = egr_conf_load(path, &c, err, sizeof(err));
-	snprintf(want, sizeof(want), "%s:3: line is 200 bytes long; the limit is 199 (libinih cuts longer lines)", path);
-	CHECK(r == -EINVAL && !strcmp(err, want), "200 bytes: %d\n  got  '%s'\n  want '%s'", r, err, want);
+	snprintf(want, sizeof(want), "%s:3: line is %d bytes long; the limit is %d", path, EGR_INI_LINE_MAX + 1,
+		 EGR_INI_LINE_MAX);
+	CHECK(r == -EINVAL && !strcmp(err, want), "%d bytes: %d\n  got  '%s'\n  want '%s'", EGR_INI_LINE_MAX + 1, r,
+	      err, want);
 
-	make_line(line, "; ", 250);
+	make_line(line, "; ", EGR_INI_LINE_MAX + 50);
 	snprintf(text, sizeof(text), "%s\n", line);
 	path = conf_file(text);
 	r = egr_conf_load(path, &c, err, sizeof(err));
-	snprintf(want, sizeof(want), "%s:1: line is 250 bytes long", path);
-	CHECK(r == -EINVAL && !strncmp(err, want, strlen(want)), "250-byte comment: %d '%s'", r, err);
+	snprintf(want, sizeof(want), "%s:1: line is %d bytes long", path, EGR_INI_LINE_MAX + 50);
+	CHECK(r == -EINVAL && !strncmp(err, want, strlen(want)), "long comment: %d '%s'", r, err);
 
 	/* checked before inih sees the file: an earlier bad key loses to it */
-	make_line(line, "; ", 300);
+	make_line(line, "; ", EGR_INI_LINE_MAX + 100);
 	snprintf(text, sizeof(text), "[ring]\nsloots = 1\n%s\n", line);
 	path = conf_file(text);
 	r = egr_conf_load(path, &c, err, sizeof(err));
-	snprintf(want, sizeof(want), "%s:3: line is 300 bytes long", path);
+	snprintf(want, sizeof(want), "%s:3: line is %d bytes long", path, EGR_INI_LINE_MAX + 100);
 	CHECK(r == -EINVAL && !strncmp(err, want, strlen(want)), "long line after a bad key: '%s'", err);
 
 	/* a NUL byte would cut the line as well */

@@ -20,20 +20,23 @@
 #include "check.h"
 #include "helpers.h"
 
+#define EGR_STR_(x) #x
+#define EGR_STR(x) EGR_STR_(x)
+
 static void test_init(void)
 {
 	static const struct {
 		uint32_t channels, nweights;
 		const char *msg, *msg2;	/* expected in err (msg2: also, unless NULL) */
 	} bad[] = {
-		{ 0, 0, "0 latent channels; 1 to 16", NULL },
-		{ 17, 51, "17 latent channels", NULL },
+		{ 0, 0, "0 latent channels; 1 to " EGR_STR(EGR_L2R_MAX_CHANNELS), NULL },
+		{ EGR_L2R_MAX_CHANNELS + 1, 3 * (EGR_L2R_MAX_CHANNELS + 1), EGR_STR(EGR_L2R_MAX_CHANNELS) " are supported", NULL },
 		{ 16, 0, "default coefficients exist for 4 only", "(48 values)" },	/* defaults: 4 channels only */
 		{ 4, 11, "has 11 values", "needs 12" },	/* weights: 3 per channel */
 		{ 4, 13, "has 13 values", NULL },
 		{ 16, 47, "needs 48", NULL },
 	};
-	const float w16[48] = { 0.5f };
+	static const float w16[3 * (EGR_L2R_MAX_CHANNELS + 1)] = { 0.5f };
 	const float w2[6] = { 1, 2, 3, 4, 5, 6 }, bias[3] = { 0.25f, -0.5f, 1 };
 	struct egr_l2r p;
 	char err[512];

@@ -9,7 +9,9 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "config/conf.h"
 #include "config/job.h"
+#include "config/l2r_preset.h"
 
 #include "check.h"
 
@@ -81,13 +83,15 @@ static void test_good(void)
 	CHECK(js.fps_num == 1000000 && js.fps_den == 1 && js.chunk_frames == 1, "fps %u/%u chunk %u", js.fps_num,
 	      js.fps_den, js.chunk_frames);
 
-	/* 48 weights: 16 channels, the most */
-	char text[512] = "[job]\nlatents=/a.npy\noutput=/o\nformat=png\nl2r_weights=";
-	for (i = 0; i < 48; i++)
-		strcat(text, i ? ",1" : "1");
+	/* 384 weights: 128 channels, the most */
+	static char text[8192];
+	snprintf(text, sizeof(text), "[job]\nlatents=/a.npy\noutput=/o\nformat=png\nl2r_weights=");
+	for (i = 0; i < 384; i++)
+		strcat(text, i ? ",-0.012345" : "1");
 	strcat(text, "\n");
 	r = egr_job_parse(job_file(text), &js, err, sizeof(err));
-	CHECK(r == 0 && js.l2r_nweights == 48, "48 weights: %d %u %s", r, js.l2r_nweights, err);
+	CHECK(r == 0 && js.l2r_nweights == 384 && js.l2r_weights[383] == -0.012345f, "384 weights: %d %u %s", r,
+	      js.l2r_nweights, err);
 
 	CHECK(!strcmp(egr_job_format_name(EGR_FMT_Y4M), "y4m") && !strcmp(egr_job_format_name(EGR_FMT_PNG), "png"),
 	      "format names");
@@ -95,105 +99,182 @@ static void test_good(void)
 		      !strcmp(egr_job_decoder_name(EGR_DEC_TAESD), "taesd"),
 	      "decoder names");
 	CHECK(!strcmp(egr_job_format_name(0), "?") && !strcmp(egr_job_decoder_name(99), "?"), "unknown names");
+	CHECK(!strcmp(egr_job_layout_name(EGR_LAYOUT_AUTO), "auto") && !strcmp(egr_job_layout_name(EGR_LAYOUT_TCHW), "tchw") &&
+		      !strcmp(egr_job_layout_name(EGR_LAYOUT_BCTHW), "bcthw") &&
+		      !strcmp(egr_job_layout_name(EGR_LAYOUT_BTCHW), "btchw") && !strcmp(egr_job_layout_name(9), "?"),
+	      "layout names");
 }
 
 #define HEAD "[job]\nlatents = /a.npy\noutput = /o.y4m\nformat = y4m\n"	/* 4 lines */
 
+static const struct {
+	const char *text;
+	const char *want;	/* after "<path>:" */
+} bad_cases[] = {
+	{ "[job]\nlatents = /a.npy\nfsp = 24\n", "3: unknown key 'fsp' in [job]" },
+	{ HEAD "[jobs]\nfps = 24\n", "6: unknown section [jobs] (key 'fps')" },
+	{ "fps = 24\n" HEAD, "1: key 'fps' is outside [job]" },
+	{ HEAD "latents = /b.npy\n", "5: duplicate key 'latents' in [job]" },
+	{ HEAD "fps =\n", "5: [job] fps: empty value" },
+	{ HEAD "decoder = ; comment only\n", "5: [job] decoder: empty value" },
+	{ "[job]\nlatents = a.npy\n", "2: [job] latents: 'a.npy' is not an absolute path" },
+	{ "[job]\noutput = ./o.y4m\n", "2: [job] output: './o.y4m' is not an absolute path" },
+	{ HEAD "decoder = taesd\nweights = w.safetensors\n", "6: [job] weights: 'w.safetensors' is not an absolute path" },
+	{ "[job]\nformat = avi\n", "2: [job] format: 'avi' is not one of: y4m, png" },
+	{ "[job]\ndecoder = vae\n", "2: [job] decoder: 'vae' is not one of: latent2rgb, taesd" },
+	{ HEAD "fps = 0\n", "5: [job] fps: '0' is out of range (each number 1..1000000)" },
+	{ HEAD "fps = 1000001\n", "5: [job] fps: '1000001' is out of range" },
+	{ HEAD "fps = 99999999999999999999999\n", "5: [job] fps: '99999999999999999999999' is out of range" },
+	{ HEAD "fps = abcdefghijklmnopqrstuvwxyz\n", "5: [job] fps: 'abcdefghijklmnopqrstuvwxyz' is not a frame rate" },
+	{ HEAD "chunk_frames = 99999999999999999999999999\n", "5: [job] chunk_frames: 99999999999999999999999999 is out of range" },
+	{ HEAD "fps = 30/0\n", "5: [job] fps: '30/0' is out of range" },
+	{ HEAD "fps = 0/1\n", "5: [job] fps: '0/1' is out of range" },
+	{ HEAD "fps = -24\n", "5: [job] fps: '-24' is not a frame rate" },
+	{ HEAD "fps = 23.976\n", "5: [job] fps: '23.976' is not a frame rate" },
+	{ HEAD "fps = 30000/1001/2\n", "5: [job] fps: '30000/1001/2' is not a frame rate" },
+	{ HEAD "fps = /1001\n", "5: [job] fps: '/1001' is not a frame rate" },
+	{ HEAD "fps = 30 / 1\n", "5: [job] fps: '30 / 1' is not a frame rate" },
+	{ HEAD "chunk_frames = 0\n", "5: [job] chunk_frames: 0 is out of range (1..1024)" },
+	{ HEAD "chunk_frames = 1025\n", "5: [job] chunk_frames: 1025 is out of range (1..1024)" },
+	{ HEAD "chunk_frames = 8x\n", "5: [job] chunk_frames: '8x' is not a number" },
+	{ HEAD "l2r_weights = 1,2,nan\n", "5: [job] l2r_weights: value 3 ('nan') is not a number" },
+	{ HEAD "l2r_weights = 1,inf,2\n", "5: [job] l2r_weights: value 2 ('inf') is not a number" },
+	{ HEAD "l2r_weights = 1,1e39,2\n", "5: [job] l2r_weights: value 2 ('1e39') is not a finite float" },
+	{ HEAD "l2r_weights = 1,,2\n", "5: [job] l2r_weights: value 2 ('') is not a number" },
+	{ HEAD "l2r_weights = 1,2,3,\n", "5: [job] l2r_weights: value 4 ('') is not a number" },
+	{ HEAD "l2r_weights = 1,2,3..4\n", "5: [job] l2r_weights: value 3 ('3..4') is not a finite float" },
+	{ HEAD "l2r_weights = 1,2 3,4\n", "5: [job] l2r_weights: value 2 ('2 3') is not a number" },
+	{ HEAD "l2r_weights = 0x1p3,1,2\n", "5: [job] l2r_weights: value 1 ('0x1p3') is not a number" },
+	{ HEAD "l2r_weights = 1,2,3,4\n", "5: [job] l2r_weights: 4 values; it needs 3 (r, g, b) per latent channel" },
+	{ HEAD "l2r_bias = 0,0\n", "5: [job] l2r_bias: 2 values; it needs 3 (r, g, b)" },
+	{ HEAD "l2r_bias = 0,0,0,0\n", "5: [job] l2r_bias: more than 3 values" },
+	{ HEAD "l2r_bias = 0,nan,0\n", "5: [job] l2r_bias: value 2 ('nan') is not a number" },
+	{ HEAD "layout = cthw\n", "5: [job] layout: 'cthw' is not one of: tchw, bcthw, btchw" },
+	{ HEAD "layout = BCTHW\n", "5: [job] layout: 'BCTHW' is not one of" },
+	{ HEAD "layout = tchw\nlayout = bcthw\n", "6: duplicate key 'layout' in [job]" },
+	{ HEAD "l2r_preset = sd1.5\n", "5: [job] l2r_preset: 'sd1.5' is not one of: sd15, sdxl, sd3, flux, flux2, "
+				  "wan21, wan22, hunyuan, hunyuan15, mochi, ltxv, cosmos1" },
+	{ "[job]\nlatents\n", "2: syntax error" },
+	/* checks across keys name the file only */
+	{ "[job]\noutput = /o.y4m\nformat = y4m\n", " missing key 'latents' in [job]" },
+	{ "[job]\nlatents = /a.npy\nformat = y4m\n", " missing key 'output' in [job]" },
+	{ "[job]\nlatents = /a.npy\noutput = /o.y4m\n", " missing key 'format' in [job]" },
+	{ "", " missing key 'latents' in [job]" },
+	{ HEAD "decoder = taesd\n", " [job] decoder = taesd needs weights = " },
+	{ HEAD "weights = /w.safetensors\n", " [job] weights applies to decoder = taesd only (decoder is latent2rgb)" },
+	{ HEAD "decoder = latent2rgb\nweights = /w.safetensors\n", " [job] weights applies to decoder = taesd only" },
+	{ HEAD "decoder = taesd\nweights = /w.safetensors\nl2r_bias = 0,0,0\n",
+	  " [job] l2r_bias applies to decoder = latent2rgb only (decoder is taesd)" },
+	{ HEAD "decoder = taesd\nweights = /w.safetensors\nl2r_preset = wan21\n",
+	  " [job] l2r_preset applies to decoder = latent2rgb only (decoder is taesd)" },
+	{ HEAD "l2r_preset = wan21\nl2r_weights = 1,2,3\n",
+	  " [job] l2r_preset sets the coefficients: give l2r_preset or l2r_weights, not both" },
+	{ HEAD "l2r_bias = 1,2,3\nl2r_preset = sd15\n",
+	  " [job] l2r_preset sets the coefficients: give l2r_preset or l2r_bias, not both" },
+};
+
 static void test_bad(void)
 {
-	static const struct {
-		const char *text;
-		const char *want;	/* after "<path>:" */
-	} cases[] = {
-		{ "[job]\nlatents = /a.npy\nfsp = 24\n", "3: unknown key 'fsp' in [job]" },
-		{ HEAD "[jobs]\nfps = 24\n", "6: unknown section [jobs] (key 'fps')" },
-		{ "fps = 24\n" HEAD, "1: key 'fps' is outside [job]" },
-		{ HEAD "latents = /b.npy\n", "5: duplicate key 'latents' in [job]" },
-		{ HEAD "fps =\n", "5: [job] fps: empty value" },
-		{ HEAD "decoder = ; comment only\n", "5: [job] decoder: empty value" },
-		{ "[job]\nlatents = a.npy\n", "2: [job] latents: 'a.npy' is not an absolute path" },
-		{ "[job]\noutput = ./o.y4m\n", "2: [job] output: './o.y4m' is not an absolute path" },
-		{ HEAD "decoder = taesd\nweights = w.safetensors\n", "6: [job] weights: 'w.safetensors' is not an absolute path" },
-		{ "[job]\nformat = avi\n", "2: [job] format: 'avi' is not one of: y4m, png" },
-		{ "[job]\ndecoder = vae\n", "2: [job] decoder: 'vae' is not one of: latent2rgb, taesd" },
-		{ HEAD "fps = 0\n", "5: [job] fps: '0' is out of range (each number 1..1000000)" },
-		{ HEAD "fps = 1000001\n", "5: [job] fps: '1000001' is out of range" },
-		{ HEAD "fps = 99999999999999999999999\n", "5: [job] fps: '99999999999999999999999' is out of range" },
-		{ HEAD "fps = abcdefghijklmnopqrstuvwxyz\n", "5: [job] fps: 'abcdefghijklmnopqrstuvwxyz' is not a frame rate" },
-		{ HEAD "chunk_frames = 99999999999999999999999999\n", "5: [job] chunk_frames: 99999999999999999999999999 is out of range" },
-		{ HEAD "fps = 30/0\n", "5: [job] fps: '30/0' is out of range" },
-		{ HEAD "fps = 0/1\n", "5: [job] fps: '0/1' is out of range" },
-		{ HEAD "fps = -24\n", "5: [job] fps: '-24' is not a frame rate" },
-		{ HEAD "fps = 23.976\n", "5: [job] fps: '23.976' is not a frame rate" },
-		{ HEAD "fps = 30000/1001/2\n", "5: [job] fps: '30000/1001/2' is not a frame rate" },
-		{ HEAD "fps = /1001\n", "5: [job] fps: '/1001' is not a frame rate" },
-		{ HEAD "fps = 30 / 1\n", "5: [job] fps: '30 / 1' is not a frame rate" },
-		{ HEAD "chunk_frames = 0\n", "5: [job] chunk_frames: 0 is out of range (1..1024)" },
-		{ HEAD "chunk_frames = 1025\n", "5: [job] chunk_frames: 1025 is out of range (1..1024)" },
-		{ HEAD "chunk_frames = 8x\n", "5: [job] chunk_frames: '8x' is not a number" },
-		{ HEAD "l2r_weights = 1,2,nan\n", "5: [job] l2r_weights: value 3 ('nan') is not a number" },
-		{ HEAD "l2r_weights = 1,inf,2\n", "5: [job] l2r_weights: value 2 ('inf') is not a number" },
-		{ HEAD "l2r_weights = 1,1e39,2\n", "5: [job] l2r_weights: value 2 ('1e39') is not a finite float" },
-		{ HEAD "l2r_weights = 1,,2\n", "5: [job] l2r_weights: value 2 ('') is not a number" },
-		{ HEAD "l2r_weights = 1,2,3,\n", "5: [job] l2r_weights: value 4 ('') is not a number" },
-		{ HEAD "l2r_weights = 1,2,3..4\n", "5: [job] l2r_weights: value 3 ('3..4') is not a finite float" },
-		{ HEAD "l2r_weights = 1,2 3,4\n", "5: [job] l2r_weights: value 2 ('2 3') is not a number" },
-		{ HEAD "l2r_weights = 0x1p3,1,2\n", "5: [job] l2r_weights: value 1 ('0x1p3') is not a number" },
-		{ HEAD "l2r_weights = 1,2,3,4\n", "5: [job] l2r_weights: 4 values; it needs 3 (r, g, b) per latent channel" },
-		{ HEAD "l2r_bias = 0,0\n", "5: [job] l2r_bias: 2 values; it needs 3 (r, g, b)" },
-		{ HEAD "l2r_bias = 0,0,0,0\n", "5: [job] l2r_bias: more than 3 values" },
-		{ HEAD "l2r_bias = 0,nan,0\n", "5: [job] l2r_bias: value 2 ('nan') is not a number" },
-		{ "[job]\nlatents\n", "2: syntax error" },
-		/* checks across keys name the file only */
-		{ "[job]\noutput = /o.y4m\nformat = y4m\n", " missing key 'latents' in [job]" },
-		{ "[job]\nlatents = /a.npy\nformat = y4m\n", " missing key 'output' in [job]" },
-		{ "[job]\nlatents = /a.npy\noutput = /o.y4m\n", " missing key 'format' in [job]" },
-		{ "", " missing key 'latents' in [job]" },
-		{ HEAD "decoder = taesd\n", " [job] decoder = taesd needs weights = " },
-		{ HEAD "weights = /w.safetensors\n", " [job] weights applies to decoder = taesd only (decoder is latent2rgb)" },
-		{ HEAD "decoder = latent2rgb\nweights = /w.safetensors\n", " [job] weights applies to decoder = taesd only" },
-		{ HEAD "decoder = taesd\nweights = /w.safetensors\nl2r_bias = 0,0,0\n",
-		  " [job] l2r_bias applies to decoder = latent2rgb only (decoder is taesd)" },
-	};
 	struct egr_jobspec js;
 	char err[512], want[512];
 	size_t i;
 	int r;
 
-	for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
-		const char *path = job_file(cases[i].text);
+	for (i = 0; i < sizeof(bad_cases) / sizeof(bad_cases[0]); i++) {
+		const char *path = job_file(bad_cases[i].text);
 
 		err[0] = '\0';
 		r = egr_job_parse(path, &js, err, sizeof(err));
-		snprintf(want, sizeof(want), "%s:%s", path, cases[i].want);
+		snprintf(want, sizeof(want), "%s:%s", path, bad_cases[i].want);
 		CHECK(r == -EINVAL, "case %zu: returned %d (%s)", i, r, err);
 		CHECK(!strncmp(err, want, strlen(want)), "case %zu:\n  got  '%s'\n  want '%s...'", i, err, want);
 	}
+}
 
-	/* 49 weights */
-	char text[512] = HEAD "l2r_weights=";
-	for (i = 0; i < 49; i++)
+/* values at and past the limits: 385 weights, a long tensor name, a long line; a missing file */
+static void test_bad_long(void)
+{
+	struct egr_jobspec js;
+	char err[512], want[600];
+	size_t i;
+	int r;
+
+	/* 385 weights */
+	static char text[EGR_INI_LINE_MAX + 300];
+	snprintf(text, sizeof(text), HEAD "l2r_weights=");
+	for (i = 0; i < 385; i++)
 		strcat(text, i ? ",1" : "1");
 	strcat(text, "\n");
 	const char *path = job_file(text);
 	r = egr_job_parse(path, &js, err, sizeof(err));
-	snprintf(want, sizeof(want), "%s:5: [job] l2r_weights: more than 48 values", path);
-	CHECK(r == -EINVAL && !strcmp(err, want), "49 weights: %d '%s'", r, err);
+	snprintf(want, sizeof(want), "%s:5: [job] l2r_weights: more than 384 values", path);
+	CHECK(r == -EINVAL && !strcmp(err, want), "385 weights: %d '%s'", r, err);
 
-	/* an over-long line: a path of 200 bytes cannot be read correctly by inih */
-	char line[256] = "output = /";
-	while (strlen(line) < 200)
-		strcat(line, "x");
+	/* a tensor name longer than safetensors' */
+	char key[EGR_LATENTS_KEY_MAX + 1];
+	memset(key, 'k', EGR_LATENTS_KEY_MAX);
+	key[EGR_LATENTS_KEY_MAX] = '\0';
+	snprintf(text, sizeof(text), HEAD "latents_key = %s\n", key);
+	path = job_file(text);
+	r = egr_job_parse(path, &js, err, sizeof(err));
+	snprintf(want, sizeof(want), "%s:5: [job] latents_key: name is 128 bytes long; the limit is 127", path);
+	CHECK(r == -EINVAL && !strcmp(err, want), "long latents_key: %d '%s'", r, err);
+
+	/* an over-long line: refused whole, never cut */
+	char line[EGR_INI_LINE_MAX + 20] = "output = /";
+	size_t len = strlen(line);
+	memset(line + len, 'x', EGR_INI_LINE_MAX + 1 - len);
+	line[EGR_INI_LINE_MAX + 1] = '\0';
 	snprintf(text, sizeof(text), "[job]\nlatents = /a.npy\n%s\nformat = y4m\n", line);
 	path = job_file(text);
 	r = egr_job_parse(path, &js, err, sizeof(err));
-	snprintf(want, sizeof(want), "%s:3: line is 200 bytes long; the limit is 199", path);
+	snprintf(want, sizeof(want), "%s:3: line is %d bytes long; the limit is %d", path, EGR_INI_LINE_MAX + 1,
+		 EGR_INI_LINE_MAX);
 	CHECK(r == -EINVAL && !strncmp(err, want, strlen(want)), "long line: %d '%s'", r, err);
 
 	snprintf(want, sizeof(want), "%s/missing.job", dir);
 	r = egr_job_parse(want, &js, err, sizeof(err));
 	CHECK(r == -ENOENT && strstr(err, "open(\"") && strstr(err, "No such file or directory"), "missing: %d '%s'", r,
 	      err);
+}
+
+/* layout, latents_key, l2r_preset; and a real 16-channel l2r_weights line */
+static void test_layouts_presets(void)
+{
+	const struct egr_l2r_preset *wan = egr_l2r_preset_get(egr_l2r_preset_id("wan21"));
+	static char text[4096];
+	struct egr_jobspec js;
+	char err[512] = "", *p;
+	uint32_t i;
+	int r;
+
+	r = egr_job_parse(job_file(HEAD "layout = bcthw\nlatents_key = latents.0\nl2r_preset = wan21\n"), &js, err,
+			  sizeof(err));
+	CHECK(r == 0, "layout + key + preset: %d %s", r, err);
+	CHECK(js.layout == EGR_LAYOUT_BCTHW && !strcmp(js.latents_key, "latents.0"), "layout %u key '%s'", js.layout,
+	      js.latents_key);
+	CHECK(wan && js.l2r_preset == egr_l2r_preset_id("wan21") && js.l2r_nweights == 0 && !js.l2r_has_bias,
+	      "preset %u", js.l2r_preset);
+	r = egr_job_parse(job_file(HEAD "layout = tchw\n"), &js, err, sizeof(err));
+	CHECK(r == 0 && js.layout == EGR_LAYOUT_TCHW, "tchw: %d %s", r, err);
+	r = egr_job_parse(job_file(HEAD "layout = btchw\n"), &js, err, sizeof(err));
+	CHECK(r == 0 && js.layout == EGR_LAYOUT_BTCHW, "btchw: %d %s", r, err);
+	r = egr_job_parse(job_file(HEAD), &js, err, sizeof(err));
+	CHECK(r == 0 && js.layout == EGR_LAYOUT_AUTO && js.l2r_preset == 0 && js.latents_key[0] == '\0',
+	      "defaults: layout %u preset %u key '%s'", js.layout, js.l2r_preset, js.latents_key);
+
+	/* Wan 2.1's 48 coefficients written out: a line libinih 55 would have cut at 199 bytes */
+	if (!wan)
+		return;
+	p = text + snprintf(text, sizeof(text), HEAD "l2r_weights = ");
+	for (i = 0; i < 48; i++)
+		p += sprintf(p, "%s%.4f", i ? ", " : "", (double)wan->w[i]);
+	CHECK(strlen(strstr(text, "l2r_weights")) > 199, "the line is only %zu bytes", strlen(strstr(text, "l2r_weights")));
+	sprintf(p, "\nl2r_bias = %.4f, %.4f, %.4f\n", (double)wan->bias[0], (double)wan->bias[1], (double)wan->bias[2]);
+	r = egr_job_parse(job_file(text), &js, err, sizeof(err));
+	CHECK(r == 0 && js.l2r_nweights == 48 && js.l2r_has_bias, "48-value line: %d %u %s", r, js.l2r_nweights, err);
+	CHECK(!memcmp(js.l2r_weights, wan->w, 48 * sizeof(float)) && !memcmp(js.l2r_bias, wan->bias, sizeof(js.l2r_bias)),
+	      "48-value line: values differ from the wan21 preset");
 }
 
 /* config/example.job, the shipped example, parses */
@@ -225,6 +306,8 @@ int main(void)
 	}
 	test_good();
 	test_bad();
+	test_bad_long();
+	test_layouts_presets();
 	test_example();
 
 	char cmd[128];

@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include "daemon/formats/npy.h"
+#include "daemon/formats/safetensors.h"
 
 #include "check.h"
 
@@ -158,102 +159,110 @@ static void test_write_read(void)
 	      err);
 }
 
+/* 2*1*2*2 f4 elements = 32 bytes of data */
+static const struct {
+	const char *name;
+	const char *magic;
+	int major;
+	const char *dict;
+	size_t data;
+	uint32_t hlen;
+	const char *want;	/* NULL: must open */
+} header_cases[] = {
+	{ "ok1.npy", MAGIC, 1, DICT("<f4", "False", "(2, 1, 2, 2)"), 32, 0, NULL },
+	{ "ok2.npy", MAGIC, 2, DICT("<f2", "False", "(2, 1, 2, 2)"), 16, 0, NULL },
+	{ "ok3.npy", MAGIC, 3, DICT("<f4", "False", "(2, 1, 2, 2)"), 32, 0, NULL },
+	{ "order.npy", MAGIC, 1, "{\"shape\":(2,1,2,2,),\"fortran_order\":False,\"descr\":\"<f4\"}", 32, 0, NULL },
+	{ "py2.npy", MAGIC, 1, DICT("<f4", "False", "(2L, 1L, 2L, 2L)"), 32, 0, NULL },
+	{ "more.npy", MAGIC, 1, DICT("<f4", "False", "(2, 1, 2, 2)"), 40, 0, NULL },
+	{ "magic.npy", "\x93NUMPZ", 1, DICT("<f4", "False", "(2, 1, 2, 2)"), 32, 0,
+	  "not a .npy file (no \\x93NUMPY magic)" },
+	{ "version.npy", MAGIC, 4, DICT("<f4", "False", "(2, 1, 2, 2)"), 32, 0,
+	  ".npy format version 4.0 is not supported" },
+	{ "f8.npy", MAGIC, 1, DICT("<f8", "False", "(2, 1, 2, 2)"), 64, 0,
+	  "dtype '<f8' (float64) is not supported; save float16 or float32" },
+	{ "i4.npy", MAGIC, 1, DICT("<i4", "False", "(2, 1, 2, 2)"), 32, 0, "dtype '<i4' (int32) is not supported" },
+	{ "u1.npy", MAGIC, 1, DICT("|u1", "False", "(2, 1, 2, 2)"), 8, 0, "dtype '|u1' (uint8) is not supported" },
+	{ "bool.npy", MAGIC, 1, DICT("|b1", "False", "(2, 1, 2, 2)"), 8, 0, "dtype '|b1' (bool) is not supported" },
+	{ "native.npy", MAGIC, 1, DICT("=f4", "False", "(2, 1, 2, 2)"), 32, 0, "dtype '=f4' (float32) is not supported" },
+	{ "be.npy", MAGIC, 1, DICT(">f4", "False", "(2, 1, 2, 2)"), 32, 0, "dtype '>f4' is big-endian" },
+	{ "be2.npy", MAGIC, 1, DICT(">f2", "False", "(2, 1, 2, 2)"), 16, 0, "dtype '>f2' is big-endian" },
+	{ "struct.npy", MAGIC, 1, "{'descr': [('a', '<f4')], 'fortran_order': False, 'shape': (2, 1, 2, 2), }", 32,
+	  0, "structured dtype is not supported" },
+	{ "fortran.npy", MAGIC, 1, DICT("<f4", "True", "(2, 1, 2, 2)"), 32, 0, "fortran_order is True" },
+	{ "3d.npy", MAGIC, 1, DICT("<f4", "False", "(2, 4, 4)"), 128, 0,
+	  "shape (2, 4, 4) has 3 dimensions; expected 4: [frames, channels, height, width]" },
+	{ "1d.npy", MAGIC, 1, DICT("<f4", "False", "(8,)"), 32, 0, "shape (8,) has 1 dimensions" },
+	{ "0d.npy", MAGIC, 1, DICT("<f4", "False", "()"), 4, 0, "shape () has 0 dimensions" },
+	{ "5d.npy", MAGIC, 1, DICT("<f4", "False", "(1, 1, 2, 2, 2)"), 32, 0, NULL },	/* bcthw, batch 1 */
+	{ "6d.npy", MAGIC, 1, DICT("<f4", "False", "(1, 1, 2, 1, 2, 2)"), 32, 0,
+	  "shape (1, 1, 2, 1, 2, 2) has 6 dimensions; expected 4: [frames, channels, height, width] (layout tchw) "
+	  "or 5: [batch, channels, frames, height, width] (bcthw)" },
+	{ "batch.npy", MAGIC, 1, DICT("<f4", "False", "(2, 1, 1, 2, 2)"), 32, 0,
+	  "shape (2, 1, 1, 2, 2) (layout bcthw) is a batch of 2 videos; a job decodes one" },
+	{ "zero5.npy", MAGIC, 1, DICT("<f4", "False", "(1, 4, 0, 8, 8)"), 0, 0,
+	  "shape (1, 4, 0, 8, 8) has a zero dimension" },
+	{ "zero.npy", MAGIC, 1, DICT("<f4", "False", "(0, 4, 64, 64)"), 0, 0,
+	  "shape (0, 4, 64, 64) has a zero dimension" },
+	{ "trunc.npy", MAGIC, 1, DICT("<f4", "False", "(2, 1, 2, 2)"), 31, 0,
+	  "truncated: header promises 32 bytes of data, file has 31" },
+	{ "trunc0.npy", MAGIC, 1, DICT("<f2", "False", "(48, 4, 64, 64)"), 0, 0,
+	  "truncated: header promises 1572864 bytes of data, file has 0" },
+	{ "overflow.npy", MAGIC, 1, DICT("<f4", "False", "(4294967296, 4294967296, 2, 2)"), 0, 0, "is too large" },
+	{ "overflow2.npy", MAGIC, 1, DICT("<f4", "False", "(4611686018427387904, 1, 1, 1)"), 0, 0, "is too large" },
+	{ "bigdim.npy", MAGIC, 1, DICT("<f4", "False", "(99999999999999999999, 1, 1, 1)"), 0, 0,
+	  "does not fit in 64 bits" },
+	{ "neg.npy", MAGIC, 1, DICT("<f4", "False", "(-2, 1, 2, 2)"), 32, 0, "shape is not a tuple of non-negative" },
+	{ "list.npy", MAGIC, 1, DICT("<f4", "False", "[2, 1, 2, 2]"), 32, 0, "shape is not a tuple" },
+	{ "hlen.npy", MAGIC, 1, DICT("<f4", "False", "(2, 1, 2, 2)"), 0, 1000,
+	  "header length 1000 runs past the end of the file" },
+	{ "hlen2.npy", MAGIC, 2, DICT("<f4", "False", "(2, 1, 2, 2)"), 32, 0x7fffffff,
+	  "header length 2147483647 is over the limit" },
+	{ "nokey.npy", MAGIC, 1, "{'descr': '<f4', 'shape': (2, 1, 2, 2), }", 32, 0, "header has no 'fortran_order'" },
+	{ "extra.npy", MAGIC, 1, "{'descr': '<f4', 'fortran_order': False, 'shape': (2, 1, 2, 2), 'x': 1}", 32, 0,
+	  "header has an unknown key 'x'" },
+	{ "twice.npy", MAGIC, 1, "{'descr': '<f4', 'descr': '<f4', 'fortran_order': False, 'shape': (2, 1, 2, 2)}",
+	  32, 0, "header has 'descr' twice" },
+	{ "garbage.npy", MAGIC, 1, "{'descr': '<f4', 'fortran_order': Flase, 'shape': (2, 1, 2, 2), }", 32, 0,
+	  "header is not a dict" },
+	{ "tail.npy", MAGIC, 1, DICT("<f4", "False", "(2, 1, 2, 2)") " x", 32, 0, "header is not a dict" },
+	{ "unclosed.npy", MAGIC, 1, "{'descr': '<f4', 'fortran_order': False, 'shape': (2, 1, 2, 2)", 32, 0,
+	  "header is not a dict" },
+	{ "escape.npy", MAGIC, 1, "{'descr': '<f\\x34', 'fortran_order': False, 'shape': (2, 1, 2, 2)}", 32, 0,
+	  "header is not a dict" },
+};
+
 static void test_headers(void)
 {
-	/* 2*1*2*2 f4 elements = 32 bytes of data */
-	static const struct {
-		const char *name;
-		const char *magic;
-		int major;
-		const char *dict;
-		size_t data;
-		uint32_t hlen;
-		const char *want;	/* NULL: must open */
-	} cases[] = {
-		{ "ok1.npy", MAGIC, 1, DICT("<f4", "False", "(2, 1, 2, 2)"), 32, 0, NULL },
-		{ "ok2.npy", MAGIC, 2, DICT("<f2", "False", "(2, 1, 2, 2)"), 16, 0, NULL },
-		{ "ok3.npy", MAGIC, 3, DICT("<f4", "False", "(2, 1, 2, 2)"), 32, 0, NULL },
-		{ "order.npy", MAGIC, 1, "{\"shape\":(2,1,2,2,),\"fortran_order\":False,\"descr\":\"<f4\"}", 32, 0, NULL },
-		{ "py2.npy", MAGIC, 1, DICT("<f4", "False", "(2L, 1L, 2L, 2L)"), 32, 0, NULL },
-		{ "more.npy", MAGIC, 1, DICT("<f4", "False", "(2, 1, 2, 2)"), 40, 0, NULL },
-		{ "magic.npy", "\x93NUMPZ", 1, DICT("<f4", "False", "(2, 1, 2, 2)"), 32, 0,
-		  "not a .npy file (no \\x93NUMPY magic)" },
-		{ "version.npy", MAGIC, 4, DICT("<f4", "False", "(2, 1, 2, 2)"), 32, 0,
-		  ".npy format version 4.0 is not supported" },
-		{ "f8.npy", MAGIC, 1, DICT("<f8", "False", "(2, 1, 2, 2)"), 64, 0,
-		  "dtype '<f8' (float64) is not supported; save float16 or float32" },
-		{ "i4.npy", MAGIC, 1, DICT("<i4", "False", "(2, 1, 2, 2)"), 32, 0, "dtype '<i4' (int32) is not supported" },
-		{ "u1.npy", MAGIC, 1, DICT("|u1", "False", "(2, 1, 2, 2)"), 8, 0, "dtype '|u1' (uint8) is not supported" },
-		{ "bool.npy", MAGIC, 1, DICT("|b1", "False", "(2, 1, 2, 2)"), 8, 0, "dtype '|b1' (bool) is not supported" },
-		{ "native.npy", MAGIC, 1, DICT("=f4", "False", "(2, 1, 2, 2)"), 32, 0, "dtype '=f4' (float32) is not supported" },
-		{ "be.npy", MAGIC, 1, DICT(">f4", "False", "(2, 1, 2, 2)"), 32, 0, "dtype '>f4' is big-endian" },
-		{ "be2.npy", MAGIC, 1, DICT(">f2", "False", "(2, 1, 2, 2)"), 16, 0, "dtype '>f2' is big-endian" },
-		{ "struct.npy", MAGIC, 1, "{'descr': [('a', '<f4')], 'fortran_order': False, 'shape': (2, 1, 2, 2), }", 32,
-		  0, "structured dtype is not supported" },
-		{ "fortran.npy", MAGIC, 1, DICT("<f4", "True", "(2, 1, 2, 2)"), 32, 0, "fortran_order is True" },
-		{ "3d.npy", MAGIC, 1, DICT("<f4", "False", "(2, 4, 4)"), 128, 0,
-		  "shape (2, 4, 4) has 3 dimensions; expected 4: [frames, channels, height, width]" },
-		{ "1d.npy", MAGIC, 1, DICT("<f4", "False", "(8,)"), 32, 0, "shape (8,) has 1 dimensions" },
-		{ "0d.npy", MAGIC, 1, DICT("<f4", "False", "()"), 4, 0, "shape () has 0 dimensions" },
-		{ "5d.npy", MAGIC, 1, DICT("<f4", "False", "(1, 2, 1, 2, 2)"), 32, 0, "has 5 dimensions" },
-		{ "zero.npy", MAGIC, 1, DICT("<f4", "False", "(0, 4, 64, 64)"), 0, 0,
-		  "shape (0, 4, 64, 64) has a zero dimension" },
-		{ "trunc.npy", MAGIC, 1, DICT("<f4", "False", "(2, 1, 2, 2)"), 31, 0,
-		  "truncated: header promises 32 bytes of data, file has 31" },
-		{ "trunc0.npy", MAGIC, 1, DICT("<f2", "False", "(48, 4, 64, 64)"), 0, 0,
-		  "truncated: header promises 1572864 bytes of data, file has 0" },
-		{ "overflow.npy", MAGIC, 1, DICT("<f4", "False", "(4294967296, 4294967296, 2, 2)"), 0, 0, "is too large" },
-		{ "overflow2.npy", MAGIC, 1, DICT("<f4", "False", "(4611686018427387904, 1, 1, 1)"), 0, 0, "is too large" },
-		{ "bigdim.npy", MAGIC, 1, DICT("<f4", "False", "(99999999999999999999, 1, 1, 1)"), 0, 0,
-		  "does not fit in 64 bits" },
-		{ "neg.npy", MAGIC, 1, DICT("<f4", "False", "(-2, 1, 2, 2)"), 32, 0, "shape is not a tuple of non-negative" },
-		{ "list.npy", MAGIC, 1, DICT("<f4", "False", "[2, 1, 2, 2]"), 32, 0, "shape is not a tuple" },
-		{ "hlen.npy", MAGIC, 1, DICT("<f4", "False", "(2, 1, 2, 2)"), 0, 1000,
-		  "header length 1000 runs past the end of the file" },
-		{ "hlen2.npy", MAGIC, 2, DICT("<f4", "False", "(2, 1, 2, 2)"), 32, 0x7fffffff,
-		  "header length 2147483647 is over the limit" },
-		{ "nokey.npy", MAGIC, 1, "{'descr': '<f4', 'shape': (2, 1, 2, 2), }", 32, 0, "header has no 'fortran_order'" },
-		{ "extra.npy", MAGIC, 1, "{'descr': '<f4', 'fortran_order': False, 'shape': (2, 1, 2, 2), 'x': 1}", 32, 0,
-		  "header has an unknown key 'x'" },
-		{ "twice.npy", MAGIC, 1, "{'descr': '<f4', 'descr': '<f4', 'fortran_order': False, 'shape': (2, 1, 2, 2)}",
-		  32, 0, "header has 'descr' twice" },
-		{ "garbage.npy", MAGIC, 1, "{'descr': '<f4', 'fortran_order': Flase, 'shape': (2, 1, 2, 2), }", 32, 0,
-		  "header is not a dict" },
-		{ "tail.npy", MAGIC, 1, DICT("<f4", "False", "(2, 1, 2, 2)") " x", 32, 0, "header is not a dict" },
-		{ "unclosed.npy", MAGIC, 1, "{'descr': '<f4', 'fortran_order': False, 'shape': (2, 1, 2, 2)", 32, 0,
-		  "header is not a dict" },
-		{ "escape.npy", MAGIC, 1, "{'descr': '<f\\x34', 'fortran_order': False, 'shape': (2, 1, 2, 2)}", 32, 0,
-		  "header is not a dict" },
-	};
 	struct egr_npy npy;
 	char err[512], want[512];
 	size_t i;
 	int r;
 
-	for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
-		const char *path = make_npy(cases[i].name, cases[i].magic, cases[i].major, cases[i].dict, cases[i].data,
-					    cases[i].hlen);
+	for (i = 0; i < sizeof(header_cases) / sizeof(header_cases[0]); i++) {
+		const char *path = make_npy(header_cases[i].name, header_cases[i].magic, header_cases[i].major, header_cases[i].dict, header_cases[i].data,
+					    header_cases[i].hlen);
 
 		err[0] = '\0';
 		r = egr_npy_open(path, &npy, err, sizeof(err));
-		if (!cases[i].want) {
-			CHECK(r == 0, "%s: %d %s", cases[i].name, r, err);
+		if (!header_cases[i].want) {
+			CHECK(r == 0, "%s: %d %s", header_cases[i].name, r, err);
 			if (r == 0) {
 				CHECK(npy.shape[0] == 2 && npy.shape[1] == 1 && npy.shape[2] == 2 && npy.shape[3] == 2,
-				      "%s: shape", cases[i].name);
+				      "%s: shape", header_cases[i].name);
 				struct stat st;
 
-				CHECK(stat(path, &st) == 0 && npy.data_off == (uint64_t)st.st_size - cases[i].data,
-				      "%s: data_off %llu", cases[i].name, (unsigned long long)npy.data_off);
+				CHECK(stat(path, &st) == 0 && npy.data_off == (uint64_t)st.st_size - header_cases[i].data,
+				      "%s: data_off %llu", header_cases[i].name, (unsigned long long)npy.data_off);
 				egr_npy_close(&npy);
 			}
 			continue;
 		}
 		snprintf(want, sizeof(want), "latents \"%s\": ", path);
-		CHECK(r == -EINVAL, "%s: returned %d (%s)", cases[i].name, r, err);
-		CHECK(!strncmp(err, want, strlen(want)) && strstr(err + strlen(want), cases[i].want),
-		      "%s:\n  got  '%s'\n  want '%s...%s...'", cases[i].name, err, want, cases[i].want);
-		CHECK(npy.fd == -1, "%s: fd %d after a failed open", cases[i].name, npy.fd);
+		CHECK(r == -EINVAL, "%s: returned %d (%s)", header_cases[i].name, r, err);
+		CHECK(!strncmp(err, want, strlen(want)) && strstr(err + strlen(want), header_cases[i].want),
+		      "%s:\n  got  '%s'\n  want '%s...%s...'", header_cases[i].name, err, want, header_cases[i].want);
+		CHECK(npy.fd == -1, "%s: fd %d after a failed open", header_cases[i].name, npy.fd);
 	}
 
 	/* files too short to hold the preamble */
@@ -400,6 +409,310 @@ static void test_half(void)
 #endif
 }
 
+/* ---- layouts: 5-D files read as frames of [c][h][w] ---- */
+
+/* reference latents, [t][c][y][x], and the same values in other layouts */
+#define LT 70	/* past the reader's 64 frames per preadv */
+#define LC 3
+#define LH 2
+#define LW 5
+#define LN (LT * LC * LH * LW)
+
+static float ref_tchw[LN], ref_cthw[LN];
+
+static void make_ref(void)
+{
+	for (int t = 0; t < LT; t++)
+		for (int c = 0; c < LC; c++)
+			for (int i = 0; i < LH * LW; i++) {
+				/* multiples of 1/8 in [-8, 8): exact in f16 and bf16 */
+				float v = (float)((t * 7 + c * 3 + i * 5) % 128) * 0.125f - 8.0f;
+
+				ref_tchw[((t * LC) + c) * LH * LW + i] = v;
+				ref_cthw[((c * LT) + t) * LH * LW + i] = v;
+			}
+}
+
+/*
+ * n reads as ref_tchw: every frame range in a few shapes, the whole file in
+ * one call; dtype F16 compares halves.
+ */
+static void check_reads(const char *what, struct egr_npy *n, uint32_t want_dtype)
+{
+	static const uint64_t ranges[][2] = { { 0, LT }, { 0, 1 }, { 1, 2 }, { 5, 64 }, { 3, 67 }, { LT - 1, 1 } };
+	static unsigned char got[LN * 4 + 16];	/* + a guard */
+	const size_t fe = LC * LH * LW;
+	char err[512];
+
+	CHECK(n->shape[0] == LT && n->shape[1] == LC && n->shape[2] == LH && n->shape[3] == LW,
+	      "%s: shape %llu %llu %llu %llu", what, (unsigned long long)n->shape[0], (unsigned long long)n->shape[1],
+	      (unsigned long long)n->shape[2], (unsigned long long)n->shape[3]);
+	CHECK(n->dtype == want_dtype && n->frame_bytes == fe * want_dtype, "%s: dtype %u frame_bytes %llu", what,
+	      n->dtype, (unsigned long long)n->frame_bytes);
+	if (n->shape[0] != LT || n->shape[1] != LC || n->dtype != want_dtype)
+		return;
+	for (size_t r = 0; r < sizeof(ranges) / sizeof(ranges[0]); r++) {
+		uint64_t first = ranges[r][0], count = ranges[r][1];
+		int ret;
+
+		memset(got, 0xee, sizeof(got));
+		ret = egr_npy_read(n, first, count, got, err, sizeof(err));
+		CHECK(ret == 0, "%s: read %llu+%llu: %s", what, (unsigned long long)first, (unsigned long long)count, err);
+		for (size_t i = 0; ret == 0 && i < count * fe; i++) {
+			float v;
+
+			if (want_dtype == EGR_DT_F16) {
+				uint16_t h;
+
+				memcpy(&h, got + 2 * i, 2);
+				v = egr_half_to_float(h);
+			} else {
+				memcpy(&v, got + 4 * i, 4);
+			}
+			if (v != ref_tchw[first * fe + i]) {
+				CHECK(0, "%s: read %llu+%llu: element %zu is %g, want %g", what, (unsigned long long)first,
+				      (unsigned long long)count, i, v, ref_tchw[first * fe + i]);
+				break;
+			}
+		}
+		CHECK(got[count * fe * want_dtype] == 0xee, "%s: read %llu+%llu wrote past its frames", what,
+		      (unsigned long long)first, (unsigned long long)count);
+	}
+}
+
+static void test_layouts(void)
+{
+	const uint64_t tchw[4] = { LT, LC, LH, LW }, bcthw[5] = { 1, LC, LT, LH, LW }, btchw[5] = { 1, LT, LC, LH, LW };
+	struct egr_npy n;
+	char err[512];
+	int r;
+
+	make_ref();
+	r = egr_npy_write_nd(tmp_path("l_bcthw.npy"), EGR_DT_F32, 5, bcthw, ref_cthw, err, sizeof(err));
+	CHECK(r == 0, "write bcthw: %s", err);
+	r = egr_npy_write_nd(tmp_path("l_bcthw16.npy"), EGR_DT_F16, 5, bcthw, ref_cthw, err, sizeof(err));
+	CHECK(r == 0, "write bcthw f16: %s", err);
+	r = egr_npy_write_nd(tmp_path("l_btchw.npy"), EGR_DT_F32, 5, btchw, ref_tchw, err, sizeof(err));
+	CHECK(r == 0, "write btchw: %s", err);
+	r = egr_npy_write(tmp_path("l_tchw.npy"), EGR_DT_F32, tchw, ref_tchw, err, sizeof(err));
+	CHECK(r == 0, "write tchw: %s", err);
+
+	static const struct {
+		const char *file, *what;
+		uint32_t layout, dtype, want_layout;
+	} cases[] = {
+		{ "l_bcthw.npy", "bcthw by rank", EGR_LAYOUT_AUTO, EGR_DT_F32, EGR_LAYOUT_BCTHW },
+		{ "l_bcthw.npy", "bcthw named", EGR_LAYOUT_BCTHW, EGR_DT_F32, EGR_LAYOUT_BCTHW },
+		{ "l_bcthw16.npy", "bcthw f16", EGR_LAYOUT_AUTO, EGR_DT_F16, EGR_LAYOUT_BCTHW },
+		{ "l_btchw.npy", "btchw", EGR_LAYOUT_BTCHW, EGR_DT_F32, EGR_LAYOUT_BTCHW },
+		{ "l_tchw.npy", "tchw by rank", EGR_LAYOUT_AUTO, EGR_DT_F32, EGR_LAYOUT_TCHW },
+		{ "l_tchw.npy", "tchw named", EGR_LAYOUT_TCHW, EGR_DT_F32, EGR_LAYOUT_TCHW },
+	};
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		r = egr_npy_open_as(tmp_path(cases[i].file), cases[i].layout, NULL, &n, err, sizeof(err));
+		CHECK(r == 0, "%s: open: %s", cases[i].what, err);
+		if (r)
+			continue;
+		CHECK(n.layout == cases[i].want_layout, "%s: layout %u", cases[i].what, n.layout);
+		check_reads(cases[i].what, &n, cases[i].dtype);
+		egr_npy_close(&n);
+	}
+
+	/* a bcthw file cut after open: the gathering read says so */
+	r = egr_npy_open(tmp_path("l_bcthw.npy"), &n, err, sizeof(err));
+	CHECK(r == 0, "reopen bcthw: %s", err);
+	if (r == 0) {
+		static float buf[LN];
+
+		CHECK(truncate(tmp_path("l_bcthw.npy"), (off_t)(n.data_off + (LN - 10) * 4)) == 0, "truncate");
+		r = egr_npy_read(&n, 0, LT, buf, err, sizeof(err));
+		CHECK(r == -EIO && strstr(err, "l_bcthw.npy") && strstr(err, "truncated since it was opened"),
+		      "read of a cut bcthw file: %d '%s'", r, err);
+		egr_npy_close(&n);
+	}
+}
+
+static void test_layout_errors(void)
+{
+	const uint64_t s4[4] = { 2, 1, 2, 2 }, s5[5] = { 1, 1, 2, 2, 2 };
+	static const float z[16];
+	struct egr_npy n;
+	char err[512];
+	int r;
+
+	CHECK(egr_npy_write(tmp_path("e4.npy"), EGR_DT_F32, s4, z, err, sizeof(err)) == 0, "%s", err);
+	CHECK(egr_npy_write_nd(tmp_path("e5.npy"), EGR_DT_F32, 5, s5, z, err, sizeof(err)) == 0, "%s", err);
+	static const struct {
+		const char *file;
+		uint32_t layout;
+		const char *key, *want;
+	} cases[] = {
+		{ "e4.npy", EGR_LAYOUT_BCTHW, NULL,
+		  "layout = bcthw needs 5 [batch, channels, frames, height, width] dimensions; shape (2, 1, 2, 2) has 4" },
+		{ "e4.npy", EGR_LAYOUT_BTCHW, NULL,
+		  "layout = btchw needs 5 [batch, frames, channels, height, width] dimensions; shape (2, 1, 2, 2) has 4" },
+		{ "e5.npy", EGR_LAYOUT_TCHW, NULL,
+		  "layout = tchw needs 4 [frames, channels, height, width] dimensions; shape (1, 1, 2, 2, 2) has 5" },
+		{ "e5.npy", 7, NULL, "layout 7 is not tchw, bcthw or btchw" },
+		{ "e4.npy", EGR_LAYOUT_AUTO, "latents", "latents_key = latents applies to .safetensors latents only" },
+	};
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		char want[600];
+
+		r = egr_npy_open_as(tmp_path(cases[i].file), cases[i].layout, cases[i].key, &n, err, sizeof(err));
+		snprintf(want, sizeof(want), "latents \"%s\": %s", tmp_path(cases[i].file), cases[i].want);
+		CHECK(r == -EINVAL && !strcmp(err, want), "case %zu: %d\n  got  '%s'\n  want '%s'", i, r, err, want);
+		CHECK(n.fd == -1, "case %zu: fd %d after a failed open", i, n.fd);
+	}
+	/* "" is no key */
+	r = egr_npy_open_as(tmp_path("e4.npy"), EGR_LAYOUT_AUTO, "", &n, err, sizeof(err));
+	CHECK(r == 0, "empty key: %s", err);
+	if (r == 0)
+		egr_npy_close(&n);
+}
+
+/* ---- .safetensors latents ---- */
+
+/* a hand-made safetensors file: the JSON header (padded to 8), then data */
+static const char *make_st(const char *name, const char *json, const void *data, size_t len)
+{
+	static unsigned char buf[1 << 16];
+	size_t hl = (strlen(json) + 7) / 8 * 8;
+	const char *path = tmp_path(name);
+
+	if (8 + hl + len > sizeof(buf)) {
+		printf("%s:%d: make_st: too big\n", __FILE__, __LINE__);
+		exit(1);
+	}
+	for (int i = 0; i < 8; i++)
+		buf[i] = (unsigned char)((uint64_t)hl >> (8 * i));
+	memset(buf + 8, ' ', hl);
+	memcpy(buf + 8, json, strlen(json));
+	memcpy(buf + 8 + hl, data, len);
+	write_raw(path, buf, 8 + hl + len);
+	return path;
+}
+
+static void test_st_dtypes(void)
+{
+	static uint16_t bf[LN];
+	struct egr_st_wtensor wt = { .name = "latents", .ndim = 5, .shape = { 1, LC, LT, LH, LW }, .data = ref_cthw };
+	struct egr_npy n;
+	char json[256], err[512];
+	int r;
+
+	/* F32 and F16 through egr_st_write, bcthw */
+	for (int k = 0; k < 2; k++) {
+		wt.dtype = k ? EGR_ST_F16 : EGR_ST_F32;
+		r = egr_st_write(tmp_path("s.safetensors"), &wt, 1, err, sizeof(err));
+		CHECK(r == 0, "egr_st_write: %s", err);
+		r = egr_npy_open(tmp_path("s.safetensors"), &n, err, sizeof(err));
+		CHECK(r == 0, "safetensors %s: %s", k ? "F16" : "F32", err);
+		if (r)
+			continue;
+		check_reads(k ? "safetensors F16 bcthw" : "safetensors F32 bcthw", &n, k ? EGR_DT_F16 : EGR_DT_F32);
+		egr_npy_close(&n);
+	}
+	/* BF16, by hand (egr_st_write has no BF16): delivered as float32 */
+	for (int i = 0; i < LN; i++) {
+		uint32_t u;
+
+		memcpy(&u, &ref_cthw[i], 4);
+		bf[i] = (uint16_t)(u >> 16);	/* exact: the values need 8 bits of mantissa at most */
+	}
+	snprintf(json, sizeof(json), "{\"__metadata__\":{\"format\":\"pt\"},\"lat\":{\"dtype\":\"BF16\",\"shape\":[1,%d,%d,%d,%d],"
+		 "\"data_offsets\":[0,%d]}}", LC, LT, LH, LW, LN * 2);
+	r = egr_npy_open(make_st("bf.safetensors", json, bf, sizeof(bf)), &n, err, sizeof(err));
+	CHECK(r == 0, "safetensors BF16: %s", err);
+	if (r == 0) {
+		CHECK(n.src_bf16 && n.src_elem == 2, "BF16: src_bf16 %u src_elem %u", n.src_bf16, n.src_elem);
+		check_reads("safetensors BF16 bcthw", &n, EGR_DT_F32);
+		egr_npy_close(&n);
+	}
+	/* BF16 tchw (the contiguous read), the tensor behind another one */
+	for (int i = 0; i < LN; i++) {
+		uint32_t u;
+
+		memcpy(&u, &ref_tchw[i], 4);
+		bf[i] = (uint16_t)(u >> 16);
+	}
+	static unsigned char two[16 + LN * 2];
+	memset(two, 0x7f, 16);	/* a NaN-filled first tensor: must not be what is read */
+	memcpy(two + 16, bf, sizeof(bf));
+	snprintf(json, sizeof(json), "{\"other\":{\"dtype\":\"F32\",\"shape\":[4],\"data_offsets\":[0,16]},"
+		 "\"lat\":{\"dtype\":\"BF16\",\"shape\":[%d,%d,%d,%d],\"data_offsets\":[16,%d]}}", LT, LC, LH, LW,
+		 16 + LN * 2);
+	r = egr_npy_open_as(make_st("two.safetensors", json, two, sizeof(two)), EGR_LAYOUT_AUTO, "lat", &n, err,
+			    sizeof(err));
+	CHECK(r == 0, "safetensors BF16 tchw by key: %s", err);
+	if (r == 0) {
+		CHECK(n.layout == EGR_LAYOUT_TCHW, "layout %u", n.layout);
+		check_reads("safetensors BF16 tchw", &n, EGR_DT_F32);
+		egr_npy_close(&n);
+	}
+}
+
+static void test_st_errors(void)
+{
+	static const unsigned char zeros[64];
+	struct egr_npy n;
+	char err[512], want[600];
+	const char *path;
+	int r;
+
+	path = make_st("ab.safetensors", "{\"a\":{\"dtype\":\"F32\",\"shape\":[1,1,2,2],\"data_offsets\":[0,16]},"
+			"\"b\":{\"dtype\":\"F16\",\"shape\":[2,1,2,2],\"data_offsets\":[16,32]}}", zeros, 32);
+	r = egr_npy_open(path, &n, err, sizeof(err));
+	snprintf(want, sizeof(want), "latents \"%s\": 2 tensors ('a', 'b'); name the latents with latents_key", path);
+	CHECK(r == -EINVAL && !strcmp(err, want), "two tensors, no key: %d\n  got  '%s'\n  want '%s'", r, err, want);
+	r = egr_npy_open_as(path, EGR_LAYOUT_AUTO, "c", &n, err, sizeof(err));
+	snprintf(want, sizeof(want), "latents \"%s\": no tensor 'c' (latents_key); the file has 'a', 'b'", path);
+	CHECK(r == -EINVAL && !strcmp(err, want), "unknown key: %d\n  got  '%s'\n  want '%s'", r, err, want);
+	CHECK(n.fd == -1, "fd %d after a failed open", n.fd);
+	r = egr_npy_open_as(path, EGR_LAYOUT_AUTO, "b", &n, err, sizeof(err));
+	CHECK(r == 0 && n.dtype == EGR_DT_F16 && n.shape[0] == 2 && n.data_off % 8 == 0, "key b: %d %s", r, err);
+	if (r == 0)
+		egr_npy_close(&n);
+
+	path = make_st("i32.safetensors", "{\"x\":{\"dtype\":\"I32\",\"shape\":[1,1,2,2],\"data_offsets\":[0,16]}}",
+		       zeros, 16);
+	r = egr_npy_open(path, &n, err, sizeof(err));
+	snprintf(want, sizeof(want), "latents \"%s\": tensor 'x' has dtype I32; F32, F16 or BF16 are supported", path);
+	CHECK(r == -EINVAL && !strcmp(err, want), "I32: %d\n  got  '%s'\n  want '%s'", r, err, want);
+
+	path = make_st("r3.safetensors", "{\"x\":{\"dtype\":\"F32\",\"shape\":[1,2,2],\"data_offsets\":[0,16]}}",
+		       zeros, 16);
+	r = egr_npy_open(path, &n, err, sizeof(err));
+	CHECK(r == -EINVAL && strstr(err, "shape (1, 2, 2) has 3 dimensions"), "rank 3: %d '%s'", r, err);
+
+	path = make_st("b2.safetensors", "{\"x\":{\"dtype\":\"BF16\",\"shape\":[2,1,1,2,2],\"data_offsets\":[0,16]}}",
+		       zeros, 16);
+	r = egr_npy_open(path, &n, err, sizeof(err));
+	CHECK(r == -EINVAL && strstr(err, "is a batch of 2 videos"), "batch 2: %d '%s'", r, err);
+
+	path = make_st("none.safetensors", "{}", zeros, 0);
+	r = egr_npy_open(path, &n, err, sizeof(err));
+	snprintf(want, sizeof(want), "latents \"%s\": 0 tensors (); name the latents with latents_key", path);
+	CHECK(r == -EINVAL && !strcmp(err, want), "no tensors: %d '%s'", r, err);
+
+	/* egr_st's own checks, told as latents */
+	path = make_st("json.safetensors", "{\"x\":{\"dtype\":\"F32\",", zeros, 0);
+	r = egr_npy_open(path, &n, err, sizeof(err));
+	snprintf(want, sizeof(want), "latents \"%s\": header is not valid JSON", path);
+	CHECK(r == -EINVAL && !strncmp(err, want, strlen(want)), "bad JSON: %d '%s'", r, err);
+	path = make_st("range.safetensors", "{\"x\":{\"dtype\":\"F32\",\"shape\":[1,1,2,2],\"data_offsets\":[0,16]}}",
+		       zeros, 8);
+	r = egr_npy_open(path, &n, err, sizeof(err));
+	snprintf(want, sizeof(want), "latents \"%s\": ", path);
+	CHECK(r == -EINVAL && !strncmp(err, want, strlen(want)), "data past the end: %d '%s'", r, err);
+}
+
+static void test_safetensors(void)
+{
+	test_st_dtypes();
+	test_st_errors();
+}
+
 /* ---- numpy interop ---- */
 
 static const char interop_py[] =
@@ -533,6 +846,9 @@ int main(void)
 	}
 	test_write_read();
 	test_headers();
+	test_layouts();
+	test_layout_errors();
+	test_safetensors();
 	test_finite();
 	test_half();
 	test_numpy();
