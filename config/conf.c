@@ -408,6 +408,60 @@ struct conf_ctx {
 	uint64_t seen;		/* bit i: conf_keys[i] was set */
 };
 
+/* [cuda] device is the one-GPU form of devices: one file sets one of them */
+static int both_device_keys(uint64_t seen)
+{
+	uint64_t both = 0;
+
+	for (size_t i = 0; i < NKEYS; i++)
+		if (conf_keys[i].off == offsetof(struct egr_conf, device) ||
+		    conf_keys[i].off == offsetof(struct egr_conf, devices))
+			both |= 1ull << i;
+	return (seen & both) == both;
+}
+
+int egr_conf_devices(const struct egr_conf *c, int ngpus, uint32_t *list, int max, char *err, size_t errlen)
+{
+	const char *p = c->devices;
+	int n = 0;
+
+	if (!*p) {
+		list[0] = c->device;
+		return 1;
+	}
+	if (!strcmp(p, "all")) {
+		if (ngpus < 1) {
+			egr_errf(err, errlen, "[cuda] devices = all, but no GPU (/dev/nvidiaN) is visible");
+			return -EINVAL;
+		}
+		for (n = 0; n < ngpus && n < max; n++)
+			list[n] = (uint32_t)n;
+		return n;
+	}
+	while (*p) {
+		char *end;
+		unsigned long v = strtoul(p, &end, 10);
+		if (end == p || v > 64 || (*end && *end != ' ' && *end != ',')) {
+			egr_errf(err, errlen, "[cuda] devices: '%s' is not a list of GPU ordinals (0..64) or all",
+				 c->devices);
+			return -EINVAL;
+		}
+		for (int i = 0; i < n; i++)
+			if (list[i] == v) {
+				egr_errf(err, errlen, "[cuda] devices: GPU %lu is listed twice", v);
+				return -EINVAL;
+			}
+		if (n == max) {
+			egr_errf(err, errlen, "[cuda] devices: more than %d GPUs", max);
+			return -EINVAL;
+		}
+		list[n++] = (uint32_t)v;
+		for (p = end; *p == ' ' || *p == ','; p++)
+			;
+	}
+	return n;
+}
+
 static int conf_handler(void *user, const char *section, const char *name, const char *value, char *err,
 			size_t errlen)
 {
@@ -432,6 +486,11 @@ static int conf_handler(void *user, const char *section, const char *name, const
 			return 0;
 		}
 		x->seen |= 1ull << i;
+		if (both_device_keys(x->seen)) {
+			egr_errf(err, errlen, "[cuda] device and devices are both set: keep one (devices = %s, or device = N)",
+				 "\"0 1\" | all");
+			return 0;
+		}
 		return conf_set(&conf_keys[i], section, x->c, value, err, errlen);
 	}
 	if (known_section)
@@ -514,7 +573,8 @@ void egr_conf_dump(const struct egr_conf *c, FILE *f)
 		} else if (k->type == CT_U32 || k->type == CT_U64) {
 			fprintf(f, " [%" PRIu64 "..%" PRIu64 "]", k->min, k->max);
 		}
-		fprintf(f, "\n%s = ", k->name);
+		/* a string left unset stays unset (and commented) when the dump is loaded */
+		fprintf(f, "\n%s%s = ", (k->type == CT_STR && !*field) ? "; " : "", k->name);
 		switch (k->type) {
 		case CT_STR:
 		case CT_ENUM:

@@ -40,6 +40,7 @@
 	X(limits, poison_tries, U32, poison_tries, "3", 1, 1000, "crashes in a row at one chunk before a job fails") \
 	X(limits, oom_tries, U32, oom_tries, "3", 1, 1000, "OOM kills of a process on one job before it fails") \
 	X(cuda, device, U32, device, "0", 0, 64, "CUDA device ordinal") \
+	X(cuda, devices, STR, devices, "", 0, 0, "GPUs, one producer each: ordinals (\"0 1 3\") or all; replaces device") \
 	X(cuda, vram_buffers, U32, vram_buffers, "2", 1, 8, "device frame buffers (2 = double buffering)") \
 	X(bench, pipeline, ENUM, pipeline, "full", 0, 0, \
 	  "benchmark ablation (production configs leave [bench] out): full | naive | no-copy-stream | pageable | single-buffer | one-worker")
@@ -60,6 +61,7 @@ struct egr_conf {
 	uint32_t poison_tries;
 	uint32_t oom_tries;
 	uint32_t device;
+	char devices[128];
 	uint32_t vram_buffers;
 	char pipeline[32];	/* read it with egr_conf_pipeline() */
 };
@@ -92,6 +94,13 @@ void egr_conf_defaults(struct egr_conf *c);
 int egr_conf_load(const char *path, struct egr_conf *c, char *err, size_t errlen);
 /* Print the effective settings as a valid INI file (egressd -t). */
 void egr_conf_dump(const struct egr_conf *c, FILE *f);
+/*
+ * The GPUs to run producers on: [cuda] devices parsed ("0 2" -> 2 entries),
+ * or [cuda] device alone.  "all" needs the machine's count: ngpus (the
+ * caller counts them without CUDA, e.g. /dev/nvidiaN).  Returns how many
+ * went into list (at most max), or -EINVAL with err set.
+ */
+int egr_conf_devices(const struct egr_conf *c, int ngpus, uint32_t *list, int max, char *err, size_t errlen);
 /* syslog level for c->log_level */
 int egr_conf_log_level(const struct egr_conf *c);
 /*

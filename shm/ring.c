@@ -982,6 +982,7 @@ int egr_ring_job_view(struct egr_ring *r, uint32_t job, struct egr_job_view *v)
 	v->spec = j->spec;
 	v->lay = j->lay;
 	memcpy(v->backend, j->backend, sizeof(v->backend));
+	v->gpu = j->gpu;
 	v->st = j->st;
 	memcpy(v->error, j->error, sizeof(v->error));
 	egr_ring_unlock(r);
@@ -1018,12 +1019,14 @@ struct egr_job_stats *egr_ring_job_stats(struct egr_ring *r, uint32_t job)
 
 /* ---- producer: the job's layout ---- */
 
-void egr_ring_job_plan(struct egr_ring *r, uint32_t job, struct egr_job_layout *lay, const char *backend)
+void egr_ring_job_plan(struct egr_ring *r, uint32_t job, struct egr_job_layout *lay, const char *backend,
+		       int gpu)
 {
 	struct egr_job_sh *j = &r->h->jobs[job];
 
 	egr_ring_lock(r);
 	snprintf(j->backend, sizeof(j->backend), "%s", backend);
+	j->gpu = gpu;
 	EGR_RING_FAULT("plan.backend");
 	if (j->planned) {
 		*lay = j->lay;	/* a resumed job keeps its temporary output */

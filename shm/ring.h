@@ -136,6 +136,7 @@ struct egr_job_sh {
 	struct egr_jobspec spec;	/* supervisor */
 	struct egr_job_layout lay;	/* producer (egr_ring_job_plan) */
 	char backend[16];	/* producer: backend that decoded it, for the result */
+	int32_t gpu;		/* producer: the GPU it decoded on, -1 none */
 
 	uint32_t chunks_written;	/* worker: popcount of the bitmap, kept in step */
 	struct egr_job_stats st;	/* any role: atomic adds */
@@ -158,6 +159,7 @@ struct egr_job_view {
 	struct egr_jobspec spec;
 	struct egr_job_layout lay;
 	char backend[16];
+	int32_t gpu;
 	struct egr_job_stats st;	/* a snapshot */
 	char error[EGR_ERR_MAX];
 };
@@ -323,9 +325,11 @@ int egr_ring_acquire(struct egr_ring *r, uint32_t job, uint32_t chunk, uint32_t 
  * Record the job's layout (with its temporary output's name) before that
  * output is created, so any later run knows what to remove: write-ahead.
  * A job planned by an earlier producer keeps its layout; *lay receives the
- * layout in force either way.  backend names the backend now decoding it.
+ * layout in force either way.  backend names the backend now decoding it,
+ * gpu its GPU (-1: none).
  */
-void egr_ring_job_plan(struct egr_ring *r, uint32_t job, struct egr_job_layout *lay, const char *backend);
+void egr_ring_job_plan(struct egr_ring *r, uint32_t job, struct egr_job_layout *lay, const char *backend,
+		       int gpu);
 /* The temporary output exists: workers may write into it. */
 void egr_ring_job_prepared(struct egr_ring *r, uint32_t job);
 /* FILLING -> READY.  Call only once the slot's data is complete. */

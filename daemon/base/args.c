@@ -8,7 +8,7 @@
 
 static void usage(FILE *f, const char *role)
 {
-	fprintf(f, "usage: egressd-%s -c CONF --shm NAME --notify-fd N [--index I]\n"
+	fprintf(f, "usage: egressd-%s -c CONF --shm NAME --notify-fd N [--index I] [--device D]\n"
 		   "(started by egressd; not meant to be run by hand)\n", role);
 }
 
@@ -28,12 +28,13 @@ int egr_child_args_parse(int argc, char **argv, const char *role, int need_conf,
 		{ "shm", required_argument, NULL, 's' },
 		{ "notify-fd", required_argument, NULL, 'n' },
 		{ "index", required_argument, NULL, 'i' },
+		{ "device", required_argument, NULL, 'd' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
 	int opt, bad = 0;
 
-	*a = (struct egr_child_args){ .notify_fd = -1, .index = -1 };
+	*a = (struct egr_child_args){ .notify_fd = -1, .index = -1, .device = -1 };
 	optind = 1;
 	while ((opt = getopt_long(argc, argv, "c:h", opts, NULL)) != -1) {
 		switch (opt) {
@@ -48,6 +49,9 @@ int egr_child_args_parse(int argc, char **argv, const char *role, int need_conf,
 			break;
 		case 'i':
 			bad |= (a->index = nonneg(optarg)) < 0;
+			break;
+		case 'd':
+			bad |= (a->device = nonneg(optarg)) < 0;
 			break;
 		case 'h':
 			usage(stdout, role);

@@ -2,10 +2,10 @@
  * args: the command line every child of the supervisor takes, parsed once
  * for both roles (egressd-producer, egressd-worker):
  *
- *   egressd-ROLE -c CONF --shm NAME --notify-fd N [--index I]
+ *   egressd-ROLE -c CONF --shm NAME --notify-fd N [--index I] [--device D]
  *
  * The supervisor builds it (daemon/supervisor/supervisor.c); nobody else
- * should.  --notify-fd and --index must be non-negative integers.
+ * should.  --notify-fd, --index and --device must be non-negative integers.
  */
 #ifndef EGR_ARGS_H
 #define EGR_ARGS_H
@@ -15,6 +15,7 @@ struct egr_child_args {
 	const char *shm;	/* --shm */
 	int notify_fd;		/* --notify-fd, -1 if absent */
 	int index;		/* --index, -1 if absent */
+	int device;		/* --device (producer: the GPU), -1 if absent */
 };
 
 /*

@@ -145,7 +145,7 @@ static int plan_job(struct producer *p, struct egr_job_view *j, const struct egr
 	if ((rc = egr_output_plan(&j->spec, j->name, l.width, l.height, l.frames, &l, err, errlen)) ||
 	    (rc = check_output_limits(p, j, &l, err, errlen)))
 		return rc;
-	egr_ring_job_plan(p->ring, j->index, &l, p->ops->name);
+	egr_ring_job_plan(p->ring, j->index, &l, p->backend_name, p->gpu);
 	j->lay = l;	/* the layout in force: a resumed job keeps its own */
 	if ((rc = fill_geom(j, n, &l, g, err, errlen)))
 		return rc;

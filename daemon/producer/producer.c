@@ -217,6 +217,8 @@ int main(int argc, char **argv)
 		return EGR_EXIT_CONFIG;
 	}
 	egr_log_set_level(egr_conf_log_level(&p.conf));
+	if (a.device >= 0)
+		p.conf.device = (uint32_t)a.device;	/* one producer per GPU of [cuda] devices */
 	if (egr_ring_attach(a.shm, &p.ring, err, sizeof(err)) < 0) {
 		egr_err("%s", err);
 		return EGR_EXIT_OSERR;
@@ -239,7 +241,12 @@ int main(int argc, char **argv)
 		rc = EGR_EXIT_CONFIG;
 		goto out;
 	}
-	egr_info("ready: backend %s, pipeline %s", p.ops->name, p.conf.pipeline);
+	p.gpu = p.ops == &egr_backend_cuda ? (int)p.conf.device : -1;
+	snprintf(p.backend_name, sizeof(p.backend_name), "%s%s", p.ops->name, naive ? "-naive" : "");
+	if (p.gpu >= 0)
+		egr_info("ready: backend %s on GPU %d, pipeline %s", p.ops->name, p.gpu, p.conf.pipeline);
+	else
+		egr_info("ready: backend %s, pipeline %s", p.ops->name, p.conf.pipeline);
 	while (!egr_producer_stop) {
 		int job = egr_ring_job_next(p.ring, 1000, &egr_producer_stop);
 		if (job >= 0 && naive)

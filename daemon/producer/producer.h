@@ -19,6 +19,8 @@ struct producer {
 	struct egr_ring *ring;
 	const struct egr_backend_ops *ops;
 	void *be;
+	char backend_name[16];	/* for results: "cpu", "cuda", "cuda-naive" */
+	int gpu;		/* the GPU it drives, -1 none */
 	int notify_fd;
 	/* slots handed to the backend and not yet published (by slot index) */
 	uint8_t *inflight;

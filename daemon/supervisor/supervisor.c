@@ -53,6 +53,7 @@ struct kid {
 	pid_t pid;
 	enum role role;
 	uint32_t index;
+	int device;		/* producer: the GPU it drives, -1 none (cpu backend) */
 	uint64_t next_start_ns;	/* respawn not before (monotonic) */
 	uint64_t window_start_ns;
 	uint32_t deaths;	/* in the current window */
@@ -67,6 +68,7 @@ struct sup {
 	int inotify_fd;
 	struct kid kids[SUP_MAX_KIDS];
 	uint32_t nkids;
+	uint32_t nproducers;	/* kids[0 .. nproducers-1] */
 	int stopping;
 	int exit_code;
 	uint64_t last_scan_ns;
@@ -145,8 +147,11 @@ static void spawn(struct sup *s, struct kid *k)
 		return;
 	}
 	if (pid == 0) {
+		char dev[16];
+		snprintf(dev, sizeof(dev), "%d", k->device);
 		char *const argv[] = { (char *)roles[k->role].binary, "-c", (char *)s->c->path,
-				       "--shm", s->shm_name, "--notify-fd", fdnum, "--index", idx, NULL };
+				       "--shm", s->shm_name, "--notify-fd", fdnum, "--index", idx,
+				       k->device >= 0 ? "--device" : NULL, dev, NULL };
 		struct sigaction dfl;
 
 		memset(&dfl, 0, sizeof(dfl));
@@ -340,6 +345,8 @@ static void format_result(const struct egr_job_view *j, char *buf, size_t len)
 		     secs(st->read_ns), secs(st->decode_ns), secs(st->blocked_ns), secs(st->encode_ns),
 		     secs(st->write_ns), secs(st->finalize_ns), (unsigned long long)st->rewrites,
 		     j->producer_restarts);
+	if (n > 0 && (size_t)n < len && j->gpu >= 0)
+		n += snprintf(buf + n, len - (size_t)n, "gpu = %d\n", j->gpu);
 	if (n > 0 && (size_t)n < len && st->gpu_wall_ns) {
 		/*
 		 * gpu_kernel_util: decode-kernel time over the GPU's active
@@ -661,6 +668,46 @@ static void stop_children(struct sup *s)
 	}
 }
 
+/* GPUs the driver shows (/dev/nvidia0, /dev/nvidia1, ...), counted without CUDA */
+static int count_gpus(void)
+{
+	char path[32];
+	int n = 0;
+
+	for (; n < 64; n++) {
+		snprintf(path, sizeof(path), "/dev/nvidia%d", n);
+		if (access(path, F_OK) < 0)
+			break;
+	}
+	return n;
+}
+
+/*
+ * One producer per GPU of [cuda] devices (each takes whole jobs from the
+ * shared table, so a video decoder's state stays on one GPU); one with no
+ * GPU for backend = cpu.
+ */
+static int add_producers(struct sup *s)
+{
+	uint32_t dev[SUP_MAX_KIDS / 2];
+	char err[256];
+	int n = 1;
+
+	dev[0] = 0;
+	if (strcmp(s->c->backend, "cpu") != 0) {
+		n = egr_conf_devices(s->c, count_gpus(), dev, (int)(sizeof(dev) / sizeof(dev[0])), err, sizeof(err));
+		if (n < 0) {
+			egr_err("%s", err);
+			return EGR_EXIT_CONFIG;
+		}
+	}
+	for (int i = 0; i < n; i++)
+		s->kids[s->nkids++] = (struct kid){ .role = ROLE_PRODUCER, .index = (uint32_t)i,
+						    .device = strcmp(s->c->backend, "cpu") ? (int)dev[i] : -1 };
+	s->nproducers = (uint32_t)n;
+	return 0;
+}
+
 static int sup_setup(struct sup *s, const struct egr_conf *c, int oneshot)
 {
 	struct egr_ring_geom g;
@@ -729,10 +776,11 @@ static int sup_setup(struct sup *s, const struct egr_conf *c, int oneshot)
 		}
 	}
 
-	s->kids[s->nkids++] = (struct kid){ .role = ROLE_PRODUCER, .index = 0 };
+	if ((rc = add_producers(s)) != 0)
+		return rc;
 	uint32_t nworkers = egr_conf_pipeline(c) == EGR_PIPE_ONE_WORKER ? 1 : c->workers;
 	for (uint32_t i = 0; i < nworkers && s->nkids < SUP_MAX_KIDS; i++)
-		s->kids[s->nkids++] = (struct kid){ .role = ROLE_WORKER, .index = i };
+		s->kids[s->nkids++] = (struct kid){ .role = ROLE_WORKER, .index = i, .device = -1 };
 	for (uint32_t i = 0; i < s->nkids; i++)
 		s->kids[i].window_start_ns = egr_log_now_ns();
 	return 0;
@@ -844,7 +892,7 @@ int egr_supervisor_run(const struct egr_conf *c)
 
 	if (rc == 0) {
 		egr_notice("egressd started: spool %s, %u workers, backend %s, pipeline %s", c->spool,
-			   s.nkids - 1, c->backend, c->pipeline);
+			   s.nkids - s.nproducers, c->backend, c->pipeline);
 		fill_table(&s);
 		rc = sup_loop(&s);
 	}

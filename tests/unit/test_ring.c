@@ -181,7 +181,7 @@ static void prepare(struct egr_ring *r, uint32_t jix)
 
 	if (egr_ring_job(r, jix)->prepared)
 		return;
-	egr_ring_job_plan(r, jix, &l, "test");
+	egr_ring_job_plan(r, jix, &l, "test", -1);
 	egr_ring_job_prepared(r, jix);
 }
 
