@@ -17,6 +17,18 @@
  * way.  The last conv (64 -> 3, padded to 8) instead clamps, quantises and
  * writes 8-bit RGB24 or I420 for the tile (tiles hold whole 2x2 chroma
  * quads: tile origins are even, frame sizes multiples of 8).
+ *
+ * flux_2's pool branch (Blocks 3, 4, 5, at latent resolution, so plain
+ * kernels suffice) runs before the Block's first conv, in place on its
+ * input x, in three kernels with fp32 weights and arithmetic:
+ *   pool_expand   t = Conv1x1(64 -> 256)(x), t in fp32; each block also
+ *                 writes its tile's per-group sum and sum of squares (double)
+ *   pool_stats    per (frame, group): the tiles' partial sums, added in a
+ *                 fixed order (deterministic, no atomics) -> mean, rstd;
+ *                 folded with the affine into scale and shift per channel
+ *   pool_project  x += Conv1x1(256 -> 64)(ReLU(t * scale + shift)), x fp16
+ * Scratch lives in the two activation buffers the Block has not written yet
+ * (t in the first conv's destination, the sums in the third buffer).
  */
 #include <cuda_fp16.h>
 #include <cuda_runtime.h>
@@ -303,6 +315,125 @@ __global__ void __launch_bounds__(WM *WN * 32, 2) taesd_conv(const conv_args a)
 	}
 }
 
+/* ---- flux_2 pool branch ---- */
+#define POOL_CH EGR_TAESD_POOL_CH
+#define POOL_PX1 32	/* pixels per block, pool_expand */
+#define POOL_PX3 16	/* pixels per block, pool_project */
+
+/* (s, q) summed over the warp of thread tid, stored in red[warp] by its first lane */
+__device__ __forceinline__ void warp_sums(double s, double q, double2 *red, int tid)
+{
+	for (int o = 16; o; o >>= 1) {
+		s += __shfl_down_sync(0xffffffffu, s, o);
+		q += __shfl_down_sync(0xffffffffu, q, o);
+	}
+	if ((tid & 31) == 0)
+		red[tid >> 5] = make_double2(s, q);
+}
+
+/* grid: frames x tiles of POOL_PX1 pixels; 256 threads, one per output channel */
+__global__ void __launch_bounds__(POOL_CH) taesd_pool_expand(const __half *x, const float *w0t, float *t,
+							     double2 *part, int HW, int tiles)
+{
+	__shared__ float sx[POOL_PX1][64];
+	__shared__ double2 sred[POOL_CH / 32];
+	const int c = threadIdx.x, n = blockIdx.x / tiles, tile = blockIdx.x % tiles;
+	const int p0 = tile * POOL_PX1, np = HW - p0 < POOL_PX1 ? HW - p0 : POOL_PX1;
+	const __half *xs = x + ((size_t)n * HW + p0) * 64;
+	float w[64];
+
+	for (int i = c; i < np * 64; i += POOL_CH)
+		sx[i / 64][i % 64] = __half2float(xs[i]);
+#pragma unroll
+	for (int ci = 0; ci < 64; ci++)
+		w[ci] = w0t[ci * POOL_CH + c];
+	__syncthreads();
+	double s = 0.0, q = 0.0;
+	float *tp = t + ((size_t)n * HW + p0) * POOL_CH + c;
+	for (int p = 0; p < np; p++) {
+		float a = 0.0f;
+#pragma unroll
+		for (int ci = 0; ci < 64; ci++)
+			a = __fmaf_rn(w[ci], sx[p][ci], a);
+		tp[(size_t)p * POOL_CH] = a;
+		s += a;
+		q += (double)a * a;
+	}
+	/* a group is 64 channels = two warps */
+	warp_sums(s, q, sred, c);
+	__syncthreads();
+	if (c < EGR_TAESD_POOL_GROUPS) {
+		double2 u = sred[2 * c], v = sred[2 * c + 1];
+		part[((size_t)n * tiles + tile) * EGR_TAESD_POOL_GROUPS + c] = make_double2(u.x + v.x, u.y + v.y);
+	}
+}
+
+/* grid: frames x groups; 64 threads, one per channel of the group */
+__global__ void __launch_bounds__(64) taesd_pool_stats(const double2 *part, int tiles, int HW, const float *gamma,
+						       const float *beta, float2 *ss)
+{
+	__shared__ double2 sred[2];
+	const int n = blockIdx.x / EGR_TAESD_POOL_GROUPS, g = blockIdx.x % EGR_TAESD_POOL_GROUPS, tid = threadIdx.x;
+	double s = 0.0, q = 0.0;
+
+	for (int i = tid; i < tiles; i += 64) {
+		double2 v = part[((size_t)n * tiles + i) * EGR_TAESD_POOL_GROUPS + g];
+		s += v.x;
+		q += v.y;
+	}
+	warp_sums(s, q, sred, tid);
+	__syncthreads();
+	const double N = 64.0 * HW;
+	const double mean = (sred[0].x + sred[1].x) / N;
+	double var = (sred[0].y + sred[1].y) / N - mean * mean;
+	if (var < 0.0)
+		var = 0.0;
+	const double rstd = 1.0 / sqrt(var + EGR_TAESD_POOL_EPS);
+	const int c = g * 64 + tid;
+	const double sc = gamma[c] * rstd;
+	ss[(size_t)n * POOL_CH + c] = make_float2((float)sc, (float)(beta[c] - mean * sc));
+}
+
+/* grid: frames x tiles of POOL_PX3 pixels; 256 threads = 64 output channels x 4 pixel lanes */
+__global__ void __launch_bounds__(POOL_CH) taesd_pool_project(__half *x, const float *t, const float2 *ss,
+							      const float *w3t, int HW, int tiles)
+{
+	__shared__ float sh[POOL_PX3][POOL_CH];
+	const int tid = threadIdx.x, n = blockIdx.x / tiles, tile = blockIdx.x % tiles;
+	const int p0 = tile * POOL_PX3, np = HW - p0 < POOL_PX3 ? HW - p0 : POOL_PX3;
+	const float *tp = t + ((size_t)n * HW + p0) * POOL_CH;
+	const float2 *sn = ss + (size_t)n * POOL_CH;
+
+	for (int i = tid; i < POOL_PX3 * POOL_CH; i += POOL_CH) {
+		float y = 0.0f;
+		if (i / POOL_CH < np) {
+			float2 v = sn[i % POOL_CH];
+			y = __fmaf_rn(tp[i], v.x, v.y);
+		}
+		sh[i / POOL_CH][i % POOL_CH] = y > 0.0f ? y : 0.0f;
+	}
+	__syncthreads();
+	const int co = tid & 63, lane = tid >> 6;
+	float acc[POOL_PX3 / 4];
+#pragma unroll
+	for (int j = 0; j < POOL_PX3 / 4; j++)
+		acc[j] = 0.0f;
+	for (int k = 0; k < POOL_CH; k++) {
+		const float wv = w3t[k * 64 + co];
+#pragma unroll
+		for (int j = 0; j < POOL_PX3 / 4; j++)
+			acc[j] = __fmaf_rn(wv, sh[lane + 4 * j][k], acc[j]);
+	}
+#pragma unroll
+	for (int j = 0; j < POOL_PX3 / 4; j++) {
+		int p = lane + 4 * j;
+		if (p < np) {
+			__half *xp = x + ((size_t)n * HW + p0 + p) * 64 + co;
+			*xp = __float2half_rn(__half2float(*xp) + acc[j]);
+		}
+	}
+}
+
 /* Clamp and NCHW (f16/f32) -> NHWC fp16 with channels padded to cinp. */
 template <typename T>
 __global__ void taesd_prep(const T *lat, int C, int cinp, int HW, size_t total, __half *out)
@@ -327,11 +458,20 @@ struct gconv {
 	int cinp, coutp;
 };
 
+/* flux_2: one pool branch's weights, fp32, transposed for coalesced reads */
+struct gpool {
+	float *w0t;		/* [64][256]: w0t[ci][c] = pool.0.weight[c][ci] */
+	float *gamma, *beta;	/* [256] */
+	float *w3t;		/* [256][64]: w3t[k][co] = pool.3.weight[co][k] */
+};
+
 struct egr_taesd_gpu {
 	int device, nsm, warps;
 	uint32_t channels, cin1;
 	struct egr_taesd_conv plan[EGR_TAESD_NCONV];	/* no weight pointers */
 	struct gconv conv[EGR_TAESD_NCONV];
+	uint32_t npool;
+	struct gpool pool[EGR_TAESD_NPOOL];
 	void *ws;
 	size_t ws_bytes;
 };
@@ -371,6 +511,44 @@ static cudaError_t kernel_launch(const conv_args &a, int nsm, cudaStream_t s)
 	int grid = a.ntiles < per_sm * nsm ? a.ntiles : per_sm * nsm;
 	k<<<grid, WM * WN * 32, sm, s>>>(a);
 	return cudaGetLastError();
+}
+
+/* upload n floats (transposed rows x cols -> cols x rows when transpose) to a new device array */
+static cudaError_t upload_f32(float **d, const float *h, int rows, int cols, bool transpose)
+{
+	size_t n = (size_t)rows * cols;
+	float *tmp = (float *)malloc(n * sizeof(float));
+	cudaError_t e;
+
+	if (!tmp)
+		return cudaErrorMemoryAllocation;
+	for (int r = 0; r < rows; r++)
+		for (int c = 0; c < cols; c++)
+			tmp[transpose ? (size_t)c * rows + r : (size_t)r * cols + c] = h[(size_t)r * cols + c];
+	e = cudaMalloc((void **)d, n * sizeof(float));
+	if (e == cudaSuccess)
+		e = cudaMemcpy(*d, tmp, n * sizeof(float), cudaMemcpyHostToDevice);
+	free(tmp);
+	return e;
+}
+
+/* flux_2: the pool branches' weights */
+static int upload_pools(struct egr_taesd_gpu *g, const struct egr_taesd *net, char *err, size_t errlen)
+{
+	int r = 0;
+
+	for (uint32_t i = 0; i < net->npool; i++) {
+		const struct egr_taesd_pool *p = &net->pool[i];
+		struct gpool *gp = &g->pool[i];
+		g->npool = i + 1;	/* destroy frees what was allocated */
+		CK(upload_f32(&gp->w0t, p->w0, POOL_CH, 64, true), "cudaMalloc/cudaMemcpy(taesd pool weights)");
+		CK(upload_f32(&gp->gamma, p->gamma, 1, POOL_CH, false), "cudaMalloc/cudaMemcpy(taesd pool weights)");
+		CK(upload_f32(&gp->beta, p->beta, 1, POOL_CH, false), "cudaMalloc/cudaMemcpy(taesd pool weights)");
+		CK(upload_f32(&gp->w3t, p->w3, 64, POOL_CH, true), "cudaMalloc/cudaMemcpy(taesd pool weights)");
+	}
+	return 0;
+fail:
+	return r;
 }
 
 extern "C" int egr_taesd_gpu_create(const struct egr_taesd *net, int device, struct egr_taesd_gpu **out,
@@ -433,6 +611,10 @@ extern "C" int egr_taesd_gpu_create(const struct egr_taesd *net, int device, str
 		   "cudaMemcpy(taesd bias)");
 	}
 	free(hw);
+	hw = NULL;
+	r = upload_pools(g, net, err, errlen);
+	if (r < 0)
+		goto fail;
 	*out = g;
 	return 0;
 fail:
@@ -449,6 +631,12 @@ extern "C" void egr_taesd_gpu_destroy(struct egr_taesd_gpu *g)
 		cudaFree(g->conv[i].wt);
 		cudaFree(g->conv[i].bias);
 	}
+	for (uint32_t i = 0; i < g->npool; i++) {
+		cudaFree(g->pool[i].w0t);
+		cudaFree(g->pool[i].gamma);
+		cudaFree(g->pool[i].beta);
+		cudaFree(g->pool[i].w3t);
+	}
 	cudaFree(g->ws);
 	free(g);
 }
@@ -463,6 +651,30 @@ static cudaError_t launch_conv(struct egr_taesd_gpu *g, int i, const conv_args &
 	if (gc->cinp == 16)
 		return w8 ? kernel_launch<16, 64, 4, 2, false>(a, g->nsm, s) : kernel_launch<16, 64, 2, 2, false>(a, g->nsm, s);
 	return w8 ? kernel_launch<64, 64, 4, 2, false>(a, g->nsm, s) : kernel_launch<64, 64, 2, 2, false>(a, g->nsm, s);
+}
+
+/*
+ * flux_2: x += pool(x) for nb frames of HW pixels, x NHWC fp16 (64 ch);
+ * scratch: t (nb x HW x 256 floats) and sums (a few KB per frame), both in
+ * activation buffers that are free at this point.
+ */
+static cudaError_t launch_pool(const struct gpool *p, __half *x, void *t_scratch, void *sum_scratch, int nb, int HW,
+			       cudaStream_t s)
+{
+	const int tiles1 = (HW + POOL_PX1 - 1) / POOL_PX1, tiles3 = (HW + POOL_PX3 - 1) / POOL_PX3;
+	float *t = (float *)t_scratch;
+	double2 *part = (double2 *)sum_scratch;
+	float2 *ss = (float2 *)(part + (size_t)nb * tiles1 * EGR_TAESD_POOL_GROUPS);
+	cudaError_t e;
+
+	taesd_pool_expand<<<nb * tiles1, POOL_CH, 0, s>>>(x, p->w0t, t, part, HW, tiles1);
+	if ((e = cudaGetLastError()) != cudaSuccess)
+		return e;
+	taesd_pool_stats<<<nb * EGR_TAESD_POOL_GROUPS, 64, 0, s>>>(part, tiles1, HW, p->gamma, p->beta, ss);
+	if ((e = cudaGetLastError()) != cudaSuccess)
+		return e;
+	taesd_pool_project<<<nb * tiles3, POOL_CH, 0, s>>>(x, t, ss, p->w3t, HW, tiles3);
+	return cudaGetLastError();
 }
 
 extern "C" int egr_taesd_gpu_decode(struct egr_taesd_gpu *g, struct CUstream_st *stream, const void *d_lat,
@@ -542,7 +754,15 @@ extern "C" int egr_taesd_gpu_decode(struct egr_taesd_gpu *g, struct CUstream_st 
 				a.ntiles = a.tiles_per_frame * (int)nb;
 				a.out_mode = (int)format;
 				a.out = (char *)d_out + (size_t)f0 * out_frame;
-				cudaError_t e = launch_conv(g, i, a, s);
+				cudaError_t e = cudaSuccess;
+				if (c->flags & EGR_TAESD_POOL)	/* latent size; dst and the third buffer are free */
+					e = launch_pool(&g->pool[c->pool], buf[c->src], buf[c->dst], buf[3 - c->src - c->dst],
+							(int)nb, (int)(h * w), s);
+				if (e != cudaSuccess) {
+					egr_errf(err, errlen, "taesd pool '%s' launch: %s", g->plan[i].name, cudaGetErrorString(e));
+					return -EIO;
+				}
+				e = launch_conv(g, i, a, s);
 				if (e != cudaSuccess) {
 					egr_errf(err, errlen, "taesd conv '%s' launch: %s", c->name, cudaGetErrorString(e));
 					return -EIO;

@@ -8,6 +8,9 @@
  *   - the output conv's epilogue clamps, quantises (egr_taesd_quant_u8's
  *     rule) and writes RGB24 or I420 (frame.h's integer BT.601 conversion)
  *     straight into the caller's device buffer.
+ * flux_2 nets (taef2) add their pool branch before Blocks 3, 4, 5 (three
+ * small fp32 kernels at latent resolution: 1x1 conv, whole-frame GroupNorm
+ * statistics per (frame, group), normalise + ReLU + 1x1 conv added in place).
  * Weights are converted and uploaded once, in egr_taesd_gpu_create.
  *
  * GPU frames are not bit-identical to the CPU reference: the network runs in

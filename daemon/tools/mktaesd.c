@@ -3,7 +3,8 @@
  * tensor names and shapes, for tests, benchmarks and demos (the project
  * never downloads weights).
  *
- *   egressd-mktaesd -o weights.safetensors [--latent-channels 4|16] [--seed N] [--dtype f16|f32]
+ *   egressd-mktaesd -o weights.safetensors [--latent-channels 4|16|32] [--seed N] [--dtype f16|f32]
+ *                   [--variant plain|flux_2]
  */
 #include <errno.h>
 #include <getopt.h>
@@ -18,7 +19,7 @@
 static void usage(FILE *f)
 {
 	fprintf(f, "usage: egressd-mktaesd -o FILE [--latent-channels N (1..64, default 4)] [--seed N (default 1)]\n"
-		   "                       [--dtype f16|f32 (default f16)]\n"
+		   "                       [--dtype f16|f32 (default f16)] [--variant plain|flux_2 (default plain)]\n"
 		   "Writes seeded random TAESD decoder weights (safetensors, public tensor names).\n");
 }
 
@@ -27,6 +28,7 @@ struct args {
 	unsigned long channels;
 	unsigned long long seed;
 	uint32_t dtype;		/* EGR_ST_F16 or EGR_ST_F32 */
+	uint32_t variant;	/* EGR_TAESD_PLAIN or EGR_TAESD_FLUX2 */
 };
 
 /* One option's value into a.  0, or -1 after saying why on stderr. */
@@ -65,6 +67,13 @@ static int parse_opt(int o, const char *arg, struct args *a)
 			return -1;
 		}
 		return 0;
+	case 'v':
+		if (strcmp(arg, "plain") && strcmp(arg, "flux_2")) {
+			fprintf(stderr, "egressd-mktaesd: --variant '%s': expected plain or flux_2\n", arg);
+			return -1;
+		}
+		a->variant = strcmp(arg, "flux_2") ? EGR_TAESD_PLAIN : EGR_TAESD_FLUX2;
+		return 0;
 	}
 	return -1;
 }
@@ -77,17 +86,19 @@ static int parse_args(int argc, char **argv, struct args *a)
 		{ "latent-channels", required_argument, NULL, 'c' },
 		{ "seed", required_argument, NULL, 's' },
 		{ "dtype", required_argument, NULL, 'd' },
+		{ "variant", required_argument, NULL, 'v' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
 	int o;
 
-	while ((o = getopt_long(argc, argv, "o:c:s:d:h", opts, NULL)) != -1) {
+	while ((o = getopt_long(argc, argv, "o:c:s:d:v:h", opts, NULL)) != -1) {
 		switch (o) {
 		case 'o':
 		case 'c':
 		case 's':
 		case 'd':
+		case 'v':
 			if (parse_opt(o, optarg, a) < 0)
 				return -1;
 			break;
@@ -108,13 +119,14 @@ static int parse_args(int argc, char **argv, struct args *a)
 
 int main(int argc, char **argv)
 {
-	struct args a = { .out = NULL, .channels = 4, .seed = 1, .dtype = EGR_ST_F16 };
+	struct args a = { .out = NULL, .channels = 4, .seed = 1, .dtype = EGR_ST_F16, .variant = EGR_TAESD_PLAIN };
 	char err[512];
 
 	egr_log_init("mktaesd");
 	if (parse_args(argc, argv, &a) < 0)
 		return EGR_EXIT_USAGE;
-	if (egr_taesd_write_random(a.out, (uint32_t)a.channels, a.seed, a.dtype, err, sizeof(err)) < 0) {
+	if (egr_taesd_write_random_variant(a.out, (uint32_t)a.channels, a.variant, a.seed, a.dtype, err,
+					   sizeof(err)) < 0) {
 		egr_err("%s", err);
 		return EGR_EXIT_SOFTWARE;
 	}

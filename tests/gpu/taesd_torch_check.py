@@ -6,7 +6,9 @@
 The network is built from torch.nn layers exactly as the public taesd.py
 builds its Decoder, and the safetensors weights are loaded with
 load_state_dict(strict=True), so a wrong tensor name fails here too.  For each
-case: egressd's CPU fp32 output vs PyTorch fp32 (TF32 off): rel err <= 1e-4;
+case (plain and flux_2, taesd.py's Decoder(use_midblock_gn=True) with the
+GroupNorm pool branch on Blocks 3, 4, 5): egressd's CPU fp32 output vs
+PyTorch fp32 (TF32 off): rel err <= 1e-4;
 egressd's GPU fp16 output vs PyTorch fp32: rel err <= 1e-2.  PyTorch's own
 fp16 channels_last error is printed for scale.  Exit 0 pass, 1 fail, 77 skip.
 """
@@ -34,20 +36,28 @@ class Clamp(nn.Module):
 
 
 class Block(nn.Module):
-    def __init__(self, n_in, n_out):
+    def __init__(self, n_in, n_out, use_midblock_gn=False):
         super().__init__()
         self.conv = nn.Sequential(conv(n_in, n_out), nn.ReLU(), conv(n_out, n_out), nn.ReLU(), conv(n_out, n_out))
         self.skip = nn.Conv2d(n_in, n_out, 1, bias=False) if n_in != n_out else nn.Identity()
         self.fuse = nn.ReLU()
+        self.pool = None
+        if use_midblock_gn:     # flux_2: 1x1 up to 4x channels, GroupNorm(4), ReLU, 1x1 back
+            n_gn = n_in * 4
+            self.pool = nn.Sequential(nn.Conv2d(n_in, n_gn, 1, bias=False), nn.GroupNorm(4, n_gn), nn.ReLU(),
+                                      nn.Conv2d(n_gn, n_in, 1, bias=False))
 
     def forward(self, x):
+        if self.pool is not None:
+            x = x + self.pool(x)
         return self.fuse(self.conv(x) + self.skip(x))
 
 
-def Decoder(latent_channels=4):
+def Decoder(latent_channels=4, use_midblock_gn=False):
+    gn = {"use_midblock_gn": use_midblock_gn}
     return nn.Sequential(
         Clamp(), conv(latent_channels, 64), nn.ReLU(),
-        Block(64, 64), Block(64, 64), Block(64, 64), nn.Upsample(scale_factor=2), conv(64, 64, bias=False),
+        Block(64, 64, **gn), Block(64, 64, **gn), Block(64, 64, **gn), nn.Upsample(scale_factor=2), conv(64, 64, bias=False),
         Block(64, 64), Block(64, 64), Block(64, 64), nn.Upsample(scale_factor=2), conv(64, 64, bias=False),
         Block(64, 64), Block(64, 64), Block(64, 64), nn.Upsample(scale_factor=2), conv(64, 64, bias=False),
         Block(64, 64), conv(64, 3),
@@ -76,8 +86,8 @@ def rel(a, b):
     return ((a - b).norm() / b.norm()).item()
 
 
-def build(weights, channels, dev):
-    net = Decoder(channels)
+def build(weights, channels, variant, dev):
+    net = Decoder(channels, use_midblock_gn=variant == "flux_2")
     net.load_state_dict(load_safetensors(weights), strict=True)
     return net.to(dev).eval()
 
@@ -98,7 +108,8 @@ def main():
         lat = torch.from_numpy(np.fromfile(c["latents"], dtype="<f4").reshape(n, C, h, w))
         cpu = torch.from_numpy(np.fromfile(c["cpu"], dtype="<f4").reshape(n, 3, 8 * h, 8 * w))
         gpu = torch.from_numpy(np.fromfile(c["gpu"], dtype="<f4").reshape(n, 3, 8 * h, 8 * w))
-        net = build(c["weights"], C, "cuda")
+        variant = c.get("variant", "plain")
+        net = build(c["weights"], C, variant, "cuda")
         with torch.inference_mode():
             ref = net(lat.cuda()).cpu()
             net16 = net.half().to(memory_format=torch.channels_last)
@@ -106,8 +117,8 @@ def main():
         e_cpu, e_gpu, e_t16 = rel(cpu, ref), rel(gpu, ref), rel(t16, ref)
         ok = e_cpu <= 1e-4 and e_gpu <= 1e-2
         bad += not ok
-        print("TORCHCHECK C=%d %dx%d n=%d: egressd cpu fp32 vs torch fp32 %.2e (<=1e-4) | egressd gpu fp16 vs torch fp32 "
-              "%.2e (<=1e-2) | torch fp16 vs torch fp32 %.2e  %s" % (C, 8 * w, 8 * h, n, e_cpu, e_gpu, e_t16,
+        print("TORCHCHECK %s C=%d %dx%d n=%d: egressd cpu fp32 vs torch fp32 %.2e (<=1e-4) | egressd gpu fp16 vs torch fp32 "
+              "%.2e (<=1e-2) | torch fp16 vs torch fp32 %.2e  %s" % (variant, C, 8 * w, 8 * h, n, e_cpu, e_gpu, e_t16,
                                                                      "ok" if ok else "FAIL"))
     return 1 if bad else 0
 

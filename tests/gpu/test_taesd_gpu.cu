@@ -8,12 +8,18 @@
  *   test_taesd_gpu --bench [B]     decode-alone frames/s at 512x512 and
  *                                  1024x1024 output, batch B (default 8)
  *
- * Checks, per case (4 and 16 channels, f32 and f16 latents, sizes that are
- * and are not multiples of the 8x16 tile, several frames): raw output
- * relative error <= 1e-2 against the CPU; RGB24 and I420 bytes against the
- * CPU's quantised frames (egr_taesd_to_rgb24, egr_frame_rgb_to_i420) within a few
- * codes, nearly all exact or off by one; outputs poisoned before each run so
- * an unwritten byte fails.
+ * Checks, per case (4, 16 and 32 channels, plain and flux_2 (the pool
+ * branch), f32 and f16 latents, sizes that are and are not multiples of the
+ * 8x16 tile, several frames): raw output relative error <= 1e-2 against the
+ * CPU; RGB24 and I420 bytes against the CPU's quantised frames
+ * (egr_taesd_to_rgb24, egr_frame_rgb_to_i420) within a few codes, nearly all
+ * exact or off by one; outputs poisoned before each run so an unwritten byte
+ * fails.
+ *
+ * Real data (when ../shared/data/taef2 is found, see tests/unit/taef2_data.h;
+ * otherwise a note): the public taef2 weights decode the eight real latent
+ * frames PyTorch decoded, whole 832x480 frames in one batch, RGB24 within one
+ * code of PyTorch's fp32 decode on >= 99% of bytes per frame.
  */
 #include <cuda_runtime.h>
 #include <errno.h>
@@ -26,12 +32,14 @@
 extern "C" {
 #include "daemon/decode/frame.h"
 #include "daemon/base/log.h"
+#include "daemon/formats/npy.h"
 #include "daemon/formats/safetensors.h"
 }
 #include "daemon/decode/taesd.h"
 #include "daemon/decode/taesd_cuda.h"
 
 #include "tests/unit/check.h"
+#include "tests/unit/taef2_data.h"
 
 #define CU(call) do { \
 	cudaError_t e_ = (call); \
@@ -57,6 +65,7 @@ static float rnorm(void)
 struct tcase {
 	uint32_t C, h, w, n, wdtype, ldtype;
 	uint64_t seed;
+	uint32_t variant;	/* enum egr_taesd_variant */
 };
 
 static struct egr_taesd *make_net(const char *dir, const struct tcase *t, char *wpath)
@@ -64,8 +73,9 @@ static struct egr_taesd *make_net(const char *dir, const struct tcase *t, char *
 	char err[512];
 	struct egr_taesd *net = NULL;
 
-	sprintf(wpath, "%s/w_c%u_s%llu.safetensors", dir, t->C, (unsigned long long)t->seed);
-	if (egr_taesd_write_random(wpath, t->C, t->seed, t->wdtype, err, sizeof(err)) < 0 ||
+	sprintf(wpath, "%s/w_%s_c%u_s%llu.safetensors", dir, egr_taesd_variant_name(t->variant), t->C,
+		(unsigned long long)t->seed);
+	if (egr_taesd_write_random_variant(wpath, t->C, t->variant, t->seed, t->wdtype, err, sizeof(err)) < 0 ||
 	    egr_taesd_load(wpath, &net, err, sizeof(err)) < 0) {
 		printf("weights: %s\n", err);
 		exit(1);
@@ -135,7 +145,8 @@ static void run_case(const char *dir, const struct tcase *t, FILE *manifest)
 	CU(cudaMemcpy(gpu, dout, t->n * 3 * HW * 4, cudaMemcpyDeviceToHost));
 	for (uint32_t f = 0; f < t->n; f++) {
 		double e = rel_err(gpu + f * 3 * HW, cpu + f * 3 * HW, 3 * HW);
-		printf("taesd gpu vs cpu: C=%u %ux%u lat f%u frame %u: raw rel err %.2e\n", t->C, W, H, t->ldtype * 8, f, e);
+		printf("taesd gpu vs cpu: %s C=%u %ux%u lat f%u frame %u: raw rel err %.2e\n",
+		       egr_taesd_variant_name(t->variant), t->C, W, H, t->ldtype * 8, f, e);
 		CHECK(e <= 1e-2, "C=%u %ux%u frame %u: rel err %.3e > 1e-2", t->C, W, H, f, e);
 	}
 	/* 8-bit formats */
@@ -156,9 +167,9 @@ static void run_case(const char *dir, const struct tcase *t, FILE *manifest)
 			if (d > maxd)
 				maxd = d;
 		}
-		printf("taesd gpu vs cpu: C=%u %ux%u %s: %zu bytes, %.3f%% off by 1, %.4f%% off by more, max %d\n", t->C, W,
-		       H, fmt == EGR_FMT_PNG ? "rgb24" : "i420", bytes, 100.0 * off1 / bytes,
-		       100.0 * offmore / bytes, maxd);
+		printf("taesd gpu vs cpu: %s C=%u %ux%u %s: %zu bytes, %.3f%% off by 1, %.4f%% off by more, max %d\n",
+		       egr_taesd_variant_name(t->variant), t->C, W, H, fmt == EGR_FMT_PNG ? "rgb24" : "i420", bytes,
+		       100.0 * off1 / bytes, 100.0 * offmore / bytes, maxd);
 		CHECK(maxd <= 8 && offmore * 1000 <= bytes && off1 * 5 <= bytes,
 		      "%s bytes differ too much: max %d, %zu off by more than 1", fmt == 2 ? "rgb24" : "i420", maxd, offmore);
 	}
@@ -174,9 +185,10 @@ static void run_case(const char *dir, const struct tcase *t, FILE *manifest)
 
 	if (manifest) {
 		char lp[600], cp[600], gp[600];
-		sprintf(lp, "%s/lat_c%u_%ux%u.f32", dir, t->C, t->w, t->h);
-		sprintf(cp, "%s/cpu_c%u_%ux%u.f32", dir, t->C, t->w, t->h);
-		sprintf(gp, "%s/gpu_c%u_%ux%u.f32", dir, t->C, t->w, t->h);
+		const char *vn = egr_taesd_variant_name(t->variant);
+		sprintf(lp, "%s/lat_%s_c%u_%ux%u.f32", dir, vn, t->C, t->w, t->h);
+		sprintf(cp, "%s/cpu_%s_c%u_%ux%u.f32", dir, vn, t->C, t->w, t->h);
+		sprintf(gp, "%s/gpu_%s_c%u_%ux%u.f32", dir, vn, t->C, t->w, t->h);
 		FILE *f = fopen(lp, "wb");
 		fwrite(lat, 4, t->n * lat_n, f);
 		fclose(f);
@@ -186,8 +198,9 @@ static void run_case(const char *dir, const struct tcase *t, FILE *manifest)
 		f = fopen(gp, "wb");
 		fwrite(gpu, 4, t->n * 3 * HW, f);
 		fclose(f);
-		fprintf(manifest, "%s{\"weights\":\"%s\",\"latents\":\"%s\",\"cpu\":\"%s\",\"gpu\":\"%s\",\"n\":%u,\"c\":%u,\"h\":%u,\"w\":%u}",
-			ftell(manifest) > 2 ? ",\n" : "", wpath, lp, cp, gp, t->n, t->C, t->h, t->w);
+		fprintf(manifest, "%s{\"weights\":\"%s\",\"latents\":\"%s\",\"cpu\":\"%s\",\"gpu\":\"%s\",\"n\":%u,\"c\":%u,\"h\":%u,\"w\":%u,"
+			"\"variant\":\"%s\"}",
+			ftell(manifest) > 2 ? ",\n" : "", wpath, lp, cp, gp, t->n, t->C, t->h, t->w, vn);
 	}
 	egr_taesd_gpu_destroy(g);
 	egr_taesd_free(net);
@@ -215,7 +228,7 @@ static double net_flops(uint32_t h, uint32_t w, uint32_t C)
 static int bench(uint32_t batch)
 {
 	char err[512], wpath[512];
-	struct tcase t = { 4, 64, 64, batch, EGR_ST_F16, 2, 77 };
+	struct tcase t = { 4, 64, 64, batch, EGR_ST_F16, 2, 77, EGR_TAESD_PLAIN };
 	struct egr_taesd *net = make_net("/tmp", &t, wpath);
 	static const uint32_t sizes[2] = { 64, 128 };
 
@@ -276,6 +289,77 @@ static int bench(uint32_t batch)
 	return 0;
 }
 
+/*
+ * Real data: the public taef2 weights decode real latents frames 0-7 (one
+ * batch of eight whole 832x480 frames, f16 latents as stored) on the GPU;
+ * RGB24 within one code of PyTorch's fp32 decode on >= 99% of bytes.
+ */
+static void run_real(void)
+{
+	char dir[1024], why[1400], err[512], p[1200];
+	const size_t npix = (size_t)TAEF2_H * TAEF2_W, lat_n = (size_t)TAEF2_C * TAEF2_LH * TAEF2_LW;
+	const uint32_t n = TAEF2_REF_FRAMES;
+	struct egr_taesd *net = NULL;
+	struct egr_taesd_gpu *g = NULL;
+	struct egr_npy npy;
+	uint16_t *lat = NULL;
+	uint8_t *ref = NULL, *rgb = NULL;
+	void *dlat = NULL, *dout = NULL;
+
+	if (taef2_find(dir, sizeof(dir), why, sizeof(why)) < 0) {
+		printf("note: %s: real-data check skipped\n", why);
+		return;
+	}
+	snprintf(p, sizeof(p), "%s/" TAEF2_WEIGHTS, dir);
+	if (egr_taesd_load(p, &net, err, sizeof(err)) < 0 || egr_taesd_gpu_create(net, 0, &g, err, sizeof(err)) < 0) {
+		CHECK(0, "taef2 weights: %s", err);
+		goto out;
+	}
+	CHECK(net->variant == EGR_TAESD_FLUX2 && net->channels == TAEF2_C, "taef2: variant %u, %u channels", net->variant,
+	      net->channels);
+	snprintf(p, sizeof(p), "%s/" TAEF2_LATENTS, dir);
+	lat = (uint16_t *)malloc(n * lat_n * 2);
+	rgb = (uint8_t *)malloc(n * 3 * npix);
+	if (egr_npy_open(p, &npy, err, sizeof(err)) < 0) {
+		CHECK(0, "latents: %s", err);
+		goto out;
+	}
+	CHECK(npy.dtype == EGR_DT_F16 && npy.shape[1] == TAEF2_C && npy.shape[2] == TAEF2_LH && npy.shape[3] == TAEF2_LW,
+	      "%s: unexpected dtype or shape", p);
+	if (egr_npy_read(&npy, 0, n, lat, err, sizeof(err)) < 0)
+		CHECK(0, "latents: %s", err);
+	egr_npy_close(&npy);
+	ref = taef2_load_torch(dir, why, sizeof(why));
+	if (!ref) {
+		CHECK(0, "%s", why);
+		goto out;
+	}
+	CU(cudaMalloc(&dlat, n * lat_n * 2));
+	CU(cudaMalloc(&dout, n * 3 * npix));
+	CU(cudaMemcpy(dlat, lat, n * lat_n * 2, cudaMemcpyHostToDevice));
+	CU(cudaMemset(dout, 0xab, n * 3 * npix));
+	CHECK(egr_taesd_gpu_decode(g, 0, dlat, EGR_DT_F16, n, TAEF2_LH, TAEF2_LW, EGR_FMT_PNG, dout, err, sizeof(err)) == 0,
+	      "taef2 decode: %s", err);
+	CU(cudaDeviceSynchronize());
+	CU(cudaMemcpy(rgb, dout, n * 3 * npix, cudaMemcpyDeviceToHost));
+	for (uint32_t f = 0; f < n; f++) {
+		struct taef2_cmp c = taef2_compare(rgb + f * 3 * npix, ref + f * 3 * npix, npix);
+		printf("taef2 real, gpu fp16 vs torch fp32, frame %u (%dx%d): %.4f%% of bytes within 1 code, %.4f%% exact, "
+		       "max diff %d, luma PSNR %.2f dB\n",
+		       f, TAEF2_W, TAEF2_H, 100.0 * c.within1, 100.0 * c.exact, c.maxd, c.psnr_luma);
+		CHECK(c.within1 >= 0.99, "taef2 frame %u: only %.3f%% of bytes within 1 code of PyTorch's", f,
+		      100.0 * c.within1);
+	}
+out:
+	egr_taesd_gpu_destroy(g);
+	egr_taesd_free(net);
+	cudaFree(dlat);
+	cudaFree(dout);
+	free(lat);
+	free(ref);
+	free(rgb);
+}
+
 int main(int argc, char **argv)
 {
 	int ndev = 0;
@@ -296,13 +380,20 @@ int main(int argc, char **argv)
 		fprintf(manifest, "[\n");
 	}
 	static const struct tcase cases[] = {
-		{ 4, 8, 8, 3, EGR_ST_F16, 4, 1 },
-		{ 16, 5, 7, 2, EGR_ST_F32, 2, 2 },
-		{ 4, 12, 9, 1, EGR_ST_F16, 2, 3 },
-		{ 4, 16, 16, 2, EGR_ST_F16, 4, 4 },
+		{ 4, 8, 8, 3, EGR_ST_F16, 4, 1, EGR_TAESD_PLAIN },
+		{ 16, 5, 7, 2, EGR_ST_F32, 2, 2, EGR_TAESD_PLAIN },
+		{ 4, 12, 9, 1, EGR_ST_F16, 2, 3, EGR_TAESD_PLAIN },
+		{ 4, 16, 16, 2, EGR_ST_F16, 4, 4, EGR_TAESD_PLAIN },
+		/* flux_2: GroupNorm over whole frames, one per frame of a batch; tiles of 32 and 16 pixels partial */
+		{ 32, 8, 8, 3, EGR_ST_F16, 2, 5, EGR_TAESD_FLUX2 },
+		{ 32, 5, 7, 2, EGR_ST_F32, 4, 6, EGR_TAESD_FLUX2 },
+		{ 16, 12, 9, 2, EGR_ST_F16, 2, 7, EGR_TAESD_FLUX2 },
+		{ 32, 30, 52, 1, EGR_ST_F16, 2, 8, EGR_TAESD_FLUX2 },
 	};
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++)
 		run_case(dir, &cases[i], manifest);
+	if (!manifest)
+		run_real();
 	if (manifest) {
 		fprintf(manifest, "\n]\n");
 		fclose(manifest);

@@ -6,7 +6,10 @@
 LATENTS.f32: raw little-endian float32 [NFRAMES][C][H][W]; OUT.f32 receives
 the raw decoder output [NFRAMES][3][8H][8W] as float32.  The safetensors file
 is parsed here with the json module (not egressd's parser), and the network is
-written from taesd.py's definition, not from egressd's plan.
+written from taesd.py's definition, not from egressd's plan.  The flux_2
+variant (taef2) is used when the file has pool tensors: Blocks 3, 4, 5 first
+do x = x + pool(x), pool = Conv1x1(64->256, no bias), GroupNorm(4 groups,
+eps 1e-5, affine), ReLU, Conv1x1(256->64, no bias).
 Exit 77 when numpy is missing (the caller skips).
 """
 import json
@@ -54,11 +57,34 @@ def relu(x):
     return np.maximum(x, 0.0)
 
 
+def conv1x1(x, w):
+    """x [Cin,H,W], w [Cout,Cin,1,1], no bias."""
+    return np.tensordot(w[:, :, 0, 0], x, axes=([1], [0]))
+
+
+def group_norm(x, groups, gamma, beta, eps=1e-5):
+    """torch.nn.GroupNorm on one image: statistics per group over its channels and all pixels."""
+    c = x.shape[0]
+    g = x.reshape(groups, c // groups, *x.shape[1:])
+    mean = g.mean(axis=(1, 2, 3), keepdims=True)
+    var = g.var(axis=(1, 2, 3), keepdims=True)      # biased, as torch
+    y = ((g - mean) / np.sqrt(var + eps)).reshape(x.shape)
+    return y * gamma[:, None, None] + beta[:, None, None]
+
+
 def decode(W, x):
     def conv(name, t, bias=True):
         return conv3x3(t, W[name + ".weight"], W[name + ".bias"] if bias else None)
 
+    def pool(i, t):
+        p = f"{i}.pool."
+        y = conv1x1(t, W[p + "0.weight"])
+        y = relu(group_norm(y, 4, W[p + "1.weight"], W[p + "1.bias"]))
+        return conv1x1(y, W[p + "3.weight"])
+
     def block(i, t):
+        if f"{i}.pool.0.weight" in W:     # flux_2: x = x + pool(x), then the Block
+            t = t + pool(i, t)
         p = f"{i}.conv."
         y = relu(conv(p + "0", t))
         y = relu(conv(p + "2", y))

@@ -6,9 +6,13 @@
  *  - seeded weights are deterministic and load back (F16 and F32, 4 and 16
  *    channels, diffusers' "decoder.layers." prefix);
  *  - bad files fail with a one-line error naming file and tensor;
+ *  - the flux_2 variant (taef2: pool branch on Blocks 3, 4, 5): its tensor
+ *    names in the public file's order, loading, and the strict name check
+ *    (missing, unknown and misplaced tensors refused by name; an encoder.*
+ *    half skipped and counted; diffusers' names, whose indices are one lower);
  *  - the fp32 CPU decode matches an independent numpy float64 implementation
  *    (tests/ref/taesd_ref.py, run with python3) to a relative error <= 1e-4 on
- *    small latents (square and not), several frames;
+ *    small latents (square and not), several frames, plain and flux_2;
  *  - the quantiser's rule.
  * The numpy part is skipped (with a note) when python3 or numpy is missing;
  * if nothing else was checked the test exits 77.
@@ -164,7 +168,10 @@ static int write_variant(const char *path, const char *victim, const char *renam
 	for (int i = 0; i < EGR_TAESD_NCONV; i++) {
 		for (int k = 0; k < 1 + (int)net.conv[i].has_bias; k++) {
 			struct egr_st_wtensor *t = &ts[n];
-			snprintf(names[n], 64, "%s%s.%s", prefix, net.conv[i].name, k ? "bias" : "weight");
+			/* diffusers' indices are taesd.py's minus one */
+			char *rest;
+			long idx = strtol(net.conv[i].name, &rest, 10) - (*prefix ? 1 : 0);
+			snprintf(names[n], 64, "%s%ld%s.%s", prefix, idx, rest, k ? "bias" : "weight");
 			*t = (struct egr_st_wtensor){ names[n], EGR_ST_F16, k ? 1u : 4u, { net.conv[i].cout }, data };
 			if (!k) {
 				t->shape[1] = net.conv[i].cin;
@@ -246,6 +253,169 @@ static void test_bad_weights(void)
 	CHECK(egr_taesd_load("/nonexistent/w.safetensors", &net, err, sizeof(err)) == -ENOENT, "missing file");
 }
 
+/* the public taef2_decoder file's names: the plain list with each of Blocks 3, 4, 5's pool after its convs */
+static void test_flux2_names(void)
+{
+	static const char *pool_sfx[4] = { "pool.0.weight", "pool.1.weight", "pool.1.bias", "pool.3.weight" };
+	static const uint64_t pool_shape[4][4] = { { 256, 64, 1, 1 }, { 256 }, { 256 }, { 64, 256, 1, 1 } };
+	struct egr_taesd net;
+	struct egr_st *st = NULL;
+	char p[300], err[512], want[96][32];
+	size_t n = 0;
+
+	egr_taesd_describe(&net, 32);
+	for (int i = 0; i < EGR_TAESD_NCONV; i++) {
+		snprintf(want[n++], 32, "%s.weight", net.conv[i].name);
+		if (net.conv[i].has_bias)
+			snprintf(want[n++], 32, "%s.bias", net.conv[i].name);
+		int b = atoi(net.conv[i].name);
+		if (b >= 3 && b <= 5 && strstr(net.conv[i].name, ".conv.4"))
+			for (int k = 0; k < 4; k++)
+				snprintf(want[n++], 32, "%d.%s", b, pool_sfx[k]);
+	}
+	CHECK(n == 79, "%zu flux_2 tensors, the public taef2_decoder has 79", n);
+	snprintf(p, sizeof(p), "%s/f2.safetensors", dir);
+	CHECK(egr_taesd_write_random_variant(p, 32, EGR_TAESD_FLUX2, 5, EGR_ST_F16, err, sizeof(err)) == 0, "write: %s",
+	      err);
+	if (egr_st_open(p, &st, err, sizeof(err)) < 0) {
+		CHECK(0, "open: %s", err);
+		return;
+	}
+	CHECK(st->ntensors == n, "generated flux_2 file has %u tensors, expected %zu", st->ntensors, n);
+	for (size_t i = 0; i < n && i < st->ntensors; i++) {
+		const struct egr_st_tensor *t = egr_st_find(st, want[i]);
+		CHECK(t != NULL, "generated flux_2 file lacks '%s'", want[i]);
+		for (int k = 0; t && k < 4; k++)
+			if (strstr(want[i], pool_sfx[k]))
+				CHECK(t->ndim == (k == 0 || k == 3 ? 4u : 1u) && !memcmp(t->shape, pool_shape[k], t->ndim * 8),
+				      "'%s' shape", want[i]);
+	}
+	egr_st_close(st);
+	CHECK(egr_taesd_write_random_variant(p, 32, 7, 5, EGR_ST_F16, err, sizeof(err)) == -EINVAL, "variant 7 accepted");
+}
+
+/*
+ * Copy safetensors src to dst with edits: drop tensor `drop`; names under
+ * diffusers' prefix (diffusers 1: index - 1 as diffusers has them; 2: the
+ * index unchanged, a layout no real file has); nextra small tensors added.
+ */
+static int rewrite(const char *src, const char *dst, const char *drop, int diffusers, const char *const *extra,
+		   int nextra)
+{
+	static const float small[9];
+	struct egr_st *st = NULL;
+	struct egr_st_wtensor ts[128];
+	static char names[128][EGR_ST_MAX_NAME + 32];
+	float *data[128] = { NULL };
+	uint32_t n = 0;
+	char err[512];
+	int r = -1;
+
+	if (egr_st_open(src, &st, err, sizeof(err)) < 0)
+		goto out;
+	for (uint32_t i = 0; i < st->ntensors && n < 100; i++) {
+		const struct egr_st_tensor *t = &st->t[i];
+		char *rest;
+		if (drop && !strcmp(t->name, drop))
+			continue;
+		data[n] = malloc(t->numel * sizeof(float));
+		if (!data[n] || egr_st_read_f32(st, t, data[n], err, sizeof(err)) < 0)
+			goto out;
+		long idx = strtol(t->name, &rest, 10) - (diffusers == 1);
+		if (diffusers)
+			snprintf(names[n], sizeof(names[n]), "decoder.layers.%ld%s", idx, rest);
+		else
+			snprintf(names[n], sizeof(names[n]), "%s", t->name);
+		ts[n] = (struct egr_st_wtensor){ names[n], t->dtype, t->ndim, { 0 }, data[n] };
+		memcpy(ts[n].shape, t->shape, sizeof(ts[n].shape));
+		n++;
+	}
+	for (int j = 0; j < nextra; j++)
+		ts[n++] = (struct egr_st_wtensor){ extra[j], EGR_ST_F32, 2, { 3, 3 }, small };
+	r = egr_st_write(dst, ts, n, err, sizeof(err));
+out:
+	if (r < 0)
+		printf("rewrite %s: %s\n", src, err);
+	for (uint32_t i = 0; i < 128; i++)
+		free(data[i]);
+	egr_st_close(st);
+	return r;
+}
+
+/* 0 or the load's error code, err filled; the net is freed */
+static int try_load(const char *p, char *err, size_t errlen, uint32_t *variant, uint32_t *extra)
+{
+	struct egr_taesd *net = NULL;
+	int r = egr_taesd_load(p, &net, err, errlen);
+
+	if (net) {
+		*variant = net->variant;
+		*extra = net->extra_tensors;
+	}
+	egr_taesd_free(net);
+	return r;
+}
+
+static void test_strict_names(void)
+{
+	char f2[300], pl[300], p[300], err[512];
+	struct egr_taesd *net = NULL;
+	uint32_t variant = 99, extra = 99;
+	static const char *const one[] = { "foo.weight" };
+	static const char *const five[] = { "a", "b", "c", "d", "e" };
+	static const char *const misplaced[] = { "8.pool.0.weight" };
+	static const char *const enc[] = { "encoder.layers.0.weight", "encoder.layers.1.weight" };
+
+	snprintf(f2, sizeof(f2), "%s/f2.safetensors", dir);
+	snprintf(pl, sizeof(pl), "%s/pl.safetensors", dir);
+	snprintf(p, sizeof(p), "%s/edit.safetensors", dir);
+	if (egr_taesd_write_random_variant(f2, 32, EGR_TAESD_FLUX2, 5, EGR_ST_F16, err, sizeof(err)) < 0 ||
+	    egr_taesd_write_random(pl, 4, 5, EGR_ST_F16, err, sizeof(err)) < 0) {
+		CHECK(0, "write: %s", err);
+		return;
+	}
+	CHECK(egr_taesd_load(f2, &net, err, sizeof(err)) == 0, "flux_2 load: %s", err);
+	if (net) {
+		CHECK(net->variant == EGR_TAESD_FLUX2 && net->npool == 3 && net->channels == 32 && net->extra_tensors == 0,
+		      "flux_2: variant %u npool %u C %u", net->variant, net->npool, net->channels);
+		for (int i = 0; i < 3; i++)
+			CHECK(net->pool[i].w0 && net->pool[i].gamma && net->pool[i].beta && net->pool[i].w3, "pool %d", i);
+		int pools = 0;
+		for (int i = 0; i < EGR_TAESD_NCONV; i++) {
+			const struct egr_taesd_conv *c = &net->conv[i];
+			if (!(c->flags & EGR_TAESD_POOL))
+				continue;
+			char want[32];
+			snprintf(want, sizeof(want), "%d.conv.0", 3 + pools);
+			CHECK(!strcmp(c->name, want) && c->pool == (uint32_t)pools && c->shift == 0, "pool on '%s'", c->name);
+			pools++;
+		}
+		CHECK(pools == 3, "%d convs carry a pool", pools);
+	}
+	egr_taesd_free(net);
+	net = NULL;
+
+	rewrite(f2, p, "4.pool.1.bias", 0, NULL, 0);
+	CHECK(try_load(p, err, sizeof(err), &variant, &extra) == -EINVAL && strstr(err, "tensor '4.pool.1.bias' is missing"),
+	      "dropped pool tensor: '%s'", err);
+	rewrite(pl, p, NULL, 0, one, 1);
+	CHECK(try_load(p, err, sizeof(err), &variant, &extra) == -EINVAL &&
+	      strstr(err, "tensor 'foo.weight' is not part of a TAESD decoder"), "unknown tensor: '%s'", err);
+	rewrite(pl, p, NULL, 0, five, 5);
+	CHECK(try_load(p, err, sizeof(err), &variant, &extra) == -EINVAL &&
+	      strstr(err, "tensors 'a', 'b', 'c' and 2 more (5 in all) are not part of a TAESD decoder"), "5 unknown: '%s'",
+	      err);
+	rewrite(pl, p, NULL, 0, misplaced, 1);	/* a pool on Block 8: no known decoder */
+	CHECK(try_load(p, err, sizeof(err), &variant, &extra) == -EINVAL && strstr(err, "'8.pool.0.weight' is not part") &&
+	      strstr(err, "(12 in all) are missing"), "pool on Block 8: '%s'", err);
+	rewrite(pl, p, NULL, 2, NULL, 0);	/* taesd.py indices behind diffusers' prefix */
+	CHECK(try_load(p, err, sizeof(err), &variant, &extra) == -EINVAL && strstr(err, "'decoder.layers.0.weight'"),
+	      "unshifted diffusers names: '%s'", err);
+	rewrite(f2, p, NULL, 1, enc, 2);	/* a full diffusers checkpoint of taef2 */
+	CHECK(try_load(p, err, sizeof(err), &variant, &extra) == 0 && variant == EGR_TAESD_FLUX2 && extra == 2,
+	      "diffusers flux_2 + encoder: '%s' (variant %u, %u skipped)", err, variant, extra);
+}
+
 static uint64_t lrng = 88172645463325252ull;
 static float lat_normal(void)
 {
@@ -261,7 +431,8 @@ static float lat_normal(void)
 }
 
 /* 1: compared, 0: skipped (no python3/numpy) */
-static int check_vs_numpy(uint32_t C, uint32_t h, uint32_t w, uint32_t nf, uint32_t dtype, uint64_t seed)
+static int check_vs_numpy(uint32_t C, uint32_t h, uint32_t w, uint32_t nf, uint32_t dtype, uint64_t seed,
+			  uint32_t variant)
 {
 	char wp[300], lp[300], op[300], cmd[1400], err[512];
 	const char *srcdir = getenv("EGR_SRCDIR") ? getenv("EGR_SRCDIR") : ".";
@@ -274,7 +445,7 @@ static int check_vs_numpy(uint32_t C, uint32_t h, uint32_t w, uint32_t nf, uint3
 	snprintf(wp, sizeof(wp), "%s/w%u.safetensors", dir, C);
 	snprintf(lp, sizeof(lp), "%s/lat.f32", dir);
 	snprintf(op, sizeof(op), "%s/ref.f32", dir);
-	if (egr_taesd_write_random(wp, C, seed, dtype, err, sizeof(err)) < 0 ||
+	if (egr_taesd_write_random_variant(wp, C, variant, seed, dtype, err, sizeof(err)) < 0 ||
 	    egr_taesd_load(wp, &net, err, sizeof(err)) < 0) {
 		CHECK(0, "weights: %s", err);
 		goto out;
@@ -321,7 +492,8 @@ static int check_vs_numpy(uint32_t C, uint32_t h, uint32_t w, uint32_t nf, uint3
 			inrange += r[i] > 0.02f && r[i] < 0.98f;
 		}
 		double rel = sqrt(num / den);
-		printf("taesd cpu vs numpy: C=%u %ux%u frame %u: rel err %.2e, max abs %.2e\n", C, w, h, fr, rel, mx);
+		printf("taesd cpu vs numpy: %s C=%u %ux%u frame %u: rel err %.2e, max abs %.2e\n",
+		       egr_taesd_variant_name(variant), C, w, h, fr, rel, mx);
 		CHECK(rel <= 1e-4 && isfinite(rel), "C=%u %ux%u frame %u: rel err %.3e > 1e-4", C, w, h, fr, rel);
 		/* a test image that is all 0 or all 1 after clamping would hide errors */
 		CHECK(inrange > (int)(out_n / 2), "only %d of %zu outputs inside (0, 1): weights badly scaled", inrange,
@@ -355,6 +527,47 @@ static void test_decode_args(void)
 	egr_taesd_free(net);
 }
 
+/*
+ * The pool branch changes the picture: the same flux_2 weights decoded with
+ * and without it differ clearly (a decoder that skipped it would fail the
+ * numpy check, not just drift inside its tolerance).  Also: a diffusers-named
+ * copy decodes bit-identically (the index shift maps the same tensors).
+ */
+static void test_pool_matters(void)
+{
+	char f2[300], p[300], err[512];
+	struct egr_taesd *net = NULL, *dnet = NULL;
+	enum { h = 3, w = 5, C = 32 };
+	static float lat[C * h * w], a[3 * 64 * h * w], b[3 * 64 * h * w];
+
+	snprintf(f2, sizeof(f2), "%s/f2.safetensors", dir);
+	snprintf(p, sizeof(p), "%s/f2d.safetensors", dir);
+	if (egr_taesd_write_random_variant(f2, C, EGR_TAESD_FLUX2, 21, EGR_ST_F32, err, sizeof(err)) < 0 ||
+	    rewrite(f2, p, NULL, 1, NULL, 0) < 0 || egr_taesd_load(f2, &net, err, sizeof(err)) < 0 ||
+	    egr_taesd_load(p, &dnet, err, sizeof(err)) < 0) {
+		CHECK(0, "%s", err);
+		goto out;
+	}
+	for (size_t i = 0; i < sizeof(lat) / sizeof(lat[0]); i++)
+		lat[i] = lat_normal();
+	CHECK(egr_taesd_decode_cpu(net, lat, h, w, a, err, sizeof(err)) == 0, "%s", err);
+	CHECK(egr_taesd_decode_cpu(dnet, lat, h, w, b, err, sizeof(err)) == 0, "%s", err);
+	CHECK(!memcmp(a, b, sizeof(a)), "diffusers-named copy decodes differently");
+	for (int i = 0; i < EGR_TAESD_NCONV; i++)
+		net->conv[i].flags &= ~(uint32_t)EGR_TAESD_POOL;
+	CHECK(egr_taesd_decode_cpu(net, lat, h, w, b, err, sizeof(err)) == 0, "%s", err);
+	double num = 0, den = 0;
+	for (size_t i = 0; i < sizeof(a) / sizeof(a[0]); i++) {
+		num += ((double)a[i] - b[i]) * ((double)a[i] - b[i]);
+		den += (double)a[i] * a[i];
+	}
+	printf("taesd flux_2: output without the pool branch differs by rel %.3f\n", sqrt(num / den));
+	CHECK(sqrt(num / den) > 0.02, "pool branch changes the output by only rel %.4f", sqrt(num / den));
+out:
+	egr_taesd_free(net);
+	egr_taesd_free(dnet);
+}
+
 int main(void)
 {
 	snprintf(dir, sizeof(dir), "/tmp/test_taesd.XXXXXX");
@@ -367,9 +580,14 @@ int main(void)
 	test_generate_load();
 	test_bad_weights();
 	test_decode_args();
+	test_flux2_names();
+	test_strict_names();
+	test_pool_matters();
 	int compared = 0;
-	compared += check_vs_numpy(4, 8, 8, 2, EGR_ST_F16, 11);
-	compared += check_vs_numpy(16, 5, 7, 1, EGR_ST_F32, 12);
+	compared += check_vs_numpy(4, 8, 8, 2, EGR_ST_F16, 11, EGR_TAESD_PLAIN);
+	compared += check_vs_numpy(16, 5, 7, 1, EGR_ST_F32, 12, EGR_TAESD_PLAIN);
+	compared += check_vs_numpy(32, 8, 8, 2, EGR_ST_F16, 13, EGR_TAESD_FLUX2);
+	compared += check_vs_numpy(4, 5, 7, 1, EGR_ST_F32, 14, EGR_TAESD_FLUX2);
 	char cmd[300];
 	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
 	if (system(cmd) != 0)
