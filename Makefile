@@ -1,7 +1,7 @@
 # egressd — see README.md.  `make` builds, `make test` tests, `make demo` shows.
 #
 #   make [V=1] [CUDA=0] [DEPS=dir]   build/ : egressd, egressd-producer, egressd-worker (installed),
-#                                    egressd-mklatents, egressd-mktaesd (developer tools)
+#                                    egressd-mklatents, egressd-mktaesd, egressd-mktaehv (developer tools)
 #   make test                        unit + integration tests, plain and ASan/UBSan builds (CI)
 #   make test-gpu                    GPU tests (needs an NVIDIA GPU)
 #   make bench                       benchmarks (GPU machine), see docs/BENCHMARKS.md
@@ -70,15 +70,17 @@ OUTPUT_SRC := workers/output.c workers/wio.c daemon/formats/png.c daemon/formats
 SUP_SRC := daemon/supervisor/egressd.c daemon/supervisor/spool.c daemon/supervisor/supervisor.c \
 	   shm/ring.c $(OUTPUT_SRC) $(CONF_SRC) $(BASE_SRC)
 PROD_SRC := daemon/producer/producer.c daemon/producer/plan.c daemon/producer/naive.c \
-	    daemon/producer/backend_cpu.c daemon/decode/frame.c daemon/decode/taesd.c \
+	    daemon/producer/backend_cpu.c daemon/decode/frame.c daemon/decode/taehv.c daemon/decode/taesd.c \
 	    daemon/formats/npy.c daemon/formats/safetensors.c shm/ring.c $(OUTPUT_SRC) $(CONF_SRC) \
 	    $(BASE_SRC)
 WORKER_SRC := workers/worker.c shm/ring.c $(OUTPUT_SRC) $(CONF_SRC) $(BASE_SRC)
 MKLAT_SRC := daemon/tools/mklatents.c daemon/decode/frame.c daemon/formats/npy.c daemon/formats/safetensors.c \
 	     $(CONF_SRC) $(BASE_SRC)
 MKTAESD_SRC := daemon/tools/mktaesd.c daemon/decode/taesd.c daemon/formats/safetensors.c $(BASE_SRC)
+MKTAEHV_SRC := daemon/tools/mktaehv.c daemon/decode/taehv.c daemon/decode/taesd.c daemon/formats/safetensors.c \
+	       $(BASE_SRC)
 # Unit tests link every C module (one library, tests only).
-TEST_LIB_SRC := $(sort $(SUP_SRC) $(PROD_SRC) $(WORKER_SRC) $(MKLAT_SRC) $(MKTAESD_SRC))
+TEST_LIB_SRC := $(sort $(SUP_SRC) $(PROD_SRC) $(WORKER_SRC) $(MKLAT_SRC) $(MKTAESD_SRC) $(MKTAEHV_SRC))
 TEST_LIB_SRC := $(filter-out daemon/supervisor/egressd.c daemon/producer/producer.c workers/worker.c \
 		  daemon/tools/%.c,$(TEST_LIB_SRC))
 # The producer's GPU part: every .cu of producer/ and decode/ (the cuda
@@ -95,7 +97,7 @@ endif
 
 obj = $(patsubst %.c,$(B)/obj/%.o,$(sort $(1)))
 BINS := $(B)/egressd $(B)/egressd-producer $(B)/egressd-worker
-TOOLS := $(B)/egressd-mklatents $(B)/egressd-mktaesd
+TOOLS := $(B)/egressd-mklatents $(B)/egressd-mktaesd $(B)/egressd-mktaehv
 UNIT_SRC := $(sort $(wildcard tests/unit/test_*.c))
 UNIT_BINS := $(UNIT_SRC:tests/unit/%.c=$(B)/tests/%)
 GPU_TEST_SRC := $(sort $(wildcard tests/gpu/*.cu))
@@ -135,6 +137,10 @@ $(B)/egressd-mklatents: $(call obj,$(MKLAT_SRC))
 	$(Q)$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
 $(B)/egressd-mktaesd: $(call obj,$(MKTAESD_SRC))
+	$(call say,LD,$@)
+	$(Q)$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+$(B)/egressd-mktaehv: $(call obj,$(MKTAEHV_SRC))
 	$(call say,LD,$@)
 	$(Q)$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
