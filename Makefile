@@ -55,7 +55,7 @@ CUDA_LIBS := -L$(CUDA_HOME)/lib64 -lcudart_static -ldl -lstdc++
 # ---- who links what ----
 # Each binary names the rooms it uses (README "Where things live").  The
 # ground floor (base/), formats and config are shared by every role.
-BASE_SRC := daemon/base/fs.c daemon/base/half.c daemon/base/log.c
+BASE_SRC := daemon/base/fs.c daemon/base/half.c daemon/base/log.c daemon/base/safepath.c
 CONF_SRC := config/conf.c config/job.c
 SUP_SRC := daemon/supervisor/egressd.c daemon/supervisor/spool.c daemon/supervisor/supervisor.c \
 	   shm/ring.c $(CONF_SRC) $(BASE_SRC)

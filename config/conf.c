@@ -18,6 +18,7 @@
 #include <ini.h>
 
 #include "daemon/base/log.h"
+#include "daemon/base/safepath.h"
 #include "config/conf.h"
 
 /* ---- egr_conf_ini_parse ---- */
@@ -236,7 +237,7 @@ int egr_conf_parse_size(const char *s, uint64_t *out)
 
 /* ---- the key table ---- */
 
-enum conf_type { CT_STR, CT_ENUM, CT_U32, CT_U64, CT_SIZE };
+enum conf_type { CT_STR, CT_ENUM, CT_PATHS, CT_U32, CT_U64, CT_SIZE };
 
 /* the values each ENUM key accepts, named enum_<field> */
 static const char *const enum_backend[] = { "cpu", "cuda", "auto", NULL };
@@ -258,6 +259,7 @@ struct conf_key {
 
 #define CONF_VALUES_STR(f) NULL
 #define CONF_VALUES_ENUM(f) enum_##f
+#define CONF_VALUES_PATHS(f) NULL
 #define CONF_VALUES_U32(f) NULL
 #define CONF_VALUES_U64(f) NULL
 #define CONF_VALUES_SIZE(f) NULL
@@ -273,6 +275,7 @@ static const struct conf_key conf_keys[] = { EGR_CONF_KEYS(CONF_ENTRY) };
 #define CONF_IS_CHARS(f) _Generic(&CONF_FIELD(f)[0], char *: 1, default: 0)
 #define CONF_CHECK_STR(f) _Static_assert(CONF_IS_CHARS(f), #f ": STR needs a char array");
 #define CONF_CHECK_ENUM(f) _Static_assert(CONF_IS_CHARS(f), #f ": ENUM needs a char array");
+#define CONF_CHECK_PATHS(f) _Static_assert(CONF_IS_CHARS(f), #f ": PATHS needs a char array");
 #define CONF_CHECK_U32(f) _Static_assert(_Generic(CONF_FIELD(f), uint32_t: 1, default: 0), #f ": U32 needs uint32_t");
 #define CONF_CHECK_U64(f) _Static_assert(_Generic(CONF_FIELD(f), uint64_t: 1, default: 0), #f ": U64 needs uint64_t");
 #define CONF_CHECK_SIZE(f) _Static_assert(_Generic(CONF_FIELD(f), uint64_t: 1, default: 0), #f ": SIZE needs uint64_t");
@@ -288,6 +291,21 @@ static int shm_name_ok(const char *s)
 }
 
 /*
+ * PATHS: opened the way the daemon will open them (then closed again), so a
+ * file that loads names only directories that exist.  1, or 0 with msg set.
+ */
+static int paths_ok(const struct conf_key *k, const char *value, char *msg, size_t msglen)
+{
+	struct egr_safepath sp;
+	int write = !strcmp(k->name, "allow_write");
+
+	if (egr_safepath_init(&sp, write ? NULL : value, write ? value : NULL, msg, msglen) < 0)
+		return 0;
+	egr_safepath_close(&sp);
+	return 1;
+}
+
+/*
  * Parse and validate value for k into c.  1, or 0 with msg set (the caller
  * adds file and line).
  */
@@ -297,13 +315,14 @@ static int conf_set(const struct conf_key *k, struct egr_conf *c, const char *va
 	uint64_t v;
 	int r;
 
-	if (!*value) {
+	if (!*value && k->type != CT_PATHS) {
 		egr_errf(msg, msglen, "[%s] %s: empty value", k->section, k->name);
 		return 0;
 	}
 	switch (k->type) {
 	case CT_STR:
 	case CT_ENUM:
+	case CT_PATHS:
 		if (strlen(value) >= k->size) {
 			egr_errf(msg, msglen, "[%s] %s: value is %zu bytes long; at most %zu fit", k->section,
 				 k->name, strlen(value), k->size - 1);
@@ -327,6 +346,8 @@ static int conf_set(const struct conf_key *k, struct egr_conf *c, const char *va
 			egr_errf(msg, msglen, "[%s] %s: '%s' is not an absolute path", k->section, k->name, value);
 			return 0;
 		}
+		if (k->type == CT_PATHS && !paths_ok(k, value, msg, msglen))
+			return 0;
 		if (k->off == offsetof(struct egr_conf, instance) && !shm_name_ok(value)) {
 			egr_errf(msg, msglen,
 				 "[%s] %s: '%s' is not a valid shm name (1 to 63 of A-Z a-z 0-9 . _ -)",
@@ -486,6 +507,7 @@ void egr_conf_dump(const struct egr_conf *c, FILE *f)
 		switch (k->type) {
 		case CT_STR:
 		case CT_ENUM:
+		case CT_PATHS:
 			fprintf(f, "%.*s\n", (int)k->size, field);
 			break;
 		case CT_U32:
@@ -520,4 +542,19 @@ int egr_conf_log_level(const struct egr_conf *c)
 		if (!strcmp(c->log_level, levels[i].name))
 			return levels[i].level;
 	return EGR_LOG_INFO;
+}
+
+int egr_conf_paths_ready(const struct egr_conf *c, char *err, size_t errlen)
+{
+	int r = c->allow_read[strspn(c->allow_read, " \t")] != '\0';
+	int w = c->allow_write[strspn(c->allow_write, " \t")] != '\0';
+
+	if (r && w)
+		return 0;
+	egr_errf(err, errlen,
+		 "egressd runs no job until [paths] %s in %s name%s the directories jobs may %s",
+		 !r && !w ? "allow_read and allow_write" : !r ? "allow_read" : "allow_write",
+		 c->path[0] ? c->path : "its configuration file", !r && !w ? "" : "s",
+		 !r && !w ? "read and write" : !r ? "read" : "write");
+	return -EACCES;
 }

@@ -26,6 +26,7 @@ enum job_key {
 	JK_CHUNK_FRAMES,
 	JK_L2R_WEIGHTS,
 	JK_L2R_BIAS,
+	JK_OVERWRITE,
 	JK_COUNT
 };
 
@@ -33,6 +34,7 @@ static const char *const job_keys[JK_COUNT] = {
 	[JK_LATENTS] = "latents",	  [JK_OUTPUT] = "output",	    [JK_FORMAT] = "format",
 	[JK_DECODER] = "decoder",	  [JK_WEIGHTS] = "weights",	    [JK_FPS] = "fps",
 	[JK_CHUNK_FRAMES] = "chunk_frames", [JK_L2R_WEIGHTS] = "l2r_weights", [JK_L2R_BIAS] = "l2r_bias",
+	[JK_OVERWRITE] = "overwrite",
 };
 
 struct job_ctx {
@@ -252,12 +254,17 @@ static int job_handler(void *user, const char *section, const char *name, const 
 		}
 		js->l2r_has_bias = 1;
 		return 1;
+	case JK_OVERWRITE:
+		if (strcmp(value, "yes") && strcmp(value, "no"))
+			break;
+		js->overwrite = !strcmp(value, "yes");
+		return 1;
 	case JK_COUNT:
 		break;
 	}
-	/* format or decoder with an unknown value */
+	/* format, decoder or overwrite with an unknown value */
 	egr_errf(err, errlen, "[job] %s: '%s' is not one of: %s", name, value,
-		 k == JK_FORMAT ? "y4m, png" : "latent2rgb, taesd");
+		 k == JK_FORMAT ? "y4m, png" : k == JK_OVERWRITE ? "no, yes" : "latent2rgb, taesd");
 	return 0;
 }
 

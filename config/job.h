@@ -13,6 +13,7 @@
  *   chunk_frames = 8                   ; frames decoded per chunk (1..1024)
  *   l2r_weights  = 0.35,0.23,0.32, ... ; latent2rgb: channels*3 floats, row per channel
  *   l2r_bias     = 0,0,0               ; latent2rgb: 3 floats
+ *   overwrite    = no                  ; no | yes: may an existing output be replaced
  *
  * All paths must be absolute.  struct egr_jobspec is plain data with no
  * pointers: it is copied into the shared-memory job table as is.
@@ -41,6 +42,7 @@ struct egr_jobspec {
 	float l2r_weights[EGR_L2R_MAX_CHANNELS * 3];	/* [channel][rgb] */
 	uint32_t l2r_has_bias;
 	float l2r_bias[3];
+	uint32_t overwrite;		/* 1: an existing output may be replaced (daemon/base/safepath.h says what may) */
 };
 
 /*
