@@ -243,6 +243,57 @@ int egr_spool_finish(const char *spool, const char *id, int ok, const char *text
 	return 0;
 }
 
+/* path: a directory this process may write; 0, -ENOENT, or -errno with err set */
+static int check_dir(const char *path, char *err, size_t errlen)
+{
+	struct stat st;
+
+	if (stat(path, &st) < 0) {
+		int rc = -errno;
+
+		if (rc != -ENOENT)
+			egr_errf(err, errlen, "spool: stat(\"%s\"): %s", path, strerror(errno));
+		return rc;
+	}
+	if (!S_ISDIR(st.st_mode)) {
+		egr_errf(err, errlen, "spool: \"%s\" is not a directory", path);
+		return -ENOTDIR;
+	}
+	if (faccessat(AT_FDCWD, path, W_OK | X_OK, AT_EACCESS) < 0) {
+		int rc = -errno;
+		egr_errf(err, errlen, "spool: \"%s\" is not writable by uid %u: %s%s", path, (unsigned)geteuid(),
+			 strerror(errno), errno == EROFS ? " (under systemd, ReadWritePaths= must name the spool)" : "");
+		return rc;
+	}
+	return 0;
+}
+
+int egr_spool_check(const char *spool, char *err, size_t errlen)
+{
+	char p[4096];
+	int rc = check_dir(spool, err, errlen);
+
+	if (rc == -ENOENT) {
+		const char *slash = strrchr(spool, '/');
+
+		snprintf(p, sizeof(p), "%.*s", slash && slash != spool ? (int)(slash - spool) : 1, spool);
+		rc = check_dir(p, err, errlen);
+		if (rc == -ENOENT)
+			egr_errf(err, errlen, "spool: neither \"%s\" nor its parent \"%s\" exists", spool, p);
+		return rc;
+	}
+	for (int d = 0; d < NDIRS && rc == 0; d++) {
+		if (egr_spool_path(p, sizeof(p), spool, (enum egr_spool_dir)d, NULL) < 0) {
+			egr_errf(err, errlen, "spool path \"%s\" is too long", spool);
+			return -ENAMETOOLONG;
+		}
+		rc = check_dir(p, err, errlen);
+		if (rc == -ENOENT)
+			rc = 0;	/* created at start */
+	}
+	return rc;
+}
+
 /* ---- job names ---- */
 
 /*

@@ -62,6 +62,14 @@ int egr_spool_claim(const char *spool, const char *name, char *err, size_t errle
 int egr_spool_finish(const char *spool, const char *id, int ok, const char *text, char *err,
 		     size_t errlen);
 
+/*
+ * For `egressd -t` (run as the daemon's user, as the unit's ExecStartPre=
+ * does): could the daemon use the spool?  It is a directory it can write,
+ * as is each subdirectory already there, or it can be created (its parent
+ * is writable).  Creates nothing.  0 or -errno with err naming what to fix.
+ */
+int egr_spool_check(const char *spool, char *err, size_t errlen);
+
 /* ---- one daemon's spool: the lock, safe claims ---- */
 
 struct egr_spool;

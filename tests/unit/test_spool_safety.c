@@ -246,6 +246,11 @@ static int unprivileged_part(void)
 		printf("private: %d %s\n", rc, err);
 		bad = 1;
 	}
+	rc = egr_spool_check(at("%s/spool%s", ""), err, sizeof(err));	/* root's */
+	if (rc != -EACCES || !strstr(err, "is not writable by uid 65534")) {
+		printf("check as nobody: %d %s\n", rc, err);
+		bad = 1;
+	}
 	egr_spool_close(sp);
 	return bad;
 }
@@ -278,6 +283,21 @@ static void test_unprivileged(void)
 	chmod(at("%s/spool2/%s", "incoming/stuck.job"), 0755);
 }
 
+static void test_check(void)
+{
+	char err[512] = "";
+	int rc;
+
+	CHECK(egr_spool_check(at("%s/spool%s", ""), err, sizeof(err)) == 0, "existing spool: %s", err);
+	CHECK(egr_spool_check(at("%s/new-spool%s", ""), err, sizeof(err)) == 0, "creatable: %s", err);
+	CHECK(access(at("%s/new-spool%s", ""), F_OK) < 0, "the check created nothing");
+	rc = egr_spool_check(at("%s/none/spool%s", ""), err, sizeof(err));
+	CHECK(rc == -ENOENT && strstr(err, "nor its parent"), "no parent: %d %s", rc, err);
+	put(at("%s/%s", "file"), "x");
+	rc = egr_spool_check(at("%s/%s", "file"), err, sizeof(err));
+	CHECK(rc == -ENOTDIR && strstr(err, "is not a directory"), "a file: %d %s", rc, err);
+}
+
 int main(void)
 {
 	snprintf(T, sizeof(T), "/tmp/egr-spool-safety.XXXXXX");
@@ -287,6 +307,7 @@ int main(void)
 	test_claims();
 	test_refusals();
 	test_unprivileged();
+	test_check();
 	if (failures) {
 		printf("%d check(s) failed; tree kept in %s\n", failures, T);
 	} else {
