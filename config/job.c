@@ -79,6 +79,17 @@ static int set_path(char *dst, const char *key, const char *v, char *err, size_t
 	return 1;
 }
 
+/* "no" -> 0, "yes" -> 1 */
+static int set_yes_no(uint32_t *dst, const char *key, const char *v, char *err, size_t errlen)
+{
+	if (strcmp(v, "no") && strcmp(v, "yes")) {
+		egr_errf(err, errlen, "[job] %s: '%s' is not one of: no, yes", key, v);
+		return 0;
+	}
+	*dst = !strcmp(v, "yes");
+	return 1;
+}
+
 /* "n" in lo..hi, decimal digits only */
 static int parse_u32_range(const char *s, size_t len, uint32_t lo, uint32_t hi, uint32_t *out)
 {
@@ -255,16 +266,13 @@ static int job_handler(void *user, const char *section, const char *name, const 
 		js->l2r_has_bias = 1;
 		return 1;
 	case JK_OVERWRITE:
-		if (strcmp(value, "yes") && strcmp(value, "no"))
-			break;
-		js->overwrite = !strcmp(value, "yes");
-		return 1;
+		return set_yes_no(&js->overwrite, name, value, err, errlen);
 	case JK_COUNT:
 		break;
 	}
-	/* format, decoder or overwrite with an unknown value */
+	/* format or decoder with an unknown value */
 	egr_errf(err, errlen, "[job] %s: '%s' is not one of: %s", name, value,
-		 k == JK_FORMAT ? "y4m, png" : k == JK_OVERWRITE ? "no, yes" : "latent2rgb, taesd");
+		 k == JK_FORMAT ? "y4m, png" : "latent2rgb, taesd");
 	return 0;
 }
 

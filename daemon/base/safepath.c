@@ -342,6 +342,28 @@ static size_t split_last(const char *rel, const char **name)
 	return slash ? (size_t)(slash - rel) : 0;
 }
 
+/*
+ * The directory holding path (under a root of kind acc, not the root
+ * itself), opened with flags, and in *name its last component.  An fd or
+ * -errno with err set.
+ */
+static int open_parent(const struct egr_safepath *sp, int acc, const char *what, const char *path, int flags,
+		       const char **name, char *err, size_t errlen)
+{
+	const struct egr_safepath_root *root;
+	const char *rel;
+	int rc = locate(sp, acc, what, path, &root, &rel, err, errlen);
+
+	if (rc < 0)
+		return rc;
+	if (!*rel) {
+		egr_errf(err, errlen, "%s \"%s\" is an %s root itself; name a file%s inside it", what, path,
+			 key_of[acc], acc == EGR_SAFEPATH_READ ? "" : " or directory");
+		return -EISDIR;
+	}
+	return open_dir(sp, root, rel, split_last(rel, name), flags, what, path, err, errlen);
+}
+
 /* ---- inputs ---- */
 
 static int refuse_kind(const char *what, const char *path, mode_t m, char *err, size_t errlen)
@@ -394,24 +416,14 @@ fail:
 int egr_safepath_open_input(const struct egr_safepath *sp, const char *what, const char *path,
 			    struct egr_safepath_file *f, char *err, size_t errlen)
 {
-	const struct egr_safepath_root *root;
-	const char *rel, *name;
-	size_t n;
+	const char *name;
 	int rc;
 
 	memset(f, 0, sizeof(*f));
-	f->fd = f->dirfd = -1;
+	f->fd = -1;
 	snprintf(f->what, sizeof(f->what), "%s", what);
 	show(path, f->path, sizeof(f->path));
-	rc = locate(sp, EGR_SAFEPATH_READ, what, path, &root, &rel, err, errlen);
-	if (rc < 0)
-		return rc;
-	if (!*rel) {
-		egr_errf(err, errlen, "%s \"%s\" is an allow_read root, not a file", what, path);
-		return -EISDIR;
-	}
-	n = split_last(rel, &name);
-	f->dirfd = open_dir(sp, root, rel, n, O_PATH, what, path, err, errlen);
+	f->dirfd = open_parent(sp, EGR_SAFEPATH_READ, what, path, O_PATH, &name, err, errlen);
 	if (f->dirfd < 0) {
 		rc = f->dirfd;
 		f->dirfd = -1;
@@ -470,31 +482,19 @@ int egr_safepath_inspect(struct egr_safepath_out *o)
 int egr_safepath_open_output(const struct egr_safepath *sp, const char *what, const char *path,
 			     struct egr_safepath_out *o, char *err, size_t errlen)
 {
-	const struct egr_safepath_root *root;
-	const char *rel, *name;
-	size_t n;
+	const char *name = "";
 	int rc;
 
 	memset(o, 0, sizeof(*o));
-	o->dirfd = -1;
 	snprintf(o->what, sizeof(o->what), "%s", what);
 	show(path, o->path, sizeof(o->path));
-	rc = locate(sp, EGR_SAFEPATH_WRITE, what, path, &root, &rel, err, errlen);
-	if (rc < 0)
-		return rc;
-	if (!*rel) {
-		egr_errf(err, errlen, "%s \"%s\" is an allow_write root itself; name a file or directory inside it",
-			 what, path);
-		return -EISDIR;
-	}
-	n = split_last(rel, &name);
-	snprintf(o->name, sizeof(o->name), "%s", name);	/* <= 255 bytes: check_syntax */
-	o->dirfd = open_dir(sp, root, rel, n, O_RDONLY, what, path, err, errlen);
+	o->dirfd = open_parent(sp, EGR_SAFEPATH_WRITE, what, path, O_RDONLY, &name, err, errlen);
 	if (o->dirfd < 0) {
 		rc = o->dirfd;
 		o->dirfd = -1;
 		return rc;
 	}
+	snprintf(o->name, sizeof(o->name), "%s", name);	/* <= 255 bytes: check_syntax */
 	if (faccessat(o->dirfd, ".", W_OK | X_OK, AT_EACCESS) < 0) {
 		rc = -errno;
 		egr_errf(err, errlen, "%s \"%s\": directory \"%.*s\" is not writable by egressd (uid %u): %s%s", what,

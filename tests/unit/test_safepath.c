@@ -23,6 +23,7 @@
 #include "daemon/base/safepath.h"
 
 #include "check.h"
+#include "testfs.h"
 
 static char T[64];		/* the test's temporary tree */
 static char IN[128], OUT[128], SECRET[128];
@@ -35,21 +36,6 @@ static const char *at(const char *fmt, const char *a)
 	i = (i + 1) % 8;
 	snprintf(buf[i], sizeof(buf[i]), fmt, a);
 	return buf[i];
-}
-
-static void must(int ok, const char *what)
-{
-	if (!ok) {
-		printf("setup: %s: %s\n", what, strerror(errno));
-		exit(1);
-	}
-}
-
-static void put(const char *path, const char *text)
-{
-	FILE *f = fopen(path, "w");
-
-	must(f && fputs(text, f) >= 0 && fclose(f) == 0, path);
 }
 
 static int file_has(const char *path, const char *text)
@@ -178,7 +164,7 @@ static void test_roots(void)
 	rc = egr_safepath_open_output(&sp, "output", OUT, &o, err, sizeof(err));
 	CHECK(rc == -EISDIR && strstr(err, "is an allow_write root itself"), "%d %s", rc, err);
 	rc = egr_safepath_open_input(&sp, "latents", IN, &f, err, sizeof(err));
-	CHECK(rc == -EISDIR && strstr(err, "is an allow_read root, not a file"), "%d %s", rc, err);
+	CHECK(rc == -EISDIR && strstr(err, "is an allow_read root itself; name a file inside it"), "%d %s", rc, err);
 	rc = egr_safepath_open_input(&sp, "latents", at("%s/in/../secret/s.txt", T), &f, err, sizeof(err));
 	CHECK(rc == -EINVAL && strstr(err, "\"..\" component"), "..: %d %s", rc, err);
 	rc = egr_safepath_open_output(&sp, "output", at("%s/out/../secret/x.y4m", T), &o, err, sizeof(err));

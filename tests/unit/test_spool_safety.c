@@ -20,6 +20,7 @@
 #include "daemon/supervisor/spool.h"
 
 #include "check.h"
+#include "testfs.h"
 
 static char T[64];
 
@@ -31,21 +32,6 @@ static const char *at(const char *fmt, const char *a)
 	i = (i + 1) % 8;
 	snprintf(buf[i], sizeof(buf[i]), fmt, T, a);
 	return buf[i];
-}
-
-static void must(int ok, const char *what)
-{
-	if (!ok) {
-		printf("setup: %s: %s\n", what, strerror(errno));
-		exit(1);
-	}
-}
-
-static void put(const char *path, const char *text)
-{
-	FILE *f = fopen(path, "w");
-
-	must(f && fputs(text, f) >= 0 && fclose(f) == 0, path);
 }
 
 /* a job file created in tmp/ and renamed into incoming/, as submitters do */
