@@ -61,13 +61,13 @@ CUDA_LIBS := -L$(CUDA_HOME)/lib64 -lcudart_static -ldl -lstdc++
 # ---- who links what ----
 # Each binary names the rooms it uses (README "Where things live").  The
 # ground floor (base/), formats and config are shared by every role.
-BASE_SRC := daemon/base/args.c daemon/base/fs.c daemon/base/half.c daemon/base/log.c
+BASE_SRC := daemon/base/args.c daemon/base/fs.c daemon/base/half.c daemon/base/log.c daemon/base/safepath.c
 # job files name latent2rgb presets (l2r_preset), checked when the job is parsed
 CONF_SRC := config/conf.c config/job.c config/inih/ini.c config/l2r_preset.c
 # a job's output on disk (workers/output.c) and what it calls: the frame
 # encoders, the write path, frame sizes
 OUTPUT_SRC := workers/output.c workers/wio.c daemon/formats/png.c daemon/formats/y4m.c daemon/decode/frame.c
-SUP_SRC := daemon/supervisor/egressd.c daemon/supervisor/spool.c daemon/supervisor/supervisor.c \
+SUP_SRC := daemon/supervisor/egressd.c daemon/supervisor/spool.c daemon/supervisor/supervisor.c daemon/base/sdnotify.c \
 	   shm/ring.c $(OUTPUT_SRC) $(CONF_SRC) $(BASE_SRC)
 PROD_SRC := daemon/producer/producer.c daemon/producer/plan.c daemon/producer/naive.c \
 	    daemon/producer/backend_cpu.c daemon/decode/frame.c daemon/decode/taehv.c daemon/decode/taesd.c \
@@ -185,14 +185,53 @@ deps:
 deps-bundle:
 	$(Q)tests/deps.sh --bundle .deps
 
+# `make install [PREFIX=/usr/local] [DESTDIR=]`: the three daemon binaries
+# (not the developer tools), the unit (its paths rewritten for PREFIX), the
+# sysusers.d and tmpfiles.d entries (system user egressd, the spool and
+# /var/lib/egressd), the configuration (kept if present) and the docs.  As
+# root without DESTDIR it also creates the user and the directories.
+# INSTALL_FROM=dir installs binaries already built there (tests/it/it_unit.sh).
+# `make uninstall` removes what install put, except a configuration that was
+# edited, the spool, the data and the user.
 PREFIX ?= /usr/local
-install: all
-	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)/etc/egressd $(DESTDIR)/etc/systemd/system
-	install -m 755 $(BINS) $(DESTDIR)$(PREFIX)/bin/
-	test -e $(DESTDIR)/etc/egressd/egressd.ini || install -m 644 config/egressd.ini $(DESTDIR)/etc/egressd/
-	install -m 644 systemd/egressd.service $(DESTDIR)/etc/systemd/system/
-	install -d $(DESTDIR)$(PREFIX)/share/doc/egressd
-	install -m 644 README.md $(DESTDIR)$(PREFIX)/share/doc/egressd/
+BINDIR ?= $(PREFIX)/bin
+UNITDIR ?= $(PREFIX)/lib/systemd/system
+SYSUSERSDIR ?= $(PREFIX)/lib/sysusers.d
+TMPFILESDIR ?= $(PREFIX)/lib/tmpfiles.d
+DOCDIR ?= $(PREFIX)/share/doc/egressd
+SYSCONFDIR ?= /etc
+INSTALL_FROM ?=
+BIN_NAMES := $(notdir $(BINS))
+install: $(if $(INSTALL_FROM),,$(BINS))
+	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(SYSCONFDIR)/egressd $(DESTDIR)$(UNITDIR) \
+		$(DESTDIR)$(SYSUSERSDIR) $(DESTDIR)$(TMPFILESDIR) $(DESTDIR)$(DOCDIR)
+	install -m 755 $(addprefix $(or $(INSTALL_FROM),$(B))/,$(BIN_NAMES)) $(DESTDIR)$(BINDIR)/
+	test -e $(DESTDIR)$(SYSCONFDIR)/egressd/egressd.ini || \
+		install -m 644 config/egressd.ini $(DESTDIR)$(SYSCONFDIR)/egressd/
+	sed -e 's|/usr/local/bin/|$(BINDIR)/|g' -e 's|/usr/local/share/doc/egressd/|$(DOCDIR)/|g' \
+	    -e 's|/etc/egressd/|$(SYSCONFDIR)/egressd/|g' systemd/egressd.service >$(DESTDIR)$(UNITDIR)/egressd.service
+	chmod 644 $(DESTDIR)$(UNITDIR)/egressd.service
+	install -m 644 systemd/egressd.sysusers.conf $(DESTDIR)$(SYSUSERSDIR)/egressd.conf
+	install -m 644 systemd/egressd.tmpfiles.conf $(DESTDIR)$(TMPFILESDIR)/egressd.conf
+	install -m 644 README.md config/example.job $(DESTDIR)$(DOCDIR)/
+	@if [ -z "$(DESTDIR)" ] && [ "$$(id -u)" = 0 ] && command -v systemd-sysusers >/dev/null; then \
+		echo "systemd-sysusers egressd.conf; systemd-tmpfiles --create egressd.conf"; \
+		systemd-sysusers $(SYSUSERSDIR)/egressd.conf && \
+		systemd-tmpfiles --create $(TMPFILESDIR)/egressd.conf; \
+		systemctl daemon-reload 2>/dev/null || true; \
+	fi
+
+uninstall:
+	rm -f $(addprefix $(DESTDIR)$(BINDIR)/,$(BIN_NAMES)) $(DESTDIR)$(UNITDIR)/egressd.service \
+		$(DESTDIR)$(SYSUSERSDIR)/egressd.conf $(DESTDIR)$(TMPFILESDIR)/egressd.conf \
+		$(DESTDIR)$(DOCDIR)/README.md $(DESTDIR)$(DOCDIR)/example.job
+	-rmdir $(DESTDIR)$(DOCDIR)
+	@if cmp -s config/egressd.ini $(DESTDIR)$(SYSCONFDIR)/egressd/egressd.ini; then \
+		rm -f $(DESTDIR)$(SYSCONFDIR)/egressd/egressd.ini; rmdir $(DESTDIR)$(SYSCONFDIR)/egressd; \
+	elif [ -e $(DESTDIR)$(SYSCONFDIR)/egressd/egressd.ini ]; then \
+		echo "kept $(DESTDIR)$(SYSCONFDIR)/egressd/egressd.ini (edited)"; \
+	fi
+	@echo "kept: the spool, /var/lib/egressd and the user egressd (remove them by hand)"
 
 clean:
 	rm -rf build

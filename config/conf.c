@@ -18,6 +18,7 @@
 #include "config/inih/ini.h"
 
 #include "daemon/base/log.h"
+#include "daemon/base/safepath.h"
 #include "config/conf.h"
 
 /* ---- egr_conf_ini_parse ---- */
@@ -238,7 +239,7 @@ int egr_conf_parse_size(const char *s, uint64_t *out)
 
 /* ---- the key table ---- */
 
-enum conf_type { CT_STR, CT_ENUM, CT_U32, CT_U64, CT_SIZE };
+enum conf_type { CT_STR, CT_ENUM, CT_PATHS, CT_U32, CT_U64, CT_SIZE };
 
 /* the values each ENUM key accepts, named enum_<field> */
 static const char *const enum_backend[] = { "cpu", "cuda", "auto", NULL };
@@ -270,6 +271,7 @@ struct conf_key {
 
 #define CONF_VALUES_STR(f) NULL
 #define CONF_VALUES_ENUM(f) enum_##f
+#define CONF_VALUES_PATHS(f) NULL
 #define CONF_VALUES_U32(f) NULL
 #define CONF_VALUES_U64(f) NULL
 #define CONF_VALUES_SIZE(f) NULL
@@ -285,6 +287,7 @@ static const struct conf_key conf_keys[] = { EGR_CONF_KEYS(CONF_ENTRY) };
 #define CONF_IS_CHARS(f) _Generic(&CONF_FIELD(f)[0], char *: 1, default: 0)
 #define CONF_CHECK_STR(f) _Static_assert(CONF_IS_CHARS(f), #f ": STR needs a char array");
 #define CONF_CHECK_ENUM(f) _Static_assert(CONF_IS_CHARS(f), #f ": ENUM needs a char array");
+#define CONF_CHECK_PATHS(f) _Static_assert(CONF_IS_CHARS(f), #f ": PATHS needs a char array");
 #define CONF_CHECK_U32(f) _Static_assert(_Generic(CONF_FIELD(f), uint32_t: 1, default: 0), #f ": U32 needs uint32_t");
 #define CONF_CHECK_U64(f) _Static_assert(_Generic(CONF_FIELD(f), uint64_t: 1, default: 0), #f ": U64 needs uint64_t");
 #define CONF_CHECK_SIZE(f) _Static_assert(_Generic(CONF_FIELD(f), uint64_t: 1, default: 0), #f ": SIZE needs uint64_t");
@@ -313,6 +316,21 @@ static int enum_find(const char *const *values, const char *value, char *list, s
 }
 
 /*
+ * PATHS: opened the way the daemon will open them (then closed again), so a
+ * file that loads names only directories that exist.  1, or 0 with msg set.
+ */
+static int paths_ok(const struct conf_key *k, const char *value, char *msg, size_t msglen)
+{
+	struct egr_safepath sp;
+	int write = !strcmp(k->name, "allow_write");
+
+	if (egr_safepath_init(&sp, write ? NULL : value, write ? value : NULL, msg, msglen) < 0)
+		return 0;
+	egr_safepath_close(&sp);
+	return 1;
+}
+
+/*
  * Parse and validate value for k into c.  1, or 0 with msg set (the caller
  * adds file and line).  section is the one the file named (k->section, or a
  * deprecated spelling of it), for the message.
@@ -325,13 +343,14 @@ static int conf_set(const struct conf_key *k, const char *section, struct egr_co
 	uint64_t v;
 	int r;
 
-	if (!*value) {
+	if (!*value && k->type != CT_PATHS) {
 		egr_errf(msg, msglen, "[%s] %s: empty value", section, k->name);
 		return 0;
 	}
 	switch (k->type) {
 	case CT_STR:
 	case CT_ENUM:
+	case CT_PATHS:
 		if (strlen(value) >= k->size) {
 			egr_errf(msg, msglen, "[%s] %s: value is %zu bytes long; at most %zu fit", section, k->name,
 				 strlen(value), k->size - 1);
@@ -345,6 +364,8 @@ static int conf_set(const struct conf_key *k, const char *section, struct egr_co
 			egr_errf(msg, msglen, "[%s] %s: '%s' is not an absolute path", section, k->name, value);
 			return 0;
 		}
+		if (k->type == CT_PATHS && !paths_ok(k, value, msg, msglen))
+			return 0;
 		if (k->off == offsetof(struct egr_conf, instance) && !shm_name_ok(value)) {
 			egr_errf(msg, msglen,
 				 "[%s] %s: '%s' is not a valid shm name (1 to 63 of A-Z a-z 0-9 . _ -)",
@@ -578,6 +599,7 @@ void egr_conf_dump(const struct egr_conf *c, FILE *f)
 		switch (k->type) {
 		case CT_STR:
 		case CT_ENUM:
+		case CT_PATHS:
 			fprintf(f, "%.*s\n", (int)k->size, field);
 			break;
 		case CT_U32:
@@ -634,4 +656,19 @@ enum egr_pipeline egr_conf_pipeline(const struct egr_conf *c)
 
 	egr_conf_parse_pipeline(c->pipeline, &p, err, sizeof(err));
 	return p;
+}
+
+int egr_conf_paths_ready(const struct egr_conf *c, char *err, size_t errlen)
+{
+	int r = c->allow_read[strspn(c->allow_read, " \t")] != '\0';
+	int w = c->allow_write[strspn(c->allow_write, " \t")] != '\0';
+
+	if (r && w)
+		return 0;
+	egr_errf(err, errlen,
+		 "egressd runs no job until [paths] %s in %s name%s the directories jobs may %s",
+		 !r && !w ? "allow_read and allow_write" : !r ? "allow_read" : "allow_write",
+		 c->path[0] ? c->path : "its configuration file", !r && !w ? "" : "s",
+		 !r && !w ? "read and write" : !r ? "read" : "write");
+	return -EACCES;
 }

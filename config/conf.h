@@ -22,7 +22,9 @@
 /*
  * X(section, key, type, field, default, min, max, help)
  * type: STR (char[]), ENUM (char[], one of the values conf.c lists for the
- * field), U32, U64, SIZE (uint64_t, K/M/G/T suffixes).  min/max bound the
+ * field), PATHS (char[]: space-separated absolute directories that exist
+ * when the file is loaded, or empty), U32, U64, SIZE (uint64_t, K/M/G/T
+ * suffixes).  min/max bound the
  * numeric types; a string is bounded by its buffer.
  */
 #define EGR_CONF_KEYS(X) \
@@ -31,6 +33,8 @@
 	X(daemon, workers, U32, workers, "4", 1, 64, "writer processes") \
 	X(daemon, backend, ENUM, backend, "auto", 0, 0, "producer backend: cpu | cuda | auto") \
 	X(daemon, log_level, ENUM, log_level, "info", 0, 0, "err | warning | notice | info | debug") \
+	X(paths, allow_read, PATHS, allow_read, "", 0, 0, "directories jobs may read latents and weights under (none: no job runs)") \
+	X(paths, allow_write, PATHS, allow_write, "", 0, 0, "directories jobs may write outputs under (none: no job runs)") \
 	X(ring, slots, U32, slots, "8", 2, 4096, "slot buffers in shared memory") \
 	X(ring, slot_bytes, SIZE, slot_bytes, "32M", 4096, 1ull << 34, "bytes per slot (one decoded chunk)") \
 	X(limits, max_frames, U64, max_frames, "100000", 1, 100000000, "most frames one job may have") \
@@ -52,6 +56,8 @@ struct egr_conf {
 	uint32_t workers;
 	char backend[16];
 	char log_level[16];
+	char allow_read[EGR_PATH_MAX];	/* [paths]: see daemon/base/safepath.h */
+	char allow_write[EGR_PATH_MAX];
 	uint32_t slots;
 	uint64_t slot_bytes;
 	uint64_t max_frames;
@@ -111,6 +117,12 @@ int egr_conf_log_level(const struct egr_conf *c);
 int egr_conf_parse_pipeline(const char *s, enum egr_pipeline *out, char *err, size_t errlen);
 /* c->pipeline as the enum; a value egr_conf_load would refuse reads as full */
 enum egr_pipeline egr_conf_pipeline(const struct egr_conf *c);
+/*
+ * Jobs run only once [paths] names roots of both kinds.  0, or -EACCES with
+ * err holding the one-line refusal every job gets until then, naming the
+ * key(s) to set and the file.
+ */
+int egr_conf_paths_ready(const struct egr_conf *c, char *err, size_t errlen);
 
 /*
  * inih (vendored in config/inih, built with INI_MAX_LINE = EGR_INI_LINE_MAX

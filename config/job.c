@@ -30,6 +30,7 @@ enum job_key {
 	JK_L2R_PRESET,
 	JK_LAYOUT,
 	JK_LATENTS_KEY,
+	JK_OVERWRITE,
 	JK_COUNT
 };
 
@@ -38,6 +39,7 @@ static const char *const job_keys[JK_COUNT] = {
 	[JK_DECODER] = "decoder",	  [JK_WEIGHTS] = "weights",	    [JK_FPS] = "fps",
 	[JK_CHUNK_FRAMES] = "chunk_frames", [JK_L2R_WEIGHTS] = "l2r_weights", [JK_L2R_BIAS] = "l2r_bias",
 	[JK_L2R_PRESET] = "l2r_preset",	  [JK_LAYOUT] = "layout",	    [JK_LATENTS_KEY] = "latents_key",
+	[JK_OVERWRITE] = "overwrite",
 };
 
 #define SEEN(k) (1u << (k))
@@ -112,6 +114,17 @@ static int set_path(char *dst, const char *key, const char *v, char *err, size_t
 		return 0;
 	}
 	memcpy(dst, v, strlen(v) + 1);
+	return 1;
+}
+
+/* "no" -> 0, "yes" -> 1 */
+static int set_yes_no(uint32_t *dst, const char *key, const char *v, char *err, size_t errlen)
+{
+	if (strcmp(v, "no") && strcmp(v, "yes")) {
+		egr_errf(err, errlen, "[job] %s: '%s' is not one of: no, yes", key, v);
+		return 0;
+	}
+	*dst = !strcmp(v, "yes");
 	return 1;
 }
 
@@ -341,6 +354,8 @@ static int job_set(struct egr_jobspec *js, enum job_key k, const char *name, con
 		return set_l2r_preset(js, name, value, err, errlen);
 	case JK_LATENTS_KEY:
 		return set_latents_key(js, name, value, err, errlen);
+	case JK_OVERWRITE:
+		return set_yes_no(&js->overwrite, name, value, err, errlen);
 	case JK_COUNT:
 		break;
 	}

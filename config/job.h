@@ -16,6 +16,7 @@
  *   l2r_preset   = wan21               ; latent2rgb: published coefficients (l2r_preset.h)
  *   l2r_weights  = 0.35,0.23,0.32, ... ; latent2rgb: channels*3 floats, row per channel
  *   l2r_bias     = 0,0,0               ; latent2rgb: 3 floats
+ *   overwrite    = no                  ; no | yes: may an existing output be replaced
  *
  * Latents: a .npy file (float16 or float32) or a .safetensors file (F32, F16
  * or BF16; one tensor, or the one latents_key names), recognised by content.
@@ -67,6 +68,7 @@ struct egr_jobspec {
 	uint32_t l2r_preset;		/* 0: none; else egr_l2r_preset_id() */
 	uint32_t layout;		/* enum egr_layout; AUTO: by rank */
 	char latents_key[EGR_LATENTS_KEY_MAX];	/* "": the file's only tensor */
+	uint32_t overwrite;		/* 1: an existing output may be replaced (daemon/base/safepath.h says what may) */
 };
 
 /*

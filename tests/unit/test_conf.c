@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "config/conf.h"
@@ -494,6 +495,57 @@ static void test_example(void)
 	free(b);
 }
 
+/* [paths]: empty by default (no job runs, and the refusal names the key), else existing directories */
+static void test_paths(void)
+{
+	struct egr_conf c;
+	char text[512], err[512], want[600], sub[128];
+	const char *path;
+	int r;
+
+	egr_conf_defaults(&c);
+	CHECK(c.allow_read[0] == '\0' && c.allow_write[0] == '\0', "defaults '%s' '%s'", c.allow_read, c.allow_write);
+	r = egr_conf_paths_ready(&c, err, sizeof(err));
+	CHECK(r == -EACCES && strstr(err, "[paths] allow_read and allow_write in its configuration file name"),
+	      "no roots: %d %s", r, err);
+
+	snprintf(sub, sizeof(sub), "%s/sub", dir);
+	CHECK(mkdir(sub, 0755) == 0, "mkdir %s", sub);
+	snprintf(text, sizeof(text), "[paths]\nallow_read = %s  %s/\nallow_write = %s\n", dir, sub, sub);
+	path = conf_file(text);
+	r = egr_conf_load(path, &c, err, sizeof(err));
+	CHECK(r == 0, "load: %d %s", r, err);
+	snprintf(want, sizeof(want), "%s  %s/", dir, sub);
+	CHECK(!strcmp(c.allow_read, want) && !strcmp(c.allow_write, sub), "'%s' '%s'", c.allow_read, c.allow_write);
+	CHECK(egr_conf_paths_ready(&c, err, sizeof(err)) == 0, "ready: %s", err);
+	c.allow_write[0] = '\0';
+	r = egr_conf_paths_ready(&c, err, sizeof(err));
+	snprintf(want, sizeof(want), "egressd runs no job until [paths] allow_write in %s names the directories jobs may write",
+		 path);
+	CHECK(r == -EACCES && !strcmp(err, want), "no write root:\n  got  '%s'\n  want '%s'", err, want);
+
+	/* an empty value is allowed here, and the dump of one loads back */
+	r = egr_conf_load(conf_file("[paths]\nallow_read =\nallow_write = \n"), &c, err, sizeof(err));
+	CHECK(r == 0 && !c.allow_read[0] && !c.allow_write[0], "empty: %d %s", r, err);
+
+	static const struct {
+		const char *value, *want;
+	} bad[] = {
+		{ "relative/dir", "[paths] allow_read: \"relative/dir\" is not an absolute path" },
+		{ "/tmp/../etc", "[paths] allow_read: \"/tmp/../etc\" has a \"..\" component" },
+		{ "/nonexistent/egressd-root", "[paths] allow_read: \"/nonexistent/egressd-root\" is not an existing directory" },
+	};
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		snprintf(text, sizeof(text), "[paths]\nallow_read = %s\n", bad[i].value);
+		path = conf_file(text);
+		r = egr_conf_load(path, &c, err, sizeof(err));
+		snprintf(want, sizeof(want), "%s:2: %s", path, bad[i].want);
+		CHECK(r == -EINVAL && !strncmp(err, want, strlen(want)), "%s:\n  got  '%s'\n  want '%s'", bad[i].value, err,
+		      want);
+	}
+	rmdir(sub);
+}
+
 /* egr_conf_ini_parse with a handler of its own: what job.c and others rely on */
 struct seen {
 	int calls;
@@ -556,6 +608,7 @@ int main(void)
 	test_golden();
 	test_example();
 	test_ini_parse();
+	test_paths();
 
 	char cmd[128];
 	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);

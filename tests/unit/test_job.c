@@ -277,6 +277,25 @@ static void test_layouts_presets(void)
 	      "48-value line: values differ from the wan21 preset");
 }
 
+/* overwrite = no | yes, no by default */
+static void test_overwrite(void)
+{
+	struct egr_jobspec js;
+	char err[512] = "";
+	const char *path;
+	int r;
+
+	r = egr_job_parse(job_file(HEAD), &js, err, sizeof(err));
+	CHECK(r == 0 && js.overwrite == 0, "default: %d %s", r, err);
+	r = egr_job_parse(job_file(HEAD "overwrite = yes\n"), &js, err, sizeof(err));
+	CHECK(r == 0 && js.overwrite == 1, "yes: %d %s", r, err);
+	r = egr_job_parse(job_file(HEAD "overwrite = no\n"), &js, err, sizeof(err));
+	CHECK(r == 0 && js.overwrite == 0, "no: %d %s", r, err);
+	path = job_file(HEAD "overwrite = true\n");
+	r = egr_job_parse(path, &js, err, sizeof(err));
+	CHECK(r == -EINVAL && strstr(err, ":5: [job] overwrite: 'true' is not one of: no, yes"), "true: %d %s", r, err);
+}
+
 /* config/example.job, the shipped example, parses */
 static void test_example(void)
 {
@@ -309,6 +328,7 @@ int main(void)
 	test_bad_long();
 	test_layouts_presets();
 	test_example();
+	test_overwrite();
 
 	char cmd[128];
 	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);

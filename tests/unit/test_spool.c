@@ -153,13 +153,13 @@ static void test_eligible(void)
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++)
 		CHECK(egr_spool_eligible(cases[i].name) == cases[i].want, "eligible(\"%s\") = %d, want %d",
 		      cases[i].name, egr_spool_eligible(cases[i].name), cases[i].want);
-	/* names of 200 bytes or more are not job names (they could not take a suffix) */
+	/* names of EGR_SPOOL_ID_MAX bytes or more are not job names (their id could not take a suffix) */
 	memset(long_name, 'a', sizeof(long_name));
-	long_name[199] = 0;
-	CHECK(egr_spool_eligible(long_name) == 1, "a 199-byte name refused");
-	long_name[199] = 'a';
-	long_name[200] = 0;
-	CHECK(egr_spool_eligible(long_name) == 0, "a 200-byte name accepted");
+	long_name[EGR_SPOOL_ID_MAX - 1] = 0;
+	CHECK(egr_spool_eligible(long_name) == 1, "a %d-byte name refused", EGR_SPOOL_ID_MAX - 1);
+	long_name[EGR_SPOOL_ID_MAX - 1] = 'a';
+	long_name[EGR_SPOOL_ID_MAX] = 0;
+	CHECK(egr_spool_eligible(long_name) == 0, "a %d-byte name accepted", EGR_SPOOL_ID_MAX);
 }
 
 static void test_list(void)
