@@ -69,6 +69,7 @@ struct egr_jobspec {
 	uint32_t layout;		/* enum egr_layout; AUTO: by rank */
 	char latents_key[EGR_LATENTS_KEY_MAX];	/* "": the file's only tensor */
 	uint32_t overwrite;		/* 1: an existing output may be replaced (daemon/base/safepath.h says what may) */
+	uint32_t owner_uid;		/* not a key: the job file's owner, set by the supervisor */
 };
 
 /*

@@ -989,6 +989,7 @@ int egr_ring_job_view(struct egr_ring *r, uint32_t job, struct egr_job_view *v)
 	/* shared memory is not trusted to hold terminated strings */
 	v->name[sizeof(v->name) - 1] = v->path[sizeof(v->path) - 1] = 0;
 	v->lay.tmp_path[sizeof(v->lay.tmp_path) - 1] = v->backend[sizeof(v->backend) - 1] = 0;
+	v->lay.tmp_name[sizeof(v->lay.tmp_name) - 1] = 0;
 	v->error[sizeof(v->error) - 1] = 0;
 	return 0;
 }
@@ -1039,10 +1040,17 @@ void egr_ring_job_plan(struct egr_ring *r, uint32_t job, struct egr_job_layout *
 	egr_ring_unlock(r);
 }
 
-void egr_ring_job_prepared(struct egr_ring *r, uint32_t job)
+void egr_ring_job_prepared(struct egr_ring *r, uint32_t job, const struct egr_job_layout *lay)
 {
+	struct egr_job_sh *j = &r->h->jobs[job];
+
 	egr_ring_lock(r);
-	r->h->jobs[job].prepared = 1;
+	j->lay.dir_dev = lay->dir_dev;
+	j->lay.dir_ino = lay->dir_ino;
+	j->lay.tmp_dev = lay->tmp_dev;
+	j->lay.tmp_ino = lay->tmp_ino;
+	EGR_RING_FAULT("prepared.identity");
+	j->prepared = 1;
 	EGR_RING_FAULT("prepared.prepared");
 	egr_ring_unlock(r);
 }

@@ -112,7 +112,11 @@ struct egr_job_layout {
 	uint64_t frame_bytes;	/* RGB24 for png, I420 for y4m */
 	uint64_t header_bytes;	/* y4m stream header */
 	uint64_t out_bytes;	/* final size (y4m) or raw frame bytes (png) */
-	char tmp_path[EGR_PATH_MAX];	/* temp file (y4m) or directory (png) */
+	char tmp_path[EGR_PATH_MAX];	/* temp file (y4m) or directory (png), for messages */
+	char tmp_name[256];	/* its name inside the output's directory (random) */
+	/* identities, set once the temporary output exists (egr_ring_job_prepared) */
+	uint64_t dir_dev, dir_ino;	/* the output's directory */
+	uint64_t tmp_dev, tmp_ino;	/* the temporary output; after the rename, the output */
 };
 
 /*
@@ -330,8 +334,8 @@ int egr_ring_acquire(struct egr_ring *r, uint32_t job, uint32_t chunk, uint32_t 
  */
 void egr_ring_job_plan(struct egr_ring *r, uint32_t job, struct egr_job_layout *lay, const char *backend,
 		       int gpu);
-/* The temporary output exists: workers may write into it. */
-void egr_ring_job_prepared(struct egr_ring *r, uint32_t job);
+/* The temporary output exists (lay holds its identity): workers may write into it. */
+void egr_ring_job_prepared(struct egr_ring *r, uint32_t job, const struct egr_job_layout *lay);
 /* FILLING -> READY.  Call only once the slot's data is complete. */
 void egr_ring_publish(struct egr_ring *r, uint32_t slot, uint32_t first_frame, uint32_t nframes,
 		      uint64_t bytes);

@@ -19,26 +19,26 @@
 
 #include "daemon/base/fs.h"
 #include "daemon/base/log.h"
+#include "daemon/base/safepath.h"
 #include "daemon/decode/frame.h"
 #include "daemon/formats/png.h"
 #include "daemon/formats/y4m.h"
 #include "workers/output.h"
 #include "workers/wio.h"
 
-#define FINALIZE_MARK ".egressd-finalizing"
 
-/* An open y4m temp file, per job table index; see y4m_fd() */
+/* A job's open temporary output (y4m: the file; png: the directory), per job table index */
 struct fd_cache {
 	int fd;
-	dev_t dev;
-	ino_t ino;
+	uint64_t ino;		/* the job's lay.tmp_ino it was opened as */
+	mode_t file_mode;	/* png: mode of the frame files */
 	char name[EGR_JOB_NAME_MAX];
-	char tmp[EGR_PATH_MAX];
 };
 
 struct egr_output_writer {
 	struct egr_ring *r;
 	struct egr_wio *w;
+	const struct egr_safepath *sp;
 	struct fd_cache cache[EGR_RING_JOBS];
 	struct iovec *iov;
 	size_t iov_cap;
@@ -66,31 +66,14 @@ static int job_live(struct egr_output_writer *w, uint32_t jix)
 
 /* ---- plan, prepare, discard ---- */
 
-/*
- * "<dir>/.<base>.<hash of the job name>.egressd-tmp": on the output's
- * filesystem, so the final rename is atomic; per job, so two jobs writing the
- * same output never share (and truncate) one temporary; and stable across
- * restarts, so a rerun of a crashed job reuses its leftover.
- */
-static int tmp_path_for(const char *output, const char *job, char *buf, size_t len)
-{
-	char a[EGR_PATH_MAX], b[EGR_PATH_MAX];
-	uint32_t h = 2166136261u;	/* FNV-1a */
-	int n;
-
-	for (const char *c = job; *c; c++)
-		h = (h ^ (uint8_t)*c) * 16777619u;
-	snprintf(a, sizeof(a), "%s", output);
-	snprintf(b, sizeof(b), "%s", output);
-	n = snprintf(buf, len, "%s/.%s.%08x.egressd-tmp", dirname(a), basename(b), h);
-	return n < 0 || (size_t)n >= len ? -ENAMETOOLONG : 0;
-}
-
 int egr_output_plan(const struct egr_jobspec *spec, const char *job_name, uint32_t width, uint32_t height,
 		    uint32_t frames, struct egr_job_layout *lay, char *err, size_t errlen)
 {
 	uint64_t fb = egr_frame_bytes(spec->format, width, height);
+	const char *slash = strrchr(spec->output, '/');
+	int rc, n;
 
+	(void)job_name;
 	lay->frame_bytes = fb;
 	lay->header_bytes = 0;
 	lay->out_bytes = fb * frames;
@@ -104,30 +87,32 @@ int egr_output_plan(const struct egr_jobspec *spec, const char *job_name, uint32
 		lay->header_bytes = (uint64_t)hl;
 		lay->out_bytes = (uint64_t)hl + (uint64_t)frames * (fb + EGR_Y4M_FRAME_TAG_LEN);
 	}
-	if (tmp_path_for(spec->output, job_name, lay->tmp_path, sizeof(lay->tmp_path)) < 0) {
+	/*
+	 * An unpredictable name (nobody can plant a link there in advance),
+	 * chosen now so that the journal can record it before it exists.
+	 */
+	if (!slash || (rc = egr_safepath_temp_name(slash + 1, lay->tmp_name, sizeof(lay->tmp_name))) < 0 ||
+	    (n = snprintf(lay->tmp_path, sizeof(lay->tmp_path), "%.*s/%s", (int)(slash - spec->output),
+			  spec->output, lay->tmp_name)) < 0 || (size_t)n >= sizeof(lay->tmp_path)) {
 		egr_errf(err, errlen, "output path \"%s\" is too long", spec->output);
 		return -ENAMETOOLONG;
 	}
 	return 0;
 }
 
-/* The y4m temp file: the stream header, every block reserved. */
-static int prepare_y4m(const struct egr_jobspec *spec, const struct egr_job_layout *lay, char *err,
+/* The y4m temporary: the stream header, every block reserved. */
+static int prepare_y4m(int fd, const struct egr_jobspec *spec, const struct egr_job_layout *lay, char *err,
 		       size_t errlen)
 {
-	const char *tmp = lay->tmp_path;
 	char hdr[128];
 	int hl = egr_y4m_header(hdr, sizeof(hdr), lay->width, lay->height, spec->fps_num, spec->fps_den);
-	int fd, rc;
+	int rc;
 
 	if (hl < 0 || (uint64_t)hl != lay->header_bytes) {
 		egr_errf(err, errlen, "internal error: y4m header of %d bytes, planned %" PRIu64, hl,
 			 lay->header_bytes);
 		return -EINVAL;
 	}
-	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-	if (fd < 0)
-		return fail_errno(err, errlen, "open", tmp, NULL);
 	/* reserve every block now: a full disk fails the job before any decode */
 	rc = posix_fallocate(fd, 0, (off_t)lay->out_bytes);
 #ifdef EGR_TESTING
@@ -137,38 +122,93 @@ static int prepare_y4m(const struct egr_jobspec *spec, const struct egr_job_layo
 	if (rc == EOPNOTSUPP || rc == EINVAL)
 		rc = ftruncate(fd, (off_t)lay->out_bytes) < 0 ? errno : 0;
 	if (rc) {
-		egr_errf(err, errlen, "fallocate(\"%s\", %" PRIu64 " bytes): %s", tmp, lay->out_bytes,
-			 egr_log_strerror(rc));
-		rc = -rc;
-		goto fail;
+		egr_errf(err, errlen, "output \"%s\": reserving %" PRIu64 " bytes: %s", spec->output,
+			 lay->out_bytes, egr_log_strerror(rc));
+		return -rc;
 	}
 	if (pwrite(fd, hdr, (size_t)hl, 0) != hl) {
 		rc = errno ? -errno : -EIO;
-		egr_errf(err, errlen, "write(\"%s\", y4m header): %s", tmp, egr_log_strerror(-rc));
-		goto fail;
+		egr_errf(err, errlen, "output \"%s\": writing the y4m header: %s", spec->output,
+			 egr_log_strerror(-rc));
+		return rc;
 	}
-	close(fd);
 	return 0;
-fail:
-	close(fd);
-	unlink(tmp);
+}
+
+/* Open the output's directory through the roots and check it is the one the job began in. */
+static int open_dir(const struct egr_safepath *sp, const struct egr_jobspec *spec,
+		    const struct egr_job_layout *lay, struct egr_safepath_out *o, char *err, size_t errlen)
+{
+	struct stat st;
+	int rc = egr_safepath_open_output(sp, "output", spec->output, o, err, errlen);
+
+	if (rc < 0)
+		return rc;
+	if (lay->dir_ino && (fstat(o->dirfd, &st) < 0 || (uint64_t)st.st_dev != lay->dir_dev ||
+			     (uint64_t)st.st_ino != lay->dir_ino)) {
+		egr_errf(err, errlen, "output \"%s\": its directory was replaced while the job ran", spec->output);
+		egr_safepath_out_close(o);
+		return -ESTALE;
+	}
+	return 0;
+}
+
+int egr_output_prepare(const struct egr_safepath *sp, const struct egr_jobspec *spec, struct egr_job_layout *lay,
+		       const struct egr_safepath_file *inputs, size_t ninputs, char *err, size_t errlen)
+{
+	struct egr_safepath_out o;
+	int is_dir = spec->format == EGR_FMT_PNG, fd = -1, rc;
+	char name[sizeof(lay->tmp_name)];
+	struct stat st;
+
+	if ((rc = egr_safepath_open_output(sp, "output", spec->output, &o, err, errlen)) < 0)
+		return rc;
+	if ((rc = egr_safepath_check_output(&o, (int)spec->overwrite, is_dir, inputs, ninputs, err, errlen)) < 0)
+		goto out;
+	memcpy(name, lay->tmp_name, sizeof(name));
+	rc = egr_safepath_create_temp(&o, is_dir, egr_safepath_output_mode(inputs, ninputs, is_dir), name,
+				      sizeof(name), &fd, err, errlen);
+	if (rc == -EEXIST) {
+		/* a killed producer's own, or a plant: either way not an output; gone (links not followed) */
+		egr_safepath_remove_at(o.dirfd, lay->tmp_name);
+		rc = egr_safepath_create_temp(&o, is_dir, egr_safepath_output_mode(inputs, ninputs, is_dir),
+					      name, sizeof(name), &fd, err, errlen);
+	}
+	if (rc < 0)
+		goto out;
+	if (!is_dir && (rc = prepare_y4m(fd, spec, lay, err, errlen)) < 0) {
+		egr_safepath_remove_at(o.dirfd, lay->tmp_name);
+		goto out;
+	}
+	if (fstat(fd, &st) == 0) {
+		lay->tmp_dev = (uint64_t)st.st_dev;
+		lay->tmp_ino = (uint64_t)st.st_ino;
+	}
+	if (fstat(o.dirfd, &st) == 0) {
+		lay->dir_dev = (uint64_t)st.st_dev;
+		lay->dir_ino = (uint64_t)st.st_ino;
+	}
+out:
+	if (fd >= 0)
+		close(fd);
+	egr_safepath_out_close(&o);
 	return rc;
 }
 
-int egr_output_prepare(const struct egr_jobspec *spec, const struct egr_job_layout *lay, char *err,
-		       size_t errlen)
+int egr_output_discard(const struct egr_safepath *sp, const struct egr_jobspec *spec,
+		       const struct egr_job_layout *lay)
 {
-	if (spec->format == EGR_FMT_Y4M)
-		return prepare_y4m(spec, lay, err, errlen);
-	egr_fs_remove_tree(lay->tmp_path);	/* a stale one from a crashed run */
-	if (mkdir(lay->tmp_path, 0755) < 0)
-		return fail_errno(err, errlen, "mkdir", lay->tmp_path, NULL);
-	return 0;
-}
+	struct egr_safepath_out o;
+	char err[EGR_ERR_MAX];
+	int rc;
 
-int egr_output_discard(const struct egr_job_layout *lay)
-{
-	return lay->tmp_path[0] ? egr_fs_remove_tree(lay->tmp_path) : 0;
+	if (!lay->tmp_name[0])
+		return 0;
+	if (open_dir(sp, spec, lay, &o, err, sizeof(err)) < 0)
+		return 0;	/* nothing of ours can be reached there any more */
+	rc = egr_safepath_remove_at(o.dirfd, lay->tmp_name);
+	egr_safepath_out_close(&o);
+	return rc;
 }
 
 /* ---- the journal ---- */
@@ -183,67 +223,50 @@ int egr_output_journal_path(const char *job_path, char *buf, size_t len)
 	return n < 0 || (size_t)n >= len ? -ENAMETOOLONG : 0;
 }
 
-static int journal_write(const char *journal, const struct egr_jobspec *spec, const struct egr_job_layout *lay,
-			 const struct stat *id, char *err, size_t errlen)
+int egr_output_journal_write(const char *journal, const struct egr_jobspec *spec,
+			     const struct egr_job_layout *lay, char *err, size_t errlen)
 {
-	char text[2 * EGR_PATH_MAX + 128];
-	int n = snprintf(text, sizeof(text), "tmp = %s\noutput = %s\n", lay->tmp_path, spec->output);
+	char text[EGR_PATH_MAX + 512];
+	int n = snprintf(text, sizeof(text), "output = %s\ntmp_name = %s\n", spec->output, lay->tmp_name);
 
-	if (id && n > 0 && (size_t)n < sizeof(text))
-		snprintf(text + n, sizeof(text) - (size_t)n, "dev = %llu\nino = %llu\n",
-			 (unsigned long long)id->st_dev, (unsigned long long)id->st_ino);
+	if (lay->tmp_ino && n > 0 && (size_t)n < sizeof(text))
+		snprintf(text + n, sizeof(text) - (size_t)n, "dev = %" PRIu64 "\nino = %" PRIu64 "\n", lay->tmp_dev,
+			 lay->tmp_ino);
 	return egr_fs_write_atomic(journal, text, err, errlen);
 }
 
-int egr_output_journal_begin(const char *journal, const struct egr_jobspec *spec,
-			     const struct egr_job_layout *lay, char *err, size_t errlen)
-{
-	return journal_write(journal, spec, lay, NULL, err, errlen);
-}
-
-int egr_output_journal_prepared(const char *journal, const struct egr_jobspec *spec,
-				const struct egr_job_layout *lay, char *err, size_t errlen)
-{
-	struct stat st;
-
-	if (lstat(lay->tmp_path, &st) < 0)
-		return fail_errno(err, errlen, "stat", lay->tmp_path, NULL);
-	return journal_write(journal, spec, lay, &st, err, errlen);
-}
-
-/* "key = value" lines of the journal; 0 or -errno */
-static int journal_read(const char *journal, char *tmp, char *out, size_t len, unsigned long long *dev,
-			unsigned long long *ino, int *have_id)
+/* The journal's lines into spec->output and lay's tmp_name and identity; 0 or -errno. */
+static int journal_read(const char *journal, struct egr_jobspec *spec, struct egr_job_layout *lay)
 {
 	char line[EGR_PATH_MAX + 32];
 	FILE *f;
-	int got = 0;
 
-	*have_id = 0;
 	if (!(f = fopen(journal, "re")))
 		return -errno;
-	tmp[0] = out[0] = 0;
 	while (fgets(line, sizeof(line), f)) {
+		size_t l;
 		line[strcspn(line, "\n")] = 0;
-		if (strncmp(line, "tmp = ", 6) == 0 && strlen(line + 6) < len)
-			memcpy(tmp, line + 6, strlen(line + 6) + 1);
-		else if (strncmp(line, "output = ", 9) == 0 && strlen(line + 9) < len)
-			memcpy(out, line + 9, strlen(line + 9) + 1);
-		else if (sscanf(line, "dev = %llu", dev) == 1 || sscanf(line, "ino = %llu", ino) == 1)
-			got++;
+		l = strlen(line);
+		if (strncmp(line, "output = ", 9) == 0 && l - 9 < sizeof(spec->output))
+			memcpy(spec->output, line + 9, l - 9 + 1);
+		else if (strncmp(line, "tmp_name = ", 11) == 0 && l - 11 < sizeof(lay->tmp_name))
+			memcpy(lay->tmp_name, line + 11, l - 11 + 1);
+		else if (sscanf(line, "dev = %" SCNu64, &lay->tmp_dev) == 1 ||
+			 sscanf(line, "ino = %" SCNu64, &lay->tmp_ino) == 1)
+			continue;
 	}
 	fclose(f);
-	*have_id = got == 2;
-	return tmp[0] && out[0] ? 0 : -EINVAL;
+	return spec->output[0] && lay->tmp_name[0] ? 0 : -EINVAL;
 }
 
-int egr_output_recover(const char *journal, char *err, size_t errlen)
+int egr_output_recover(const struct egr_safepath *sp, const char *journal, char *err, size_t errlen)
 {
-	char tmp[EGR_PATH_MAX], out[EGR_PATH_MAX];
-	unsigned long long dev = 0, ino = 0;
-	struct stat st;
-	int have_id = 0, rc = journal_read(journal, tmp, out, sizeof(tmp), &dev, &ino, &have_id);
+	struct egr_jobspec spec = { 0 };
+	struct egr_job_layout lay = { 0 };
+	struct egr_safepath_out o;
+	int rc = journal_read(journal, &spec, &lay), done = 0;
 
+	err[0] = 0;
 	if (rc == -ENOENT)
 		return 0;	/* the killed run never got as far as its output */
 	if (rc < 0) {
@@ -251,17 +274,17 @@ int egr_output_recover(const char *journal, char *err, size_t errlen)
 		egr_output_journal_end(journal);
 		return 0;
 	}
-	/* the rename keeps the inode: the output in place is this job's own */
-	if (have_id && lstat(out, &st) == 0 && (unsigned long long)st.st_dev == dev &&
-	    (unsigned long long)st.st_ino == ino) {
-		egr_fs_remove_tree(tmp);	/* png: an old tree exchanged out, if any */
-		return 1;
-	}
-	rc = egr_fs_remove_tree(tmp);
+	if (egr_safepath_open_output(sp, "output", spec.output, &o, err, errlen) < 0)
+		return 0;	/* out of reach now: the rerun will say why */
+	/* the rename keeps the inode: an output in place with the journalled one is this job's */
+	done = lay.tmp_ino && o.exists != EGR_SAFEPATH_NONE && (uint64_t)o.st.st_dev == lay.tmp_dev &&
+	       (uint64_t)o.st.st_ino == lay.tmp_ino;
+	rc = egr_safepath_remove_at(o.dirfd, lay.tmp_name);
+	egr_safepath_out_close(&o);
 	if (rc < 0)
-		egr_errf(err, errlen, "removing the temporary output \"%s\" of a killed run: %s", tmp,
-			 egr_log_strerror(-rc));
-	return rc < 0 ? rc : 0;
+		egr_errf(err, errlen, "output \"%s\": removing the temporary output of a killed run: %s",
+			 spec.output, egr_log_strerror(-rc));
+	return done ? 1 : (rc < 0 ? rc : 0);
 }
 
 void egr_output_journal_end(const char *journal)
@@ -271,7 +294,8 @@ void egr_output_journal_end(const char *journal)
 
 /* ---- the writer ---- */
 
-int egr_output_writer_new(struct egr_ring *r, struct egr_wio *wio, struct egr_output_writer **out)
+int egr_output_writer_new(struct egr_ring *r, struct egr_wio *wio, const struct egr_safepath *sp,
+			  struct egr_output_writer **out)
 {
 	struct egr_output_writer *w = calloc(1, sizeof(*w));
 
@@ -279,6 +303,7 @@ int egr_output_writer_new(struct egr_ring *r, struct egr_wio *wio, struct egr_ou
 		return -ENOMEM;
 	w->r = r;
 	w->w = wio;
+	w->sp = sp;
 	for (int i = 0; i < EGR_RING_JOBS; i++)
 		w->cache[i].fd = -1;
 	*out = w;
@@ -329,37 +354,42 @@ void egr_output_sweep(struct egr_output_writer *w)
 }
 
 /*
- * The job's temp file, opened once per job.  A job index is reused by later
- * jobs, and a re-run job gets a fresh temp file under the same name, so the
- * cached descriptor is trusted only while the path still names the inode it
- * has open (the open descriptor keeps that inode number from being reused).
+ * The job's temporary output, opened once per job run: through the roots
+ * (no link followed), in the directory the job began in, and the very file
+ * or directory the producer created (its inode, recorded in the ring).  A
+ * job index is reused by later jobs and a rerun gets a new temporary, so the
+ * cache is keyed by job name and inode.
  */
-static int y4m_fd(struct egr_output_writer *w, const struct egr_job_view *j, char *err, size_t errlen)
+static int tmp_fd(struct egr_output_writer *w, const struct egr_job_view *j, char *err, size_t errlen)
 {
 	struct fd_cache *c = &w->cache[j->index];
-	const char *tmp = j->lay.tmp_path;
+	int is_dir = j->spec.format == EGR_FMT_PNG, fd, rc;
+	struct egr_safepath_out o;
 	struct stat st;
-	int fd;
 
-	if (stat(tmp, &st) < 0)
-		return fail_errno(err, errlen, "open", tmp, NULL);
-	if (c->fd >= 0 && c->dev == st.st_dev && c->ino == st.st_ino && strcmp(c->name, j->name) == 0 &&
-	    strcmp(c->tmp, tmp) == 0)
+	if (c->fd >= 0 && c->ino == j->lay.tmp_ino && strcmp(c->name, j->name) == 0)
 		return c->fd;
 	cache_drop(c);
-	fd = open(tmp, O_WRONLY | O_CLOEXEC);
-	if (fd < 0)
-		return fail_errno(err, errlen, "open", tmp, NULL);
-	if (fstat(fd, &st) < 0) {
-		int rc = fail_errno(err, errlen, "fstat", tmp, NULL);
-		close(fd);
+	if ((rc = open_dir(w->sp, &j->spec, &j->lay, &o, err, errlen)) < 0)
+		return rc;
+	fd = openat(o.dirfd, j->lay.tmp_name,
+		    (is_dir ? O_RDONLY | O_DIRECTORY : O_WRONLY) | O_NOFOLLOW | O_CLOEXEC);
+	rc = fd < 0 ? -errno : 0;
+	egr_safepath_out_close(&o);
+	if (!rc && (fstat(fd, &st) < 0 || (uint64_t)st.st_ino != j->lay.tmp_ino ||
+		    (uint64_t)st.st_dev != j->lay.tmp_dev))
+		rc = -ESTALE;
+	if (rc) {
+		if (fd >= 0)
+			close(fd);
+		egr_errf(err, errlen, "output \"%s\": its temporary output %s", j->spec.output,
+			 rc == -ESTALE ? "was replaced while the job ran" : egr_log_strerror(-rc));
 		return rc;
 	}
 	c->fd = fd;
-	c->dev = st.st_dev;
-	c->ino = st.st_ino;
+	c->ino = j->lay.tmp_ino;
+	c->file_mode = st.st_mode & 0666;
 	snprintf(c->name, sizeof(c->name), "%s", j->name);
-	snprintf(c->tmp, sizeof(c->tmp), "%s", tmp);
 	return fd;
 }
 
@@ -386,7 +416,7 @@ static int write_y4m(struct egr_output_writer *w, const struct egr_job_view *j, 
 	int fd, ret, niov = 2 * (int)n;
 	off_t off = (off_t)egr_y4m_frame_off(j->lay.header_bytes, fb, first);
 
-	fd = y4m_fd(w, j, err, errlen);
+	fd = tmp_fd(w, j, err, errlen);
 	if (fd < 0)
 		return fd;
 	if (iov_reserve(w, (size_t)niov) < 0) {
@@ -473,11 +503,18 @@ static int png_queue(struct egr_output_writer *w, const struct egr_job_view *j, 
 		     struct png_pending *cur, char *err, size_t errlen)
 {
 	char name[32];
-	int ret;
+	int ret, dirfd = tmp_fd(w, j, err, errlen);
 
+	if (dirfd < 0) {
+		free(cur->buf);
+		cur->buf = NULL;
+		return dirfd;
+	}
 	egr_png_name(name, sizeof(name), index);
 	snprintf(cur->path, sizeof(cur->path), "%s/%s", j->lay.tmp_path, name);
-	cur->fd = open(cur->path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+	/* a rewrite after a crash truncates the same file: never a link planted there */
+	cur->fd = openat(dirfd, name, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC,
+			 w->cache[j->index].file_mode);
 	if (cur->fd < 0) {
 		ret = fail_errno(err, errlen, "open", cur->path, NULL);
 		free(cur->buf);
@@ -548,144 +585,98 @@ int egr_output_write(struct egr_output_writer *w, const struct egr_job_view *j, 
 	return -EINVAL;
 }
 
+int egr_output_open(const struct egr_safepath *sp, const struct egr_job_view *j, char *err, size_t errlen)
+{
+	struct egr_safepath_out o;
+	struct stat st;
+	int fd, rc = open_dir(sp, &j->spec, &j->lay, &o, err, errlen);
+
+	if (rc < 0)
+		return rc;
+	fd = openat(o.dirfd, j->lay.tmp_name, O_WRONLY | O_NOFOLLOW | O_CLOEXEC);
+	rc = fd < 0 ? -errno : 0;
+	egr_safepath_out_close(&o);
+	if (!rc && (fstat(fd, &st) < 0 || (uint64_t)st.st_ino != j->lay.tmp_ino))
+		rc = -ESTALE;
+	if (rc) {
+		if (fd >= 0)
+			close(fd);
+		egr_errf(err, errlen, "output \"%s\": its temporary output %s", j->spec.output,
+			 rc == -ESTALE ? "was replaced while the job ran" : egr_log_strerror(-rc));
+		return rc;
+	}
+	return fd;
+}
+
 /* ---- finalization ---- */
 
-static int fsync_path(const char *path, char *err, size_t errlen)
+/* fsync the temporary (y4m: checking its size first) */
+static int sync_temp(struct egr_output_writer *w, const struct egr_job_view *j, int dirfd, char *err,
+		     size_t errlen)
 {
-	int fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	int ret = 0;
-
-	if (fd < 0 || fsync(fd) < 0)
-		ret = fail_errno(err, errlen, "fsync", path, NULL);
-	if (fd >= 0)
-		close(fd);
-	return ret;
-}
-
-static int fsync_parent(const char *path, char *err, size_t errlen)
-{
-	char dir[EGR_PATH_MAX];
-
-	snprintf(dir, sizeof(dir), "%s", path);
-	return fsync_path(dirname(dir), err, errlen);
-}
-
-static int exists(const char *path)
-{
+	int own = !w, fd, rc = 0;
 	struct stat st;
 
-	return lstat(path, &st) == 0;
-}
-
-/* fsync the temp file, rename it over the output, fsync the directory */
-static int finalize_y4m(struct egr_output_writer *w, const struct egr_job_view *j, char *err, size_t errlen)
-{
-	const char *tmp = j->lay.tmp_path, *out = j->spec.output;
-	struct stat st;
-	int fd, ret, own = 0;
-
-	if (!exists(tmp)) {
-		if (exists(out))
-			return 0;	/* an earlier finalizer died after its rename */
-		egr_errf(err, errlen, "temporary output \"%s\" is missing", tmp);
-		return -ENOENT;
-	}
-	if (w) {
-		fd = y4m_fd(w, j, err, errlen);
-	} else {
-		fd = open(tmp, O_WRONLY | O_CLOEXEC);
-		own = 1;
-		if (fd < 0)
-			return fail_errno(err, errlen, "open", tmp, NULL);
-	}
+	fd = w ? tmp_fd(w, j, err, errlen)
+	       : openat(dirfd, j->lay.tmp_name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
 	if (fd < 0)
-		return fd;
-	if (fstat(fd, &st) < 0) {
-		ret = fail_errno(err, errlen, "fstat", tmp, NULL);
-	} else if (j->lay.out_bytes && (uint64_t)st.st_size != j->lay.out_bytes) {
-		egr_errf(err, errlen, "internal error: \"%s\" has %lld bytes, expected %" PRIu64, tmp,
+		return w ? fd : fail_errno(err, errlen, "open", j->lay.tmp_path, NULL);
+	if (fstat(fd, &st) < 0 || (uint64_t)st.st_ino != j->lay.tmp_ino) {
+		egr_errf(err, errlen, "output \"%s\": its temporary output was replaced while the job ran",
+			 j->spec.output);
+		rc = -ESTALE;
+	} else if (j->spec.format == EGR_FMT_Y4M && j->lay.out_bytes && (uint64_t)st.st_size != j->lay.out_bytes) {
+		egr_errf(err, errlen, "internal error: \"%s\" has %lld bytes, expected %" PRIu64, j->lay.tmp_path,
 			 (long long)st.st_size, j->lay.out_bytes);
-		ret = -EIO;
+		rc = -EIO;
 	} else {
-		ret = w ? egr_wio_fsync(w->w, fd, 0) : (fsync(fd) < 0 ? -errno : 0);
-		if (ret < 0)
-			egr_errf(err, errlen, "fsync(\"%s\"): %s", tmp, egr_log_strerror(-ret));
+		rc = w ? egr_wio_fsync(w->w, fd, 0) : (fsync(fd) < 0 ? -errno : 0);
+		if (rc < 0)
+			egr_errf(err, errlen, "fsync(\"%s\"): %s", j->lay.tmp_path, egr_log_strerror(-rc));
 	}
 	if (own)
 		close(fd);
 	else
 		cache_drop(&w->cache[j->index]);
-	if (ret < 0)
-		return ret;
-	if (rename(tmp, out) < 0)
-		return fail_errno(err, errlen, "rename", tmp, out);
-	return fsync_parent(out, err, errlen);
+	return rc;
 }
 
 /*
- * Swap the finished temp directory in.  An existing output is exchanged
- * atomically (RENAME_EXCHANGE), so readers see the old tree or the new one,
- * and the old one, now under the temp name, is removed.  A marker file that
- * travels with the new tree tells a finalizer re-run after a crash that the
- * exchange already happened (otherwise it would exchange back and delete the
- * new output).
+ * fsync the temporary, rename it into place under the overwrite policy
+ * (egr_safepath_commit), fsync the directory.  Idempotent: a finalizer
+ * killed after the rename left the output with the temporary's inode, and a
+ * rerun sees that and only tidies up.
  */
-static int finalize_png(const struct egr_job_view *j, char *err, size_t errlen)
+int egr_output_finalize(struct egr_output_writer *w, const struct egr_safepath *sp, const struct egr_job_view *j,
+			char *err, size_t errlen)
 {
-	const char *tmp = j->lay.tmp_path, *out = j->spec.output;
-	char mark[EGR_PATH_MAX + 32];
-	int fd, ret;
+	int is_dir = j->spec.format == EGR_FMT_PNG, rc;
+	struct egr_safepath_out o;
+	struct stat st;
 
-	snprintf(mark, sizeof(mark), "%s/" FINALIZE_MARK, out);
-	if (!exists(tmp)) {
-		if (!exists(out)) {
-			egr_errf(err, errlen, "temporary output \"%s\" is missing", tmp);
-			return -ENOENT;
-		}
-		goto cleanup;	/* an earlier finalizer renamed it */
+	if ((rc = open_dir(sp, &j->spec, &j->lay, &o, err, errlen)) < 0)
+		return rc;
+	if (o.exists != EGR_SAFEPATH_NONE && (uint64_t)o.st.st_ino == j->lay.tmp_ino &&
+	    (uint64_t)o.st.st_dev == j->lay.tmp_dev) {
+		egr_safepath_remove_at(o.dirfd, j->lay.tmp_name);	/* an exchanged old tree, if any */
+		goto sync_dir;	/* an earlier finalizer renamed it */
 	}
-	if (exists(mark))
-		goto cleanup;	/* exchanged; the old tree is under tmp */
-
-	snprintf(mark, sizeof(mark), "%s/" FINALIZE_MARK, tmp);
-	fd = open(mark, O_WRONLY | O_CREAT | O_CLOEXEC, 0644);
-	if (fd < 0)
-		return fail_errno(err, errlen, "open", mark, NULL);
-	close(fd);
-	/* the frame files were fdatasynced when written; this makes their names durable */
-	ret = fsync_path(tmp, err, errlen);
-	if (ret < 0)
-		return ret;
-	if (exists(out)) {
-		if (renameat2(AT_FDCWD, tmp, AT_FDCWD, out, RENAME_EXCHANGE) < 0)
-			return fail_errno(err, errlen, "renameat2(RENAME_EXCHANGE)", tmp, out);
-	} else if (rename(tmp, out) < 0) {
-		return fail_errno(err, errlen, "rename", tmp, out);
+	if (fstatat(o.dirfd, j->lay.tmp_name, &st, AT_SYMLINK_NOFOLLOW) < 0) {
+		egr_errf(err, errlen, "output \"%s\": its temporary output is missing", j->spec.output);
+		rc = -ENOENT;
+		goto out;
 	}
-	ret = fsync_parent(out, err, errlen);
-	if (ret < 0)
-		return ret;
-	snprintf(mark, sizeof(mark), "%s/" FINALIZE_MARK, out);
-cleanup:
-	ret = egr_fs_remove_tree(tmp);
-	if (ret < 0) {
-		egr_errf(err, errlen, "removing \"%s\": %s", tmp, egr_log_strerror(-ret));
-		return ret;
-	}
-	if (unlink(mark) < 0 && errno != ENOENT)
-		return fail_errno(err, errlen, "unlink", mark, NULL);
-	ret = fsync_path(out, err, errlen);
-	if (ret == 0)
-		ret = fsync_parent(out, err, errlen);
-	return ret;
-}
-
-int egr_output_finalize(struct egr_output_writer *w, const struct egr_job_view *j, char *err, size_t errlen)
-{
-	if (j->spec.format == EGR_FMT_Y4M)
-		return finalize_y4m(w, j, err, errlen);
-	if (j->spec.format == EGR_FMT_PNG)
-		return finalize_png(j, err, errlen);
-	egr_errf(err, errlen, "internal error: job %s has format %" PRIu32, j->name, j->spec.format);
-	return -EINVAL;
+	if ((rc = sync_temp(w, j, o.dirfd, err, errlen)) < 0)
+		goto out;
+	rc = egr_safepath_commit(&o, j->lay.tmp_name, is_dir, (int)j->spec.overwrite, err, errlen);
+	if (rc < 0)
+		goto out;
+	if (rc == 1)
+		egr_warn("output \"%s\": in place; the replaced directory could not be removed: %s", j->spec.output,
+			 err);
+sync_dir:
+	rc = fsync(o.dirfd) < 0 ? fail_errno(err, errlen, "fsync", j->spec.output, NULL) : 0;
+out:
+	egr_safepath_out_close(&o);
+	return rc;
 }

@@ -1,24 +1,31 @@
 /*
  * output: a job's output on disk, from creation to the final rename.  The
- * only code that builds temporary names, creates, writes, finalizes or
- * removes a job's output; the producer, the workers and the supervisor call
- * it (a new output format lives here and in its encoder under formats/).
+ * only code that names, creates, writes, finalizes or removes a job's
+ * output; the producer, the workers and the supervisor call it (a new output
+ * format lives here and in its encoder under formats/).
  *
- *   plan      (producer)   sizes, offsets and the temporary name: pure
- *   prepare   (producer)   create the temporary output before any decode:
- *                          y4m: header + every block reserved (a full disk
- *                          fails the job before the GPU starts); png: a dir
+ *   plan      (producer)   sizes, offsets and an unpredictable temporary
+ *                          name, chosen before anything exists
+ *   prepare   (producer)   the overwrite policy and the inputs checked, then
+ *                          the temporary output created (O_EXCL, no link
+ *                          followed) before any decode: y4m: header + every
+ *                          block reserved (a full disk fails the job before
+ *                          the GPU starts); png: a directory
  *   write     (worker)     one chunk's frames at their fixed place, so
  *                          several workers fill one output in parallel and a
  *                          rewrite after a crash writes the same bytes
- *   finalize  (worker)     fsync, rename into place, fsync the directory;
- *                          idempotent: a finalizer killed anywhere is redone
+ *   finalize  (worker)     fsync, rename into place under the overwrite
+ *                          policy, fsync the directory; idempotent
  *   discard   (supervisor) remove the temporary output of a failed job
  *
- * The temporary output sits beside the output (same filesystem, so the
- * rename is atomic) under ".<base>.<hash of the job name>.egressd-tmp".
- * Functions return 0 or -errno with err holding one line naming the call
- * and the path.
+ * Every path goes through daemon/base/safepath.h: the output's directory is
+ * reached from an allow_write root without following links, and each
+ * process checks it is the directory (and the temporary the file) the
+ * producer created, by inode recorded in the ring, so nothing swapped in
+ * while the job runs receives a byte.  The temporary sits beside the output
+ * (same filesystem: the rename is atomic) as ".<base>.<64 random bits>.
+ * egressd-tmp".  Functions return 0 or -errno with err holding one line that
+ * names the user's output path.
  */
 #ifndef EGR_OUTPUT_H
 #define EGR_OUTPUT_H
@@ -30,28 +37,37 @@
 #include "shm/ring.h"
 
 struct egr_wio;
+struct egr_safepath;
+struct egr_safepath_file;
 
 /*
- * Fill lay's output fields (frame_bytes, header_bytes, out_bytes, tmp_path)
- * for frames frames of width x height; the caller fills the rest.
+ * Fill lay's output fields (frame_bytes, header_bytes, out_bytes, tmp_name,
+ * tmp_path) for frames frames of width x height; the caller fills the rest.
  */
 int egr_output_plan(const struct egr_jobspec *spec, const char *job_name, uint32_t width, uint32_t height,
 		    uint32_t frames, struct egr_job_layout *lay, char *err, size_t errlen);
-/* Create the temporary output (replacing a leftover of a crashed run). */
-int egr_output_prepare(const struct egr_jobspec *spec, const struct egr_job_layout *lay, char *err,
-		       size_t errlen);
-/* Remove the temporary output; 0 if there is none. */
-int egr_output_discard(const struct egr_job_layout *lay);
+/*
+ * Check the output against the overwrite policy and the job's inputs (the
+ * output may not be one of them), then create the temporary output at
+ * lay->tmp_name; lay receives its identity and its directory's.
+ */
+int egr_output_prepare(const struct egr_safepath *sp, const struct egr_jobspec *spec, struct egr_job_layout *lay,
+		       const struct egr_safepath_file *inputs, size_t ninputs, char *err, size_t errlen);
+/* Remove the temporary output; 0 if there is none (or none can be reached). */
+int egr_output_discard(const struct egr_safepath *sp, const struct egr_jobspec *spec,
+		       const struct egr_job_layout *lay);
+/* The temporary output opened for writing (the naive pipeline); an fd or -errno. */
+int egr_output_open(const struct egr_safepath *sp, const struct egr_job_view *j, char *err, size_t errlen);
 
 /*
  * The journal: a small file beside the job file in <spool>/active/
- * (".<job>.egressd-wal"), written before the temporary output exists and
- * again once it does (its device and inode), removed after the job's record
- * is in done/ or failed/.  It survives a supervisor crash, which the ring
+ * (".<job>.egressd-wal"), written before the temporary output exists (its
+ * name) and again once it does (its device and inode), removed after the
+ * job's record is in done/ or failed/.  It survives a supervisor crash, which the ring
  * does not, so the next start can tell what the killed run left:
  *
- *   begin     (producer) tmp and output paths, before the temporary output
- *   prepared  (producer) the temporary output's identity
+ *   write     (producer) output path and temporary name (and identity once
+ *             lay holds it)
  *   recover   (supervisor, rerunning active/) 1 when the output in place is
  *             the one this job wrote (the run was killed after the rename,
  *             before its record): the job is done, not rerun; 0 otherwise,
@@ -59,16 +75,15 @@ int egr_output_discard(const struct egr_job_layout *lay);
  *   end       (supervisor) remove it
  */
 int egr_output_journal_path(const char *job_path, char *buf, size_t len);
-int egr_output_journal_begin(const char *journal, const struct egr_jobspec *spec,
+int egr_output_journal_write(const char *journal, const struct egr_jobspec *spec,
 			     const struct egr_job_layout *lay, char *err, size_t errlen);
-int egr_output_journal_prepared(const char *journal, const struct egr_jobspec *spec,
-				const struct egr_job_layout *lay, char *err, size_t errlen);
-int egr_output_recover(const char *journal, char *err, size_t errlen);
+int egr_output_recover(const struct egr_safepath *sp, const char *journal, char *err, size_t errlen);
 void egr_output_journal_end(const char *journal);
 
 /* A worker's writing state: open files per job, iovecs.  Not thread-safe. */
 struct egr_output_writer;
-int egr_output_writer_new(struct egr_ring *r, struct egr_wio *wio, struct egr_output_writer **out);
+int egr_output_writer_new(struct egr_ring *r, struct egr_wio *wio, const struct egr_safepath *sp,
+			  struct egr_output_writer **out);
 void egr_output_writer_free(struct egr_output_writer *w);
 
 /* egr_output_write's "the job failed meanwhile: drop the chunk, report nothing" */
@@ -79,9 +94,9 @@ void egr_output_writer_free(struct egr_output_writer *w);
  */
 int egr_output_write(struct egr_output_writer *w, const struct egr_job_view *j, const uint8_t *data,
 		     uint32_t first, uint32_t n, char *err, size_t errlen);
-/* fsync + rename into place + fsync the directory.  w may be NULL. */
-int egr_output_finalize(struct egr_output_writer *w, const struct egr_job_view *j, char *err,
-			size_t errlen);
+/* fsync + rename into place + fsync the directory.  w may be NULL (no cached files). */
+int egr_output_finalize(struct egr_output_writer *w, const struct egr_safepath *sp, const struct egr_job_view *j,
+			char *err, size_t errlen);
 /* Close files of jobs that are over, so no deleted file stays open. */
 void egr_output_sweep(struct egr_output_writer *w);
 

@@ -34,6 +34,7 @@
 #include "config/conf.h"
 #include "daemon/base/args.h"
 #include "daemon/base/log.h"
+#include "daemon/base/safepath.h"
 #include "shm/ring.h"
 #include "workers/output.h"
 #include "workers/wio.h"
@@ -49,6 +50,7 @@ struct worker {
 	struct egr_ring *r;
 	struct egr_wio *w;
 	struct egr_output_writer *out;
+	struct egr_safepath roots;	/* [paths] allow_write: outputs are reached through them */
 	int notify_fd;
 	int index;		/* --index, -1 if not given */
 	/* test builds: SIGKILL self on the kill_at-th taken slot at kill_phase */
@@ -223,7 +225,7 @@ static void finalize(struct worker *wk, uint32_t jix)
 	int ret;
 
 	egr_ring_job_view(wk->r, jix, &j);
-	ret = egr_output_finalize(wk->out, &j, err, sizeof(err));
+	ret = egr_output_finalize(wk->out, &wk->roots, &j, err, sizeof(err));
 	egr_stat_add(&egr_ring_job_stats(wk->r, jix)->finalize_ns, egr_log_now_ns() - t0);
 	if (ret < 0) {
 		egr_err("job %s: %s", j.name, err);
@@ -254,6 +256,10 @@ static int setup(struct worker *wk, const struct egr_child_args *a)
 			return EGR_EXIT_CONFIG;
 		}
 		egr_log_set_level(egr_conf_log_level(&c));
+		if (egr_safepath_init(&wk->roots, NULL, c.allow_write, err, sizeof(err)) < 0) {
+			egr_err("%s", err);
+			return EGR_EXIT_CONFIG;
+		}
 	}
 	if (fcntl(wk->notify_fd, F_SETFL, fcntl(wk->notify_fd, F_GETFL) | O_NONBLOCK) < 0 ||
 	    fcntl(wk->notify_fd, F_SETFD, FD_CLOEXEC) < 0) {
@@ -325,7 +331,7 @@ int main(int argc, char **argv)
 		egr_err("%s", err);
 		goto out;
 	}
-	if (egr_output_writer_new(wk.r, wk.w, &wk.out) < 0) {
+	if (egr_output_writer_new(wk.r, wk.w, &wk.roots, &wk.out) < 0) {
 		egr_err("out of memory");
 		goto out;
 	}
@@ -343,5 +349,6 @@ out:
 	if (wk.w)
 		egr_wio_close(wk.w);
 	egr_ring_close(wk.r);
+	egr_safepath_close(&wk.roots);
 	return code;
 }

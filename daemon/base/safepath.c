@@ -603,7 +603,7 @@ int egr_safepath_check_output(const struct egr_safepath_out *o, int overwrite, i
 
 /* ---- temporaries and the commit ---- */
 
-static int random_name(const char *final, char *buf, size_t len)
+int egr_safepath_temp_name(const char *final, char *buf, size_t len)
 {
 	uint64_t r;
 	ssize_t got;
@@ -649,9 +649,11 @@ int egr_safepath_create_temp(const struct egr_safepath_out *o, int is_dir, mode_
 {
 	int rc = -EEXIST;
 
+	int named = tmpname[0] != '\0';	/* journalled by the caller: that name or none */
+
 	*fd = -1;
-	for (int i = 0; i < TEMP_TRIES && rc == -EEXIST; i++) {
-		rc = random_name(o->name, tmpname, tmplen);
+	for (int i = 0; i < (named ? 1 : TEMP_TRIES) && rc == -EEXIST; i++) {
+		rc = named ? 0 : egr_safepath_temp_name(o->name, tmpname, tmplen);
 		if (rc < 0)
 			break;
 		if (is_dir) {

@@ -148,7 +148,14 @@ int egr_safepath_check_output(const struct egr_safepath_out *o, int overwrite, i
 			      const struct egr_safepath_file *inputs, size_t n, char *err, size_t errlen);
 
 /*
- * Create the temporary output inside o->dirfd: a name made from o->name and
+ * A temporary name for the output whose final component is final:
+ * ".<final>.<64 random bits in hex>.egressd-tmp" (getrandom).  0 or -errno.
+ */
+int egr_safepath_temp_name(const char *final, char *buf, size_t len);
+/*
+ * Create the temporary output inside o->dirfd: tmpname if the caller gives
+ * one (from egr_safepath_temp_name, recorded before the create: one try,
+ * -EEXIST if something is there), else a fresh name made from o->name and
  * 64 random bits (getrandom), created with O_CREAT|O_EXCL|O_NOFOLLOW (a file,
  * opened O_WRONLY) or mkdirat + open(O_DIRECTORY|O_NOFOLLOW) (a directory,
  * with EGR_SAFEPATH_MARKER created inside).  mode is the file's or the

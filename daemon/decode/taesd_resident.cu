@@ -23,8 +23,9 @@ static int channels_differ(const char *path, uint32_t have, uint32_t want, char 
 	return -EINVAL;
 }
 
-extern "C" int egr_taesd_resident_load(struct egr_taesd_resident *r, const char *path, uint32_t channels,
-				       int device, struct CUstream_st *stream, char *err, size_t errlen)
+extern "C" int egr_taesd_resident_load(struct egr_taesd_resident *r, const char *path, const char *key,
+				       uint32_t channels, int device, struct CUstream_st *stream, char *err,
+				       size_t errlen)
 {
 	unsigned long long t0 = egr_log_now_ns();
 	struct egr_taesd *net = NULL;
@@ -32,7 +33,7 @@ extern "C" int egr_taesd_resident_load(struct egr_taesd_resident *r, const char 
 	char *copy = NULL;
 	int rc = 0;
 
-	if (r->gpu && !strcmp(r->path, path))
+	if (r->gpu && !strcmp(r->path, key))
 		return r->channels == channels ? 0 : channels_differ(path, r->channels, channels, err, errlen);
 	rc = egr_taesd_load(path, &net, err, errlen);
 	if (rc)
@@ -41,7 +42,7 @@ extern "C" int egr_taesd_resident_load(struct egr_taesd_resident *r, const char 
 		rc = channels_differ(path, egr_taesd_channels(net), channels, err, errlen);
 		goto fail;
 	}
-	copy = strdup(path);
+	copy = strdup(key);
 	if (!copy) {
 		egr_errf(err, errlen, "strdup(weights path \"%s\"): %s", path, strerror(ENOMEM));
 		rc = -ENOMEM;
@@ -60,7 +61,7 @@ extern "C" int egr_taesd_resident_load(struct egr_taesd_resident *r, const char 
 	r->channels = channels;
 	r->loads++;
 	r->nwarm = r->warm_next = 0;
-	egr_info("cuda: taesd weights \"%s\" (%u latent channels) loaded and uploaded in %.1f ms", path, channels,
+	egr_info("cuda: taesd weights %s (%u latent channels) loaded and uploaded in %.1f ms", key, channels,
 		 (egr_log_now_ns() - t0) / 1e6);
 	egr_taesd_free(net);
 	return 0;

@@ -48,13 +48,14 @@ struct egr_taesd_resident {
 
 /*
  * Make r decode the weights at path, for latents of channels channels, on
- * device.  Nothing to do if r already holds path.  Otherwise the file is
+ * device.  Nothing to do if r already holds the weights key names (the
+ * file's identity: its user path, device, inode, size and mtime).  Otherwise the file is
  * loaded and uploaded; stream (where r's decodes run) is synchronised before
  * the old weights go, since an aborted job may have left decodes queued that
  * read them.  -EINVAL when the weights decode another channel count.
  */
-int egr_taesd_resident_load(struct egr_taesd_resident *r, const char *path, uint32_t channels, int device,
-			    struct CUstream_st *stream, char *err, size_t errlen);
+int egr_taesd_resident_load(struct egr_taesd_resident *r, const char *path, const char *key, uint32_t channels,
+			    int device, struct CUstream_st *stream, char *err, size_t errlen);
 
 /* 1 when r decoded n frames of h x w latents at once since its weights came */
 int egr_taesd_resident_is_warm(const struct egr_taesd_resident *r, uint32_t h, uint32_t w, uint32_t n);

@@ -59,7 +59,8 @@ struct egr_job_geom {
 	uint64_t lat_frame_bytes;	/* bytes of one latent frame in dtype */
 	uint64_t frame_bytes;	/* bytes of one output frame */
 	struct egr_l2r l2r;	/* decoder = latent2rgb */
-	const char *weights;	/* decoder = taesd: safetensors path */
+	const char *weights;	/* decoder = taesd: safetensors path to read (/proc/self/fd/N) */
+	const char *weights_key;	/* and its identity: path, dev, inode, size, mtime (caches key on it) */
 };
 
 struct egr_chunk {

@@ -24,7 +24,7 @@ struct cpu_be {
 	uint8_t *rgb;		/* one RGB24 frame (y4m path) */
 	uint64_t decode_ns;
 	struct egr_taesd *taesd;
-	char taesd_path[EGR_PATH_MAX];
+	char taesd_path[EGR_PATH_MAX + 128];	/* weights key: path and identity */
 	float *planar;		/* TAESD output [3][h][w] */
 };
 
@@ -58,13 +58,13 @@ static int cpu_job_begin(void *be, const struct egr_job_geom *g, char *err, size
 	}
 	if (g->decoder == EGR_DEC_TAESD) {
 		int rc;
-		if (!b->taesd || strcmp(b->taesd_path, g->weights) != 0) {
+		if (!b->taesd || strcmp(b->taesd_path, g->weights_key) != 0) {
 			egr_taesd_free(b->taesd);
 			b->taesd = NULL;
 			rc = egr_taesd_load(g->weights, &b->taesd, err, errlen);
 			if (rc)
 				return rc;
-			snprintf(b->taesd_path, sizeof(b->taesd_path), "%s", g->weights);
+			snprintf(b->taesd_path, sizeof(b->taesd_path), "%s", g->weights_key);
 		}
 		if (egr_taesd_channels(b->taesd) != g->channels) {
 			egr_errf(err, errlen, "weights \"%s\" decode %u-channel latents; the latents have %u channels",

@@ -90,6 +90,7 @@ void egr_producer_run_naive(struct producer *p, uint32_t idx)
 	struct egr_job_view j;
 	struct egr_job_geom g;
 	struct egr_npy n = { .fd = -1 };
+	struct egr_job_inputs in = { .n = 0 };
 	char err[EGR_ERR_MAX];
 	uint8_t *buf = NULL;
 	uint64_t read_ns = 0, write_ns = 0, t_first;
@@ -101,21 +102,24 @@ void egr_producer_run_naive(struct producer *p, uint32_t idx)
 		rc = -ENOTSUP;
 		goto fail;
 	}
-	if ((rc = egr_producer_begin_job(p, &j, &n, &g, err, sizeof(err))))
+	if ((rc = egr_producer_begin_job(p, &j, &n, &g, &in, err, sizeof(err))))
 		goto fail;
 	began = 1;
 	buf = malloc((size_t)(g.chunk_frames * g.frame_bytes));	/* pageable on purpose */
-	fd = open(j.lay.tmp_path, O_WRONLY | O_CLOEXEC);
-	if (!buf || fd < 0) {
-		rc = buf ? -errno : -ENOMEM;
-		egr_errf(err, sizeof(err), "open(\"%s\"): %s", j.lay.tmp_path, strerror(-rc));
+	if (!buf) {
+		rc = -ENOMEM;
+		egr_errf(err, sizeof(err), "out of memory for a %u-frame chunk", g.chunk_frames);
+		goto fail;
+	}
+	if ((fd = egr_output_open(&p->roots, &j, err, sizeof(err))) < 0) {
+		rc = fd;
 		goto fail;
 	}
 	t_first = egr_log_now_ns();
 	if ((rc = naive_chunks(p, &j, &n, &g, fd, buf, &read_ns, &write_ns, err, sizeof(err))))
 		goto fail;
 	uint64_t t0 = egr_log_now_ns();
-	if ((rc = egr_output_finalize(NULL, &j, err, sizeof(err))))
+	if ((rc = egr_output_finalize(NULL, &p->roots, &j, err, sizeof(err))))
 		goto fail;
 	egr_stat_add(&st->finalize_ns, egr_log_now_ns() - t0);
 	p->ops->job_end(p->be, 0, &bst, err, sizeof(err));
@@ -134,6 +138,7 @@ out:
 		close(fd);
 	free(buf);
 	egr_npy_close(&n);
+	egr_producer_inputs_close(&in);
 	egr_ring_job_release(p->ring, idx, 1);
 	egr_producer_notify(p);
 }

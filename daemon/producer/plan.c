@@ -82,7 +82,7 @@ static int check_output_limits(struct producer *p, const struct egr_job_view *j,
 
 /* The backend's geometry, from the latents and the job's layout. */
 static int fill_geom(const struct egr_job_view *j, const struct egr_npy *n, const struct egr_job_layout *l,
-		     struct egr_job_geom *g, char *err, size_t errlen)
+		     const struct egr_job_inputs *in, struct egr_job_geom *g, char *err, size_t errlen)
 {
 	memset(g, 0, sizeof(*g));
 	g->format = j->spec.format;
@@ -97,31 +97,33 @@ static int fill_geom(const struct egr_job_view *j, const struct egr_npy *n, cons
 	g->chunk_frames = l->chunk_frames;
 	g->lat_frame_bytes = n->frame_bytes;
 	g->frame_bytes = l->frame_bytes;
-	g->weights = j->spec.weights;
+	g->weights = in->weights;
+	g->weights_key = in->weights_key;
 	if (j->spec.decoder != EGR_DEC_LATENT2RGB)
 		return 0;
 	return egr_frame_l2r_init_job(&g->l2r, l->channels, &j->spec, err, errlen);
 }
 
 /*
- * A spool job's temporary output, journalled before and after it exists
- * (workers/output.h), so a supervisor killed at any point leaves nothing
- * the next start cannot account for.  --oneshot jobs live outside the spool
- * and have no journal: their supervisor cleans up itself.
+ * A spool job's temporary output, journalled before it exists (its name)
+ * and once it does (its inode), so a supervisor killed at any point leaves
+ * nothing the next start cannot account for (workers/output.h).  --oneshot
+ * jobs live outside the spool and have no journal: their supervisor cleans
+ * up itself.
  */
-static int prepare_output(struct producer *p, const struct egr_job_view *j, const struct egr_job_layout *l,
-			  char *err, size_t errlen)
+static int prepare_output(struct producer *p, const struct egr_job_view *j, struct egr_job_layout *l,
+			  const struct egr_job_inputs *in, char *err, size_t errlen)
 {
 	char active[EGR_PATH_MAX], journal[EGR_PATH_MAX];
 	int rc, n = snprintf(active, sizeof(active), "%s/active/", p->conf.spool);
 	int spooled = n > 0 && (size_t)n < sizeof(active) && strncmp(j->path, active, (size_t)n) == 0 &&
 		      egr_output_journal_path(j->path, journal, sizeof(journal)) == 0;
 
-	if (spooled && (rc = egr_output_journal_begin(journal, &j->spec, l, err, errlen)))
+	if (spooled && (rc = egr_output_journal_write(journal, &j->spec, l, err, errlen)))
 		return rc;
-	if ((rc = egr_output_prepare(&j->spec, l, err, errlen)))
+	if ((rc = egr_output_prepare(&p->roots, &j->spec, l, in->f, in->n, err, errlen)))
 		return rc;
-	return spooled ? egr_output_journal_prepared(journal, &j->spec, l, err, errlen) : 0;
+	return spooled ? egr_output_journal_write(journal, &j->spec, l, err, errlen) : 0;
 }
 
 /*
@@ -129,7 +131,7 @@ static int prepare_output(struct producer *p, const struct egr_job_view *j, cons
  * temporary output exists) and create the temporary output once per job.
  */
 static int plan_job(struct producer *p, struct egr_job_view *j, const struct egr_npy *n,
-		    struct egr_job_geom *g, char *err, size_t errlen)
+		    const struct egr_job_inputs *in, struct egr_job_geom *g, char *err, size_t errlen)
 {
 	struct egr_job_layout l = { 0 };
 	int rc = check_input_limits(&p->conf, j->spec.latents, n, err, errlen);
@@ -147,26 +149,77 @@ static int plan_job(struct producer *p, struct egr_job_view *j, const struct egr
 		return rc;
 	egr_ring_job_plan(p->ring, j->index, &l, p->backend_name, p->gpu);
 	j->lay = l;	/* the layout in force: a resumed job keeps its own */
-	if ((rc = fill_geom(j, n, &l, g, err, errlen)))
+	if ((rc = fill_geom(j, n, &l, in, g, err, errlen)))
 		return rc;
 	if (!j->prepared) {
-		if ((rc = prepare_output(p, j, &l, err, errlen)))
+		if ((rc = prepare_output(p, j, &l, in, err, errlen)))
 			return rc;
-		egr_ring_job_prepared(p->ring, j->index);
+		egr_ring_job_prepared(p->ring, j->index, &l);
+		j->lay = l;
 		j->prepared = 1;
 	}
 	return 0;
 }
 
-int egr_producer_begin_job(struct producer *p, struct egr_job_view *j, struct egr_npy *n,
-			   struct egr_job_geom *g, char *err, size_t errlen)
+void egr_producer_inputs_close(struct egr_job_inputs *in)
 {
-	int rc = egr_npy_open_as(j->spec.latents, j->spec.layout, j->spec.latents_key, n, err, errlen);
+	for (size_t i = 0; i < in->n; i++)
+		egr_safepath_file_close(&in->f[i]);
+	in->n = 0;
+}
+
+/* Replace the first "/proc/self/fd/N" in err by the user's path: messages name what the user wrote. */
+static void err_unmask(char *err, size_t errlen, const char *fdpath, const char *user)
+{
+	char *at = strstr(err, fdpath), tail[EGR_ERR_MAX];
+
+	if (!at)
+		return;
+	snprintf(tail, sizeof(tail), "%s", at + strlen(fdpath));
+	snprintf(at, errlen - (size_t)(at - err), "%s%s", user, tail);
+}
+
+/* The job's inputs through the roots: latents, and weights for decoders that take them. */
+static int open_inputs(struct producer *p, const struct egr_job_view *j, struct egr_job_inputs *in, char *err,
+		       size_t errlen)
+{
+	const struct stat *st;
+	int rc;
+
+	memset(in, 0, sizeof(*in));
+	if ((rc = egr_safepath_open_input(&p->roots, "latents", j->spec.latents, &in->f[0], err, errlen)))
+		return rc;
+	in->n = 1;
+	snprintf(in->latents, sizeof(in->latents), "/proc/self/fd/%d", in->f[0].fd);
+	if (!j->spec.weights[0])
+		return 0;
+	if ((rc = egr_safepath_open_input(&p->roots, "weights", j->spec.weights, &in->f[1], err, errlen)))
+		return rc;
+	in->n = 2;
+	st = &in->f[1].st;
+	snprintf(in->weights, sizeof(in->weights), "/proc/self/fd/%d", in->f[1].fd);
+	snprintf(in->weights_key, sizeof(in->weights_key), "\"%s\" (dev %llu, inode %llu, %lld bytes, mtime %lld.%09ld)",
+		 j->spec.weights, (unsigned long long)st->st_dev, (unsigned long long)st->st_ino,
+		 (long long)st->st_size, (long long)st->st_mtim.tv_sec, st->st_mtim.tv_nsec);
+	return 0;
+}
+
+int egr_producer_begin_job(struct producer *p, struct egr_job_view *j, struct egr_npy *n,
+			   struct egr_job_geom *g, struct egr_job_inputs *in, char *err, size_t errlen)
+{
+	int rc = open_inputs(p, j, in, err, errlen);
 
 	if (!rc)
-		rc = plan_job(p, j, n, g, err, errlen);
+		rc = egr_npy_open_as(in->latents, j->spec.layout, j->spec.latents_key, n, err, errlen);
+	if (!rc)
+		rc = plan_job(p, j, n, in, g, err, errlen);
 	if (!rc)
 		rc = p->ops->job_begin(p->be, g, err, errlen);
+	if (rc) {
+		err_unmask(err, errlen, in->latents, j->spec.latents);
+		if (in->n > 1)
+			err_unmask(err, errlen, in->weights, j->spec.weights);
+	}
 	return rc;
 }
 

@@ -116,6 +116,7 @@ static void run_job(struct producer *p, uint32_t idx)
 	struct egr_job_view j;
 	struct egr_job_geom g;
 	struct egr_npy n = { .fd = -1 };
+	struct egr_job_inputs in = { .n = 0 };
 	char err[EGR_ERR_MAX];
 	uint64_t blocked = 0, read_ns = 0, t_first = 0;
 	int rc, all = 0;
@@ -123,7 +124,7 @@ static void run_job(struct producer *p, uint32_t idx)
 	egr_ring_job_view(p->ring, idx, &j);
 	egr_info("job %s: %s%s", j.name, j.producer_restarts ? "resuming after a producer restart: " : "",
 		 j.spec.latents);
-	rc = egr_producer_begin_job(p, &j, &n, &g, err, sizeof(err));
+	rc = egr_producer_begin_job(p, &j, &n, &g, &in, err, sizeof(err));
 	if (rc)
 		goto fail;
 	t_first = egr_log_now_ns();
@@ -153,6 +154,7 @@ out:
 	if (t_first)
 		egr_producer_add_stats(p, idx, &bst, read_ns, blocked, egr_log_now_ns() - t_first);
 	egr_npy_close(&n);
+	egr_producer_inputs_close(&in);
 	egr_ring_job_release(p->ring, idx, all);
 	egr_producer_notify(p);
 }
@@ -217,6 +219,10 @@ int main(int argc, char **argv)
 		return EGR_EXIT_CONFIG;
 	}
 	egr_log_set_level(egr_conf_log_level(&p.conf));
+	if (egr_safepath_init(&p.roots, p.conf.allow_read, p.conf.allow_write, err, sizeof(err)) < 0) {
+		egr_err("%s", err);
+		return EGR_EXIT_CONFIG;
+	}
 	if (a.device >= 0)
 		p.conf.device = (uint32_t)a.device;	/* one producer per GPU of [cuda] devices */
 	if (egr_ring_attach(a.shm, &p.ring, err, sizeof(err)) < 0) {
@@ -261,6 +267,7 @@ out:
 	if (p.ops)
 		p.ops->close(p.be);	/* unregisters the slots before the unmap */
 	egr_ring_close(p.ring);
+	egr_safepath_close(&p.roots);
 	free(p.inflight);
 	return rc;
 }

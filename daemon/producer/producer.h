@@ -10,12 +10,14 @@
 #include <stdint.h>
 
 #include "config/conf.h"
+#include "daemon/base/safepath.h"
 #include "daemon/formats/npy.h"
 #include "daemon/producer/backend.h"
 #include "shm/ring.h"
 
 struct producer {
 	struct egr_conf conf;
+	struct egr_safepath roots;	/* [paths]: every job path is reached through them */
 	struct egr_ring *ring;
 	const struct egr_backend_ops *ops;
 	void *be;
@@ -26,6 +28,19 @@ struct producer {
 	uint8_t *inflight;
 	uint32_t nslots;
 };
+
+/*
+ * A job's inputs, opened through the roots (safepath.h) and kept open while
+ * it runs: the loaders read the very files that were checked, through
+ * /proc/self/fd/N, never a second lookup of the user's path.
+ */
+struct egr_job_inputs {
+	struct egr_safepath_file f[2];	/* latents, weights */
+	size_t n;
+	char latents[32], weights[32];	/* "/proc/self/fd/N" */
+	char weights_key[EGR_PATH_MAX + 128];	/* user path + identity, for caches */
+};
+void egr_producer_inputs_close(struct egr_job_inputs *in);
 
 /* Set by SIGTERM/SIGINT; every loop checks it. */
 extern volatile sig_atomic_t egr_producer_stop;
@@ -39,7 +54,7 @@ void egr_producer_notify(struct producer *p);
  * the set-up every pipeline shares.  j is refreshed with the layout in force.
  */
 int egr_producer_begin_job(struct producer *p, struct egr_job_view *j, struct egr_npy *n,
-			   struct egr_job_geom *g, char *err, size_t errlen);
+			   struct egr_job_geom *g, struct egr_job_inputs *in, char *err, size_t errlen);
 /*
  * Stage one chunk's latents: a backend input buffer, filled from the
  * latents file, checked for NaN/Inf.  Returns the buffer, or NULL with err set.

@@ -7,12 +7,17 @@
  */
 #include <getopt.h>
 #include <stdio.h>
+#include <unistd.h>
+#include <sys/mman.h>
+#include <fcntl.h>
+#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "config/conf.h"
 #include "shm/ring.h"
 #include "daemon/base/log.h"
+#include "daemon/supervisor/spool.h"
 #include "daemon/supervisor/supervisor.h"
 
 #ifndef EGR_VERSION
@@ -33,6 +38,38 @@ static void usage(FILE *f)
 		"      --oneshot JOB   exit 0 if the job succeeded, 1 if it failed\n"
 		"\n"
 		"Jobs are INI files renamed into <spool>/incoming/; see README.md.\n");
+}
+
+/*
+ * egressd -t: the configuration, and what the daemon will need at start
+ * (ExecStartPre= runs this as the daemon's user): a usable spool and
+ * /dev/shm.  The roots were checked by egr_conf_load.
+ */
+static int check_config(const struct egr_conf *c, const char *conf_path)
+{
+	struct egr_ring_geom g = { c->slots, c->slot_bytes, (uint32_t)c->max_frames };
+	char err[1024], shm[96];
+	int fd, bad = 0;
+
+	printf("# egressd: configuration %s is valid; effective settings:\n", conf_path);
+	egr_conf_dump(c, stdout);
+	printf("# shared memory /%s: %llu bytes\n", c->instance, (unsigned long long)egr_ring_segment_bytes(&g));
+	if (egr_spool_check(c->spool, err, sizeof(err)) < 0) {
+		fprintf(stderr, "egressd: %s\n", err);
+		bad = 1;
+	}
+	snprintf(shm, sizeof(shm), "/%s.probe.%d", c->instance, (int)getpid());
+	fd = shm_open(shm, O_RDWR | O_CREAT | O_EXCL, 0600);
+	if (fd < 0) {
+		fprintf(stderr, "egressd: shm_open(\"%s\"): %s: /dev/shm must be usable\n", shm, strerror(errno));
+		bad = 1;
+	} else {
+		close(fd);
+		shm_unlink(shm);
+	}
+	if (egr_conf_paths_ready(c, err, sizeof(err)) < 0)
+		fprintf(stderr, "egressd: warning: %s\n", err);
+	return bad ? EGR_EXIT_CONFIG : EGR_EXIT_OK;
 }
 
 int main(int argc, char **argv)
@@ -89,14 +126,8 @@ int main(int argc, char **argv)
 		return EGR_EXIT_CONFIG;
 	}
 	egr_log_set_level(egr_conf_log_level(&c));
-	if (test) {
-		struct egr_ring_geom g = { c.slots, c.slot_bytes, (uint32_t)c.max_frames };
-		printf("# egressd: configuration %s is valid; effective settings:\n", conf_path);
-		egr_conf_dump(&c, stdout);
-		printf("# shared memory /%s: %llu bytes\n", c.instance,
-		       (unsigned long long)egr_ring_segment_bytes(&g));
-		return EGR_EXIT_OK;
-	}
+	if (test)
+		return check_config(&c, conf_path);
 	if (oneshot)
 		return egr_supervisor_oneshot(&c, oneshot);
 	return egr_supervisor_run(&c);

@@ -27,6 +27,8 @@
 #include "shm/ring.h"
 #include "daemon/base/log.h"
 #include "daemon/base/fs.h"
+#include "daemon/base/safepath.h"
+#include "daemon/base/sdnotify.h"
 #include "daemon/supervisor/spool.h"
 #include "daemon/supervisor/supervisor.h"
 #include "workers/output.h"
@@ -72,10 +74,13 @@ struct sup {
 	int stopping;
 	int exit_code;
 	uint64_t last_scan_ns;
+	struct egr_spool *spool;	/* locked for the daemon's life (not --oneshot) */
+	struct egr_safepath roots;	/* [paths]: to remove outputs of failed jobs */
 	long oom_kills;		/* the cgroup's count when last read, -1 unknown */
 	/* --oneshot */
 	int oneshot;
 	int oneshot_status;	/* -1 running, else exit code */
+	int ready;		/* READY=1 sent */
 };
 
 static volatile sig_atomic_t sig_term, sig_chld, sig_hup;
@@ -336,7 +341,8 @@ static void format_result(const struct egr_job_view *j, char *buf, size_t len)
 		     "write_s = %.6f\n"
 		     "finalize_s = %.6f\n"
 		     "rewrites = %llu\n"
-		     "producer_restarts = %u\n",
+		     "producer_restarts = %u\n"
+		     "owner_uid = %u\n",
 		     j->name, j->spec.output, egr_job_format_name(j->spec.format),
 		     egr_job_decoder_name(j->spec.decoder), j->backend, j->lay.frames, j->lay.width,
 		     j->lay.height, j->lay.chunk_frames, (unsigned long long)bytes, secs(wall),
@@ -344,7 +350,7 @@ static void format_result(const struct egr_job_view *j, char *buf, size_t len)
 		     st->t_start_ns > st->t_queued_ns ? secs(st->t_start_ns - st->t_queued_ns) : 0.0,
 		     secs(st->read_ns), secs(st->decode_ns), secs(st->blocked_ns), secs(st->encode_ns),
 		     secs(st->write_ns), secs(st->finalize_ns), (unsigned long long)st->rewrites,
-		     j->producer_restarts);
+		     j->producer_restarts, j->spec.owner_uid);
 	if (n > 0 && (size_t)n < len && j->gpu >= 0)
 		n += snprintf(buf + n, len - (size_t)n, "gpu = %d\n", j->gpu);
 	if (n > 0 && (size_t)n < len && st->gpu_wall_ns) {
@@ -395,7 +401,7 @@ static void job_report(struct sup *s, uint32_t i, int ok)
 		 * recorded before the temporary output is created, so one the
 		 * producer died creating goes too.
 		 */
-		int rc = j->planned ? egr_output_discard(&j->lay) : 0;
+		int rc = j->planned ? egr_output_discard(&s->roots, &j->spec, &j->lay) : 0;
 		if (rc)
 			egr_warn("removing partial output \"%s\": %s", j->lay.tmp_path, strerror(-rc));
 		snprintf(text, sizeof(text), "%s\n", j->error);
@@ -469,9 +475,13 @@ static void queue_job(struct sup *s, const char *name, const char *path)
 {
 	struct egr_jobspec js;
 	char err[EGR_ERR_MAX], err2[512];
-	int rc = egr_job_parse(path, &js, err, sizeof(err));
+	struct stat st;
+	int rc = egr_conf_paths_ready(s->c, err, sizeof(err));
 
+	if (rc == 0)
+		rc = egr_job_parse(path, &js, err, sizeof(err));
 	if (rc == 0) {
+		js.owner_uid = stat(path, &st) == 0 ? (uint32_t)st.st_uid : UINT32_MAX;
 		rc = egr_ring_job_queue(s->ring, name, path, &js);
 		if (rc >= 0) {
 			egr_info("job %s queued", name);
@@ -543,7 +553,7 @@ static int recover_job(struct sup *s, const char *name, const char *path)
 
 	if (egr_output_journal_path(path, journal, sizeof(journal)) < 0)
 		return 0;
-	rc = egr_output_recover(journal, err, sizeof(err));
+	rc = egr_output_recover(&s->roots, journal, err, sizeof(err));
 	if (rc < 0 || (rc == 0 && err[0]))
 		egr_warn("job %s: %s", name, err);
 	if (rc != 1)
@@ -559,6 +569,23 @@ static int recover_job(struct sup *s, const char *name, const char *path)
 	}
 	egr_output_journal_end(journal);
 	return 1;
+}
+
+/* incoming/name into active/ under a unique id (spool.h judges it there), then queued */
+static void claim_job(struct sup *s, const char *name)
+{
+	struct egr_spool_job cj;
+	char err[EGR_ERR_MAX], path[4096];
+	int rc = egr_spool_claim_job(s->spool, name, &cj, err, sizeof(err));
+
+	if (rc == EGR_SPOOL_REFUSED) {
+		egr_warn("job %s refused: %s", cj.id, err);
+	} else if (rc < 0 && rc != -ENOENT && rc != -EALREADY) {
+		egr_err("%s", err);
+	} else if (rc == 0 && egr_spool_path(path, sizeof(path), s->c->spool, EGR_SPOOL_ACTIVE, cj.id) == 0) {
+		egr_info("job %s claimed (submitted by uid %u)", cj.id, (unsigned)cj.uid);
+		queue_job(s, cj.id, path);
+	}
 }
 
 static void fill_table(struct sup *s)
@@ -585,17 +612,9 @@ static void fill_table(struct sup *s)
 	}
 	if (table_free(s) == 0)
 		return;
-	if (egr_spool_list(s->c->spool, EGR_SPOOL_INCOMING, &names, &n, err, sizeof(err)) == 0) {
-		for (size_t i = 0; i < n && table_free(s) > 0; i++) {
-			if (job_in_table(s, names[i]))
-				continue;	/* an old twin is still finishing */
-			if (egr_spool_claim(s->c->spool, names[i], err, sizeof(err)) < 0) {
-				egr_warn("claiming job %s: %s", names[i], err);
-				continue;
-			}
-			if (egr_spool_path(path, sizeof(path), s->c->spool, EGR_SPOOL_ACTIVE, names[i]) == 0)
-				queue_job(s, names[i], path);
-		}
+	if (egr_spool_list_all(s->c->spool, EGR_SPOOL_INCOMING, &names, &n, err, sizeof(err)) == 0) {
+		for (size_t i = 0; i < n && table_free(s) > 0; i++)
+			claim_job(s, names[i]);
 		egr_spool_free_list(names, n);
 	} else {
 		egr_err("%s", err);
@@ -744,6 +763,15 @@ static int sup_setup(struct sup *s, const struct egr_conf *c, int oneshot)
 	g.slot_bytes = c->slot_bytes;
 	g.max_chunks = (uint32_t)(c->max_frames > UINT32_MAX ? UINT32_MAX : c->max_frames);
 	s->oom_kills = cgroup_oom_kills();
+	if (egr_safepath_init(&s->roots, c->allow_read, c->allow_write, err, sizeof(err)) < 0) {
+		egr_err("%s", err);
+		return EGR_EXIT_CONFIG;
+	}
+	/* the spool is one daemon's: a second one stops here, before any shared memory */
+	if (!oneshot && (rc = egr_spool_open(c->spool, &s->spool, err, sizeof(err))) < 0) {
+		egr_err("%s", err);
+		return rc == -EBUSY ? EGR_EXIT_UNAVAILABLE : EGR_EXIT_CONFIG;
+	}
 	egr_ring_reap_oneshots(c->instance);
 	if ((rc = egr_ring_create(s->shm_name, &g, &s->ring, err, sizeof(err))) < 0) {
 		egr_err("%s", err);
@@ -761,10 +789,6 @@ static int sup_setup(struct sup *s, const struct egr_conf *c, int oneshot)
 
 	if (!oneshot) {
 		char inc[4096];
-		if (egr_spool_init(c->spool, err, sizeof(err)) < 0) {
-			egr_err("%s", err);
-			return EGR_EXIT_CONFIG;
-		}
 		sweep_spool(s);
 		egr_spool_path(inc, sizeof(inc), c->spool, EGR_SPOOL_INCOMING, NULL);
 		s->inotify_fd = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
@@ -797,7 +821,7 @@ static void oneshot_discard(struct sup *s)
 		struct egr_job_view j;
 		if (egr_ring_job_view(s->ring, i, &j) == 0 && j.state != EGR_JOB_EMPTY &&
 		    j.state != EGR_JOB_DONE && j.planned) {
-			int rc = egr_output_discard(&j.lay);
+			int rc = egr_output_discard(&s->roots, &j.spec, &j.lay);
 			if (rc)
 				egr_warn("removing partial output \"%s\": %s", j.lay.tmp_path, strerror(-rc));
 		}
@@ -820,6 +844,9 @@ static void sup_teardown(struct sup *s)
 		close(s->notify_rd);
 	if (s->notify_wr >= 0)
 		close(s->notify_wr);
+	egr_spool_close(s->spool);
+	s->spool = NULL;
+	egr_safepath_close(&s->roots);
 }
 
 static int sup_loop(struct sup *s)
@@ -846,6 +873,17 @@ static int sup_loop(struct sup *s)
 					wait_ns = k->next_start_ns - now;
 			}
 		}
+		if (!s->ready && !s->oneshot) {
+			/* children started, spool watched: what Type=notify waits for */
+			s->ready = 1;
+			egr_sdnotify_ready();
+			egr_sdnotify_status("serving %s with %u producer%s and %u workers", s->c->spool,
+					    s->nproducers, s->nproducers == 1 ? "" : "s", s->nkids - s->nproducers);
+		}
+		/* a wedged loop stops pinging and systemd restarts the service */
+		uint64_t ping_ns = egr_sdnotify_watchdog_tick(now);
+		if (ping_ns && ping_ns < wait_ns)
+			wait_ns = ping_ns;
 		struct timespec ts = { (time_t)(wait_ns / 1000000000ull), (long)(wait_ns % 1000000000ull) };
 		int n = ppoll(pfd, s->inotify_fd >= 0 ? 2 : 1, &ts, &waitmask);
 		if (n < 0 && errno != EINTR) {
@@ -853,6 +891,7 @@ static int sup_loop(struct sup *s)
 			return EGR_EXIT_OSERR;
 		}
 		if (sig_term) {
+			egr_sdnotify_stopping();
 			egr_notice("stopping (signal received)");
 			s->stopping = 1;
 		}

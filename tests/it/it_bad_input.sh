@@ -70,7 +70,7 @@ expect chan.job "l2r_weights"
 job ro.job "$good" output="$T/ro/x.y4m" format=y4m
 expect ro.job "Permission denied"
 job nodir.job "$good" output="$T/nodir/x.y4m" format=y4m
-expect nodir.job "No such file or directory"
+expect nodir.job "does not exist"
 # relative path
 job rel.job latents=good.npy output="$T/out/r.y4m" format=y4m
 expect rel.job "absolute"

@@ -25,7 +25,7 @@ check "-t on a missing file names it" grep -q 'none.ini' <<<"$err"
 
 mklatents -o "$T/l.npy" -f 4 -c 4 -H 8 -W 8
 mkdir -p "$T/out"
-printf '[job]\nlatents = %s\noutput = %s/out/o.y4m\nformat = y4m\n' "$T/l.npy" "$T" >"$T/o.job"
+printf '[job]\nlatents = %s\noutput = %s/out/o.y4m\nformat = y4m\noverwrite = yes\n' "$T/l.npy" "$T" >"$T/o.job"
 res=$("$E" --oneshot "$T/o.job" -c "$T/egressd.ini" 2>"$T/oneshot.log"); rc=$?
 check "--oneshot good job exits 0" [ $rc = 0 ]
 check "--oneshot prints the result" grep -q '^status = done' <<<"$res"

@@ -62,15 +62,15 @@ check "result has producer_blocked_s" grep -q '^producer_blocked_s = ' "$T/spool
 check "no temporary output left" [ -z "$(ls -A "$T/out" | grep egressd-tmp)" ]
 check "active/ empty" [ -z "$(ls -A "$T/spool/active")" ]
 
-# two jobs writing the same output at once: each has its own temporary, the
-# last to finish wins whole (never a mix of the two)
-job e1.job latents="$T/a.npy" output="$T/out/same.y4m" format=y4m fps=30000/1001 chunk_frames=1
-job e2.job latents="$T/a.npy" output="$T/out/same.y4m" format=y4m fps=30000/1001 chunk_frames=2
+# two jobs writing the same output at once (overwrite = yes): each has its
+# own temporary, the last to finish wins whole (never a mix of the two)
+job e1.job latents="$T/a.npy" output="$T/out/same.y4m" format=y4m fps=30000/1001 chunk_frames=1 overwrite=yes
+job e2.job latents="$T/a.npy" output="$T/out/same.y4m" format=y4m fps=30000/1001 chunk_frames=2 overwrite=yes
 [ "$(wait_job e1.job)" = done ] && [ "$(wait_job e2.job)" = done ] || die "concurrent jobs on one output"
 check "concurrent jobs on one output: a whole, valid output" cmp "$T/out/a.y4m" "$T/out/same.y4m"
 
 # a second run over an existing output replaces it atomically
-job d.job latents="$T/b.npy" output="$T/out/b" format=png chunk_frames=3
+job d.job latents="$T/b.npy" output="$T/out/b" format=png chunk_frames=3 overwrite=yes
 [ "$(wait_job d.job)" = done ] || die "rerun over an existing png directory"
 : >"$T/d.dec"
 for f in "$T"/out/b/frame_*.png; do ffmpeg -v error -i "$f" -f rawvideo -pix_fmt rgb24 - >>"$T/d.dec"; done

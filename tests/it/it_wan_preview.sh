@@ -12,7 +12,7 @@
 # Skipped (77) where ../shared is absent; EGR_SHARED points elsewhere.
 # san: yes
 . "$(dirname "$0")/lib.sh"
-SHARED=${EGR_SHARED:-$TOP/../shared}
+SHARED=$(dirname "${SHARED_DATA:-/nonexistent/data}")
 WAN=$SHARED/data/wan21/cheesecake_latents_bcthw_f32.npy
 [ -f "$WAN" ] || skip "real Wan 2.1 latents not found ($WAN; CI has ../shared)"
 need_ffmpeg

@@ -29,10 +29,15 @@ check() {	# check "what" cmd...
 }
 finish() { [ $nfail = 0 ] && exit 0 || exit 1; }
 
+# the real data beside the checkout (CI has a copy of shared/ there), without
+# ".." or links: job paths under a root are taken as written (safepath.h)
+SHARED_DATA=$(realpath -e "${EGR_SHARED:-$TOP/../shared}/data" 2>/dev/null || true)
+
 # conf [key=value ...]: write $T/egressd.ini (section of each key is known here)
 conf() {
 	local spool=${SPOOL:-$T/spool} workers=2 slots=4 slot_bytes=8M backend=cpu pipeline=full
 	local max_frames=100000 max_pixels=33554432 extra=""
+	local allow_read="$T${SHARED_DATA:+ $SHARED_DATA}" allow_write="$T"
 	for kv in "$@"; do eval "$kv"; done
 	cat >"$T/egressd.ini" <<INI
 [daemon]
@@ -45,6 +50,9 @@ log_level = debug
 [ring]
 slots = $slots
 slot_bytes = $slot_bytes
+[paths]
+allow_read = $allow_read
+allow_write = $allow_write
 [limits]
 max_frames = $max_frames
 max_pixels = $max_pixels

@@ -182,7 +182,7 @@ static void prepare(struct egr_ring *r, uint32_t jix)
 	if (egr_ring_job(r, jix)->prepared)
 		return;
 	egr_ring_job_plan(r, jix, &l, "test", -1);
-	egr_ring_job_prepared(r, jix);
+	egr_ring_job_prepared(r, jix, &l);
 }
 
 /* the supervisor's reclaim of a process killed from outside (SIGKILL) */
@@ -770,7 +770,7 @@ static const char *const points[] = {
 	"take.token", "take.owner", "take.state",
 	"release.bit", "release.chunks_written", "release.finalizer", "release.owner", "release.state",
 	"release.unlocked", "claim.finalizer", "finish.t_end", "finish.state", "finish.finalizer",
-	"plan.backend", "plan.layout", "plan.planned", "prepared.prepared",
+	"plan.backend", "plan.layout", "plan.planned", "prepared.identity", "prepared.prepared",
 };
 
 /* ---- crash test: checks ---- */
