@@ -346,6 +346,9 @@ log_level = info
 [ring]
 slots = $SLOTS
 slot_bytes = $SLOT_BYTES
+[paths]
+allow_read = $W $DISK_DIR $SHM_DIR
+allow_write = $DISK_DIR $SHM_DIR
 [limits]
 max_frames = 100000000
 INI
@@ -357,6 +360,7 @@ INI
 		echo "decoder = $dec"
 		[ -n "$wts" ] && echo "weights = $wts"
 		echo "chunk_frames = $CHUNK"
+		echo "overwrite = yes"
 	} >"$jobf"
 	rm -rf "$outp"
 	local t=$SECONDS
