@@ -1,7 +1,7 @@
 # egressd — see README.md.  `make` builds, `make test` tests, `make demo` shows.
 #
 #   make [V=1] [CUDA=0] [DEPS=dir]   build/ : egressd, egressd-producer, egressd-worker (installed),
-#                                    egressd-mklatents, egressd-mktaesd (developer tools)
+#                                    egressd-mklatents, egressd-mktaesd, egressd-mkwanvae (developer tools)
 #   make test                        unit + integration tests, plain and ASan/UBSan builds (CI)
 #   make test-gpu                    GPU tests (needs an NVIDIA GPU)
 #   make bench                       benchmarks (GPU machine), see docs/BENCHMARKS.md
@@ -77,8 +77,10 @@ WORKER_SRC := workers/worker.c shm/ring.c $(OUTPUT_SRC) $(CONF_SRC) $(BASE_SRC)
 MKLAT_SRC := daemon/tools/mklatents.c daemon/decode/frame.c daemon/formats/npy.c daemon/formats/safetensors.c \
 	     $(CONF_SRC) $(BASE_SRC)
 MKTAESD_SRC := daemon/tools/mktaesd.c daemon/decode/taesd.c daemon/formats/safetensors.c $(BASE_SRC)
+MKWANVAE_SRC := daemon/tools/mkwanvae.c daemon/decode/wanvae.c daemon/decode/taesd.c daemon/formats/safetensors.c \
+		$(BASE_SRC)
 # Unit tests link every C module (one library, tests only).
-TEST_LIB_SRC := $(sort $(SUP_SRC) $(PROD_SRC) $(WORKER_SRC) $(MKLAT_SRC) $(MKTAESD_SRC))
+TEST_LIB_SRC := $(sort $(SUP_SRC) $(PROD_SRC) $(WORKER_SRC) $(MKLAT_SRC) $(MKTAESD_SRC) $(MKWANVAE_SRC))
 TEST_LIB_SRC := $(filter-out daemon/supervisor/egressd.c daemon/producer/producer.c workers/worker.c \
 		  daemon/tools/%.c,$(TEST_LIB_SRC))
 # The producer's GPU part: every .cu of producer/ and decode/ (the cuda
@@ -95,7 +97,7 @@ endif
 
 obj = $(patsubst %.c,$(B)/obj/%.o,$(sort $(1)))
 BINS := $(B)/egressd $(B)/egressd-producer $(B)/egressd-worker
-TOOLS := $(B)/egressd-mklatents $(B)/egressd-mktaesd
+TOOLS := $(B)/egressd-mklatents $(B)/egressd-mktaesd $(B)/egressd-mkwanvae
 UNIT_SRC := $(sort $(wildcard tests/unit/test_*.c))
 UNIT_BINS := $(UNIT_SRC:tests/unit/%.c=$(B)/tests/%)
 GPU_TEST_SRC := $(sort $(wildcard tests/gpu/*.cu))
@@ -135,6 +137,10 @@ $(B)/egressd-mklatents: $(call obj,$(MKLAT_SRC))
 	$(Q)$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
 $(B)/egressd-mktaesd: $(call obj,$(MKTAESD_SRC))
+	$(call say,LD,$@)
+	$(Q)$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+$(B)/egressd-mkwanvae: $(call obj,$(MKWANVAE_SRC))
 	$(call say,LD,$@)
 	$(Q)$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
