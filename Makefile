@@ -1,7 +1,7 @@
 # egressd — see README.md.  `make` builds, `make test` tests, `make demo` shows.
 #
 #   make [V=1] [CUDA=0] [DEPS=dir]   build/ : egressd, egressd-producer, egressd-worker (installed),
-#                                    egressd-mklatents, egressd-mktaesd, egressd-mktaehv (developer tools)
+#                                    egressd-mklatents, egressd-mktaesd, egressd-mktaehv, egressd-mkwanvae (developer tools)
 #   make test                        unit + integration tests, plain and ASan/UBSan builds (CI)
 #   make test-gpu                    GPU tests (needs an NVIDIA GPU)
 #   make bench                       benchmarks (GPU machine), see docs/BENCHMARKS.md
@@ -79,8 +79,10 @@ MKLAT_SRC := daemon/tools/mklatents.c daemon/decode/frame.c daemon/formats/npy.c
 MKTAESD_SRC := daemon/tools/mktaesd.c daemon/decode/taesd.c daemon/formats/safetensors.c $(BASE_SRC)
 MKTAEHV_SRC := daemon/tools/mktaehv.c daemon/decode/taehv.c daemon/decode/taesd.c daemon/formats/safetensors.c \
 	       $(BASE_SRC)
+MKWANVAE_SRC := daemon/tools/mkwanvae.c daemon/decode/wanvae.c daemon/decode/taesd.c daemon/formats/safetensors.c \
+		$(BASE_SRC)
 # Unit tests link every C module (one library, tests only).
-TEST_LIB_SRC := $(sort $(SUP_SRC) $(PROD_SRC) $(WORKER_SRC) $(MKLAT_SRC) $(MKTAESD_SRC) $(MKTAEHV_SRC))
+TEST_LIB_SRC := $(sort $(SUP_SRC) $(PROD_SRC) $(WORKER_SRC) $(MKLAT_SRC) $(MKTAESD_SRC) $(MKTAEHV_SRC) $(MKWANVAE_SRC))
 TEST_LIB_SRC := $(filter-out daemon/supervisor/egressd.c daemon/producer/producer.c workers/worker.c \
 		  daemon/tools/%.c,$(TEST_LIB_SRC))
 # The producer's GPU part: every .cu of producer/ and decode/ (the cuda
@@ -97,7 +99,7 @@ endif
 
 obj = $(patsubst %.c,$(B)/obj/%.o,$(sort $(1)))
 BINS := $(B)/egressd $(B)/egressd-producer $(B)/egressd-worker
-TOOLS := $(B)/egressd-mklatents $(B)/egressd-mktaesd $(B)/egressd-mktaehv
+TOOLS := $(B)/egressd-mklatents $(B)/egressd-mktaesd $(B)/egressd-mktaehv $(B)/egressd-mkwanvae
 UNIT_SRC := $(sort $(wildcard tests/unit/test_*.c))
 UNIT_BINS := $(UNIT_SRC:tests/unit/%.c=$(B)/tests/%)
 GPU_TEST_SRC := $(sort $(wildcard tests/gpu/*.cu))
@@ -141,6 +143,10 @@ $(B)/egressd-mktaesd: $(call obj,$(MKTAESD_SRC))
 	$(Q)$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
 $(B)/egressd-mktaehv: $(call obj,$(MKTAEHV_SRC))
+	$(call say,LD,$@)
+	$(Q)$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+$(B)/egressd-mkwanvae: $(call obj,$(MKWANVAE_SRC))
 	$(call say,LD,$@)
 	$(Q)$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
