@@ -58,13 +58,15 @@ static int cpu_job_begin(void *be, const struct egr_job_geom *g, char *err, size
 	}
 	if (g->decoder == EGR_DEC_TAESD) {
 		int rc;
-		if (!b->taesd || strcmp(b->taesd_path, g->weights_key) != 0) {
+		const char *key = g->weights_key ? g->weights_key : g->weights;	/* tests may give no key */
+
+		if (!b->taesd || strcmp(b->taesd_path, key) != 0) {
 			egr_taesd_free(b->taesd);
 			b->taesd = NULL;
 			rc = egr_taesd_load(g->weights, &b->taesd, err, errlen);
 			if (rc)
 				return rc;
-			snprintf(b->taesd_path, sizeof(b->taesd_path), "%s", g->weights_key);
+			snprintf(b->taesd_path, sizeof(b->taesd_path), "%s", key);
 		}
 		if (egr_taesd_channels(b->taesd) != g->channels) {
 			egr_errf(err, errlen, "weights \"%s\" decode %u-channel latents; the latents have %u channels",
