@@ -23,7 +23,8 @@
  * X(section, key, type, field, default, min, max, help)
  * type: STR (char[]), ENUM (char[], one of the values conf.c lists for the
  * field), U32, U64, SIZE (uint64_t, K/M/G/T suffixes).  min/max bound the
- * numeric types; a string is bounded by its buffer.
+ * numeric types; a string is bounded by its buffer.  A STR key whose default
+ * is empty is optional: an empty value leaves it unset (the dump shows it so).
  */
 #define EGR_CONF_KEYS(X) \
 	X(daemon, spool, STR, spool, "/var/spool/egressd", 0, 0, "spool directory (incoming/ active/ done/ failed/)") \
@@ -41,6 +42,8 @@
 	X(limits, oom_tries, U32, oom_tries, "3", 1, 1000, "OOM kills of a process on one job before it fails") \
 	X(cuda, device, U32, device, "0", 0, 64, "CUDA device ordinal") \
 	X(cuda, vram_buffers, U32, vram_buffers, "2", 1, 8, "device frame buffers (2 = double buffering)") \
+	X(metrics, textfile, STR, metrics_textfile, "", 0, 0, "Prometheus text file, rewritten every second (empty: off)") \
+	X(metrics, listen, STR, metrics_listen, "", 0, 0, "serve GET /metrics on 127.0.0.1:PORT or [::1]:PORT (empty: off)") \
 	X(bench, pipeline, ENUM, pipeline, "full", 0, 0, \
 	  "benchmark ablation (production configs leave [bench] out): full | naive | no-copy-stream | pageable | single-buffer | one-worker")
 
@@ -61,6 +64,8 @@ struct egr_conf {
 	uint32_t oom_tries;
 	uint32_t device;
 	uint32_t vram_buffers;
+	char metrics_textfile[EGR_PATH_MAX];
+	char metrics_listen[64];
 	char pipeline[32];	/* read it with egr_conf_pipeline() */
 };
 
@@ -94,6 +99,14 @@ int egr_conf_load(const char *path, struct egr_conf *c, char *err, size_t errlen
 void egr_conf_dump(const struct egr_conf *c, FILE *f);
 /* syslog level for c->log_level */
 int egr_conf_log_level(const struct egr_conf *c);
+/*
+ * SIGHUP: take next's reloadable settings ([limits], [metrics], [daemon]
+ * log_level) into cur.  Keys that only a restart can change (the spool, the
+ * instance, the workers, the ring, the backend, ...) keep cur's values; each
+ * one whose value differs is named in refused ("[daemon] workers, [ring]
+ * slots"; "" when none).  Returns how many were refused.
+ */
+int egr_conf_reload(struct egr_conf *cur, const struct egr_conf *next, char *refused, size_t len);
 /*
  * The one pipeline parser: "full", "naive", ... (an empty string is full: a
  * struct filled by hand) -> *out.  0, or -EINVAL with err holding
