@@ -1,6 +1,6 @@
 # egressd — see README.md.  `make` builds, `make test` tests, `make demo` shows.
 #
-#   make [V=1] [CUDA=0] [DEPS=dir]   build/ : egressd, egressd-producer, egressd-worker (installed),
+#   make [V=1] [CUDA=0] [DEPS=dir]   build/ : egressd, egressd-producer, egressd-worker, egressctl (installed),
 #                                    egressd-mklatents, egressd-mktaesd, egressd-mktaehv, egressd-mkwanvae (developer tools)
 #   make test                        unit + integration tests, plain and ASan/UBSan builds (CI)
 #   make test-gpu                    GPU tests (needs an NVIDIA GPU)
@@ -67,7 +67,9 @@ CONF_SRC := config/conf.c config/job.c config/inih/ini.c config/l2r_preset.c
 # a job's output on disk (workers/output.c) and what it calls: the frame
 # encoders, the write path, frame sizes
 OUTPUT_SRC := workers/output.c workers/wio.c daemon/formats/png.c daemon/formats/y4m.c daemon/decode/frame.c
-SUP_SRC := daemon/supervisor/egressd.c daemon/supervisor/spool.c daemon/supervisor/supervisor.c daemon/base/sdnotify.c \
+SUP_SRC := daemon/supervisor/cancel.c daemon/supervisor/egressd.c daemon/supervisor/metrics.c \
+	   daemon/supervisor/queue.c daemon/supervisor/spool.c daemon/supervisor/status.c daemon/supervisor/supervisor.c \
+	   daemon/base/sdnotify.c \
 	   shm/ring.c $(OUTPUT_SRC) $(CONF_SRC) $(BASE_SRC)
 PROD_SRC := daemon/producer/producer.c daemon/producer/plan.c daemon/producer/naive.c \
 	    daemon/producer/backend_cpu.c daemon/decode/frame.c daemon/decode/taehv.c daemon/decode/taesd.c \
@@ -76,6 +78,9 @@ PROD_SRC := daemon/producer/producer.c daemon/producer/plan.c daemon/producer/na
 WORKER_SRC := workers/worker.c shm/ring.c $(OUTPUT_SRC) $(CONF_SRC) $(BASE_SRC)
 MKLAT_SRC := daemon/tools/mklatents.c daemon/decode/frame.c daemon/formats/npy.c daemon/formats/safetensors.c \
 	     $(CONF_SRC) $(BASE_SRC)
+# egressctl: the client; it reads the daemon's config and parses jobs with the daemon's parser
+CLIENT_SRC := daemon/client/client.c daemon/client/cmd_cancel.c daemon/client/cmd_status.c \
+	      daemon/client/cmd_submit.c daemon/client/cmd_wait.c daemon/client/egressctl.c $(CONF_SRC) $(BASE_SRC)
 MKTAESD_SRC := daemon/tools/mktaesd.c daemon/decode/taesd.c daemon/formats/safetensors.c $(BASE_SRC)
 MKTAEHV_SRC := daemon/tools/mktaehv.c daemon/decode/taehv.c daemon/decode/taesd.c daemon/formats/safetensors.c \
 	       $(BASE_SRC)
@@ -98,7 +103,7 @@ PROD_CUDA_LIBS :=
 endif
 
 obj = $(patsubst %.c,$(B)/obj/%.o,$(sort $(1)))
-BINS := $(B)/egressd $(B)/egressd-producer $(B)/egressd-worker
+BINS := $(B)/egressd $(B)/egressd-producer $(B)/egressd-worker $(B)/egressctl
 TOOLS := $(B)/egressd-mklatents $(B)/egressd-mktaesd $(B)/egressd-mktaehv $(B)/egressd-mkwanvae
 UNIT_SRC := $(sort $(wildcard tests/unit/test_*.c))
 UNIT_BINS := $(UNIT_SRC:tests/unit/%.c=$(B)/tests/%)
@@ -131,6 +136,10 @@ $(B)/egressd-producer: $(call obj,$(PROD_SRC)) $(CU_OBJ)
 	$(Q)$(CC) $(LDFLAGS) -o $@ $^ $(PROD_CUDA_LIBS) $(LDLIBS)
 
 $(B)/egressd-worker: $(call obj,$(WORKER_SRC))
+	$(call say,LD,$@)
+	$(Q)$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+$(B)/egressctl: $(call obj,$(CLIENT_SRC))
 	$(call say,LD,$@)
 	$(Q)$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 

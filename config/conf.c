@@ -343,7 +343,7 @@ static int conf_set(const struct conf_key *k, const char *section, struct egr_co
 	uint64_t v;
 	int r;
 
-	if (!*value && k->type != CT_PATHS) {
+	if (!*value && k->type != CT_PATHS && !(k->type == CT_STR && !*k->def)) {
 		egr_errf(msg, msglen, "[%s] %s: empty value", section, k->name);
 		return 0;
 	}
@@ -671,4 +671,37 @@ int egr_conf_paths_ready(const struct egr_conf *c, char *err, size_t errlen)
 		 c->path[0] ? c->path : "its configuration file", !r && !w ? "" : "s",
 		 !r && !w ? "read and write" : !r ? "read" : "write");
 	return -EACCES;
+}
+
+/* What SIGHUP may change: the limits, the metrics and the log level. */
+static int conf_reloadable(const struct conf_key *k)
+{
+	return !strcmp(k->section, "limits") || !strcmp(k->section, "metrics") ||
+	       k->off == offsetof(struct egr_conf, log_level);
+}
+
+int egr_conf_reload(struct egr_conf *cur, const struct egr_conf *next, char *refused, size_t len)
+{
+	int n = 0;
+
+	if (refused && len)
+		refused[0] = 0;
+	for (size_t i = 0; i < NKEYS; i++) {
+		const struct conf_key *k = &conf_keys[i];
+		char *to = (char *)cur + k->off;
+		const char *from = (const char *)next + k->off;
+		int text = k->type == CT_STR || k->type == CT_ENUM;
+
+		if (text ? !strncmp(to, from, k->size) : !memcmp(to, from, k->size))
+			continue;
+		if (conf_reloadable(k)) {
+			memcpy(to, from, k->size);
+			continue;
+		}
+		if (refused && len)
+			snprintf(refused + strlen(refused), len - strlen(refused), "%s[%s] %s", n ? ", " : "",
+				 k->section, k->name);
+		n++;
+	}
+	return n;
 }

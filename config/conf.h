@@ -24,8 +24,9 @@
  * type: STR (char[]), ENUM (char[], one of the values conf.c lists for the
  * field), PATHS (char[]: space-separated absolute directories that exist
  * when the file is loaded, or empty), U32, U64, SIZE (uint64_t, K/M/G/T
- * suffixes).  min/max bound the
- * numeric types; a string is bounded by its buffer.
+ * suffixes).  min/max bound the numeric types; a string is bounded by its
+ * buffer.  A STR key whose default is empty is optional: an empty value
+ * leaves it unset (the dump shows it so).
  */
 #define EGR_CONF_KEYS(X) \
 	X(daemon, spool, STR, spool, "/var/spool/egressd", 0, 0, "spool directory (incoming/ active/ done/ failed/)") \
@@ -46,6 +47,8 @@
 	X(cuda, device, U32, device, "0", 0, 64, "CUDA device ordinal") \
 	X(cuda, devices, STR, devices, "", 0, 0, "GPUs, one producer each: ordinals (\"0 1 3\") or all; replaces device") \
 	X(cuda, vram_buffers, U32, vram_buffers, "2", 1, 8, "device frame buffers (2 = double buffering)") \
+	X(metrics, textfile, STR, metrics_textfile, "", 0, 0, "Prometheus text file, rewritten every second (empty: off)") \
+	X(metrics, listen, STR, metrics_listen, "", 0, 0, "serve GET /metrics on 127.0.0.1:PORT or [::1]:PORT (empty: off)") \
 	X(bench, pipeline, ENUM, pipeline, "full", 0, 0, \
 	  "benchmark ablation (production configs leave [bench] out): full | naive | no-copy-stream | pageable | single-buffer | one-worker")
 
@@ -69,6 +72,8 @@ struct egr_conf {
 	uint32_t device;
 	char devices[128];
 	uint32_t vram_buffers;
+	char metrics_textfile[EGR_PATH_MAX];
+	char metrics_listen[64];
 	char pipeline[32];	/* read it with egr_conf_pipeline() */
 };
 
@@ -109,6 +114,14 @@ void egr_conf_dump(const struct egr_conf *c, FILE *f);
 int egr_conf_devices(const struct egr_conf *c, int ngpus, uint32_t *list, int max, char *err, size_t errlen);
 /* syslog level for c->log_level */
 int egr_conf_log_level(const struct egr_conf *c);
+/*
+ * SIGHUP: take next's reloadable settings ([limits], [metrics], [daemon]
+ * log_level) into cur.  Keys that only a restart can change (the spool, the
+ * instance, the workers, the ring, the backend, ...) keep cur's values; each
+ * one whose value differs is named in refused ("[daemon] workers, [ring]
+ * slots"; "" when none).  Returns how many were refused.
+ */
+int egr_conf_reload(struct egr_conf *cur, const struct egr_conf *next, char *refused, size_t len);
 /*
  * The one pipeline parser: "full", "naive", ... (an empty string is full: a
  * struct filled by hand) -> *out.  0, or -EINVAL with err holding

@@ -507,6 +507,22 @@ void egr_ring_job_fail(struct egr_ring *r, uint32_t job, const char *msg)
 	egr_ring_unlock(r);
 }
 
+int egr_ring_job_cancel(struct egr_ring *r, uint32_t job, const char *msg)
+{
+	struct egr_job_sh *j = &r->h->jobs[job];
+	int rc = 0;
+
+	egr_ring_lock(r);
+	if (j->state != EGR_JOB_QUEUED && j->state != EGR_JOB_ACTIVE)
+		rc = -ESRCH;
+	else if (j->finalizer)
+		rc = -EBUSY;
+	else
+		job_fail_locked(j, msg);
+	egr_ring_unlock(r);
+	return rc;
+}
+
 /*
  * Count a death against job j, which the dead process was on at chunk
  * (UINT32_MAX: between chunks, UINT32_MAX - 1: finalizing); fail the job

@@ -274,6 +274,13 @@ int egr_ring_job_queue(struct egr_ring *r, const char *name, const char *path,
 		       const struct egr_jobspec *js);
 /* Slots (any state but FREE) that still reference job. */
 uint32_t egr_ring_job_slots(struct egr_ring *r, uint32_t job);
+/*
+ * Cancel: fail a QUEUED or ACTIVE job with msg, as egr_ring_job_fail does
+ * (the producer stops at its next chunk, workers drop its slots), unless a
+ * worker is already finalizing it (its output is being renamed into place:
+ * -EBUSY, too late) or it ended (-ESRCH).  0 when it was failed.
+ */
+int egr_ring_job_cancel(struct egr_ring *r, uint32_t job, const char *msg);
 /* Forget a DONE or FAILED job: its table entry becomes EMPTY. */
 void egr_ring_job_clear(struct egr_ring *r, uint32_t job);
 /*

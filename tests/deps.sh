@@ -4,7 +4,7 @@
 # static libraries and headers egressd links into DIR/{lib,include}, for a
 # machine that lacks the -dev packages (the GPU machine): make DEPS=DIR.
 set -euo pipefail
-pkgs=(build-essential liburing-dev libpng-dev zlib1g-dev libjansson-dev ffmpeg bc python3 python3-numpy util-linux procps coreutils)
+pkgs=(build-essential liburing-dev libpng-dev zlib1g-dev libjansson-dev ffmpeg bc python3 python3-numpy python3-prometheus-client util-linux procps coreutils)
 if [ "${1:-}" = --bundle ]; then
 	d=${2:?usage: $0 --bundle DIR}
 	mkdir -p "$d/lib" "$d/include"
@@ -28,7 +28,11 @@ if [ ${#missing[@]} -gt 0 ]; then
 	$sudo apt-get update -qq
 	DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
-# the python3 on PATH may not be Debian's (pyenv): make sure it has numpy
-if ! python3 -c 'import numpy' 2>/dev/null; then
-	python3 -m pip install -q numpy 2>/dev/null || python3 -m pip install -q --break-system-packages numpy
-fi
+# the python3 on PATH may not be Debian's (pyenv): make sure it has numpy,
+# prometheus_client (its text parser checks egressd's metrics) and what
+# `pip install ./daemon/client/python` needs offline (setuptools, wheel)
+for mod in numpy prometheus_client setuptools wheel; do
+	if ! python3 -c "import $mod" 2>/dev/null; then
+		python3 -m pip install -q "$mod" 2>/dev/null || python3 -m pip install -q --break-system-packages "$mod"
+	fi
+done

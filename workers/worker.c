@@ -42,7 +42,8 @@
 #define WIO_DEPTH 32
 #define TAKE_TIMEOUT_MS 200
 
-static volatile sig_atomic_t stop;
+static volatile sig_atomic_t stop, reload_conf;
+static const char *conf_path;	/* -c, re-read on SIGHUP */
 
 enum { PHASE_NONE, PHASE_TAKE, PHASE_MID, PHASE_WRITTEN };
 
@@ -61,7 +62,10 @@ struct worker {
 
 static void on_signal(int sig)
 {
-	(void)sig;
+	if (sig == SIGHUP) {
+		reload_conf = 1;
+		return;
+	}
 	stop = 1;
 }
 
@@ -242,6 +246,17 @@ static void finalize(struct worker *wk, uint32_t jix)
 
 /* ---- main ---- */
 
+/* The log level from the config (at start, and again on SIGHUP). */
+static int load_log_level(char *err, size_t errlen)
+{
+	struct egr_conf c;
+	int rc = egr_conf_load(conf_path, &c, err, errlen);
+
+	if (rc == 0)
+		egr_log_set_level(egr_conf_log_level(&c));
+	return rc;
+}
+
 /* Log level from the config, the notify pipe non-blocking, signals as flags. */
 static int setup(struct worker *wk, const struct egr_child_args *a)
 {
@@ -249,9 +264,10 @@ static int setup(struct worker *wk, const struct egr_child_args *a)
 	sigset_t set;
 	char err[512];
 
-	if (a->conf) {
+	conf_path = a->conf;
+	if (conf_path) {
 		struct egr_conf c;
-		if (egr_conf_load(a->conf, &c, err, sizeof(err)) < 0) {
+		if (egr_conf_load(conf_path, &c, err, sizeof(err)) < 0) {
 			egr_err("%s", err);
 			return EGR_EXIT_CONFIG;
 		}
@@ -272,11 +288,14 @@ static int setup(struct worker *wk, const struct egr_child_args *a)
 	sigemptyset(&sa.sa_mask);
 	sigaction(SIGTERM, &sa, NULL);
 	sigaction(SIGINT, &sa, NULL);
+	sa.sa_flags = SA_RESTART;
+	sigaction(SIGHUP, &sa, NULL);
 	signal(SIGPIPE, SIG_IGN);
 	signal(SIGXFSZ, SIG_IGN);	/* EFBIG, an error naming the file */
 	sigemptyset(&set);
 	sigaddset(&set, SIGTERM);
 	sigaddset(&set, SIGINT);
+	sigaddset(&set, SIGHUP);
 	sigprocmask(SIG_UNBLOCK, &set, NULL);
 	return EGR_EXIT_OK;
 }
@@ -286,6 +305,13 @@ static int serve(struct worker *wk)
 {
 	while (!stop) {
 		uint32_t slot;
+		char err[1024];
+
+		if (reload_conf) {
+			reload_conf = 0;
+			if (load_log_level(err, sizeof(err)) < 0)
+				egr_warn("SIGHUP: %s; keeping the log level", err);
+		}
 		int ret = egr_ring_take(wk->r, &slot, TAKE_TIMEOUT_MS, &stop);
 
 		if (ret == 0) {

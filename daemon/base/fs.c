@@ -25,7 +25,8 @@ int egr_fs_fsync_dir(const char *path)
 	return rc;
 }
 
-int egr_fs_write_atomic(const char *path, const char *text, char *err, size_t errlen)
+/* path.tmp, written whole (fsynced when durable), renamed over path */
+static int write_replace(const char *path, const char *text, int durable, char *err, size_t errlen)
 {
 	char tmp[4200];
 	size_t len = strlen(text), off = 0;
@@ -49,7 +50,7 @@ int egr_fs_write_atomic(const char *path, const char *text, char *err, size_t er
 		}
 		off += (size_t)w;
 	}
-	if (fsync(fd) < 0) {
+	if (durable && fsync(fd) < 0) {
 		rc = -errno;
 		egr_errf(err, errlen, "fsync(\"%s\"): %s", tmp, strerror(errno));
 		goto fail;
@@ -67,6 +68,16 @@ fail:
 		close(fd);
 	unlink(tmp);
 	return rc;
+}
+
+int egr_fs_write_atomic(const char *path, const char *text, char *err, size_t errlen)
+{
+	return write_replace(path, text, 1, err, errlen);
+}
+
+int egr_fs_write_view(const char *path, const char *text, char *err, size_t errlen)
+{
+	return write_replace(path, text, 0, err, errlen);
 }
 
 static int rm_one(const char *path, const struct stat *st, int flag, struct FTW *ftw)

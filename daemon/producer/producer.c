@@ -22,11 +22,29 @@
 #include "daemon/producer/producer.h"
 
 volatile sig_atomic_t egr_producer_stop;
+static volatile sig_atomic_t reload_conf;
 
 static void on_term(int sig)
 {
-	(void)sig;
-	egr_producer_stop = 1;
+	if (sig == SIGHUP)
+		reload_conf = 1;
+	else
+		egr_producer_stop = 1;
+}
+
+/* SIGHUP (forwarded by the supervisor): the reloadable keys, limits among them, apply from the next job on. */
+static void reload(struct producer *p, const char *path)
+{
+	struct egr_conf next;
+	char err[1024];
+
+	reload_conf = 0;
+	if (egr_conf_load(path, &next, err, sizeof(err)) < 0) {
+		egr_warn("SIGHUP: %s; keeping the settings in force", err);
+		return;
+	}
+	egr_conf_reload(&p->conf, &next, NULL, 0);	/* the supervisor names what it refused */
+	egr_log_set_level(egr_conf_log_level(&p->conf));
 }
 
 void egr_producer_notify(struct producer *p)
@@ -211,6 +229,8 @@ int main(int argc, char **argv)
 	sa.sa_handler = on_term;
 	sigaction(SIGTERM, &sa, NULL);
 	sigaction(SIGINT, &sa, NULL);
+	sa.sa_flags = SA_RESTART;
+	sigaction(SIGHUP, &sa, NULL);
 	signal(SIGPIPE, SIG_IGN);
 	signal(SIGXFSZ, SIG_IGN);	/* EFBIG, an error naming the file */
 
@@ -255,6 +275,8 @@ int main(int argc, char **argv)
 		egr_info("ready: backend %s, pipeline %s", p.ops->name, p.conf.pipeline);
 	while (!egr_producer_stop) {
 		int job = egr_ring_job_next(p.ring, 1000, &egr_producer_stop);
+		if (reload_conf)
+			reload(&p, a.conf);	/* before the job it took: the new limits apply to it */
 		if (job >= 0 && naive)
 			egr_producer_run_naive(&p, (uint32_t)job);
 		else if (job >= 0)

@@ -29,7 +29,11 @@
 #include "daemon/base/fs.h"
 #include "daemon/base/safepath.h"
 #include "daemon/base/sdnotify.h"
+#include "daemon/supervisor/cancel.h"
+#include "daemon/supervisor/metrics.h"
+#include "daemon/supervisor/queue.h"
 #include "daemon/supervisor/spool.h"
+#include "daemon/supervisor/status.h"
 #include "daemon/supervisor/supervisor.h"
 #include "workers/output.h"
 
@@ -39,6 +43,7 @@
 #define SUP_STOP_GRACE_MS 10000
 #define SUP_CRASH_WINDOW_NS (30ull * 1000000000ull)
 #define SUP_CRASH_LIMIT 10	/* deaths in the window before giving up */
+#define SUP_GAUGES_MS 250	/* slot and queue gauges, at most this often */
 
 enum role { ROLE_PRODUCER, ROLE_WORKER };
 
@@ -62,7 +67,8 @@ struct kid {
 };
 
 struct sup {
-	const struct egr_conf *c;
+	const struct egr_conf *c;	/* &conf */
+	struct egr_conf conf;		/* SIGHUP reloads what it may (egr_conf_reload) */
 	struct egr_ring *ring;
 	char shm_name[128];
 	char bindir[PATH_MAX];
@@ -77,6 +83,11 @@ struct sup {
 	struct egr_spool *spool;	/* locked for the daemon's life (not --oneshot) */
 	struct egr_safepath roots;	/* [paths]: to remove outputs of failed jobs */
 	long oom_kills;		/* the cgroup's count when last read, -1 unknown */
+	/* clients: status files and cancel requests, incoming/ in arrival order, metrics */
+	struct egr_status status;
+	struct egr_queue queue;
+	struct egr_metrics *metrics;
+	uint64_t gauges_ns;
 	/* --oneshot */
 	int oneshot;
 	int oneshot_status;	/* -1 running, else exit code */
@@ -164,8 +175,9 @@ static void spawn(struct sup *s, struct kid *k)
 		sigaction(SIGCHLD, &dfl, NULL);
 		sigaction(SIGTERM, &dfl, NULL);
 		sigaction(SIGINT, &dfl, NULL);
-		sigaction(SIGHUP, &dfl, NULL);
 		sigaction(SIGPIPE, &dfl, NULL);
+		/* ignored until the child installs its reload handler: a SIGHUP never kills one */
+		signal(SIGHUP, SIG_IGN);
 		sigprocmask(SIG_SETMASK, &orig_mask, NULL);
 		/*
 		 * Die with the supervisor: a new one reruns active/ jobs, and
@@ -297,6 +309,7 @@ static void reap(struct sup *s)
 			s->stopping = 1;
 			continue;
 		}
+		egr_metrics_restart(s->metrics, roles[k->role].name);
 		/* first respawn at once, then 100 ms doubling to 5 s */
 		uint64_t delay = k->deaths <= 1 ? 0 : 100000000ull << (k->deaths - 2);
 		if (delay > 5000000000ull)
@@ -387,6 +400,7 @@ static void job_report(struct sup *s, uint32_t i, int ok)
 {
 	struct egr_job_view jv, *j = &jv;
 	char text[4096], err[512];
+	int cancelled = !ok && s->status.rows[i].cancel_uid >= 0;
 
 	egr_ring_job_view(s->ring, i, j);
 	if (ok) {
@@ -405,7 +419,10 @@ static void job_report(struct sup *s, uint32_t i, int ok)
 		if (rc)
 			egr_warn("removing partial output \"%s\": %s", j->lay.tmp_path, strerror(-rc));
 		snprintf(text, sizeof(text), "%s\n", j->error);
-		egr_warn("job %s failed: %s", j->name, j->error);
+		if (cancelled)
+			egr_notice("job %s %s: its temporary output is removed", j->name, j->error);
+		else
+			egr_warn("job %s failed: %s", j->name, j->error);
 	}
 	if (s->oneshot && ok) {
 		fputs(text, stdout);
@@ -413,13 +430,16 @@ static void job_report(struct sup *s, uint32_t i, int ok)
 		s->oneshot_status = EGR_EXIT_OK;
 	} else if (s->oneshot) {
 		oneshot_failed(s, j->name, j->error);
-	} else if (egr_spool_finish(s->c->spool, j->name, ok, text, err, sizeof(err)) < 0) {
+	} else if ((cancelled ? egr_cancel_finish(s->c->spool, "active", j->name, text, err, sizeof(err))
+			      : egr_spool_finish(s->c->spool, j->name, ok, text, err, sizeof(err))) < 0) {
 		egr_err("job %s: %s", j->name, err);
 	} else {
 		char journal[4200];
 		if (egr_output_journal_path(j->path, journal, sizeof(journal)) == 0)
 			egr_output_journal_end(journal);	/* the record is in place */
 	}
+	egr_metrics_ended(s->metrics, j, ok ? "done" : cancelled ? "cancelled" : "failed");
+	egr_status_ended(&s->status, i);	/* after the record: a client always finds one of them */
 	egr_ring_job_clear(s->ring, i);
 }
 
@@ -484,6 +504,7 @@ static void queue_job(struct sup *s, const char *name, const char *path)
 		js.owner_uid = stat(path, &st) == 0 ? (uint32_t)st.st_uid : UINT32_MAX;
 		rc = egr_ring_job_queue(s->ring, name, path, &js);
 		if (rc >= 0) {
+			egr_status_queued(&s->status, (uint32_t)rc, name, path);
 			egr_info("job %s queued", name);
 			return;
 		}
@@ -612,13 +633,13 @@ static void fill_table(struct sup *s)
 	}
 	if (table_free(s) == 0)
 		return;
-	if (egr_spool_list_all(s->c->spool, EGR_SPOOL_INCOMING, &names, &n, err, sizeof(err)) == 0) {
-		for (size_t i = 0; i < n && table_free(s) > 0; i++)
-			claim_job(s, names[i]);
-		egr_spool_free_list(names, n);
-	} else {
+	/* incoming/ in arrival order, listed again only once the last listing is used up (queue.h) */
+	if (egr_queue_waiting(&s->queue) == 0 && egr_queue_list(&s->queue, s->c->spool, err, sizeof(err)) < 0)
 		egr_err("%s", err);
-	}
+	const char *name;
+	/* each entry is claimed under a unique id (and judged there: spool.h) */
+	while (table_free(s) > 0 && (name = egr_queue_pop(&s->queue)))
+		claim_job(s, name);
 }
 
 static void drain_fd(int fd)
@@ -735,7 +756,10 @@ static int sup_setup(struct sup *s, const struct egr_conf *c, int oneshot)
 	int fds[2], rc;
 
 	memset(s, 0, sizeof(*s));
-	s->c = c;
+	s->conf = *c;
+	s->c = c = &s->conf;
+	for (uint32_t i = 0; i < EGR_RING_JOBS; i++)
+		s->status.rows[i].uid = s->status.rows[i].cancel_uid = -1;
 	s->notify_rd = s->notify_wr = s->inotify_fd = -1;
 	s->oneshot = oneshot;
 	s->oneshot_status = -1;
@@ -788,12 +812,22 @@ static int sup_setup(struct sup *s, const struct egr_conf *c, int oneshot)
 		 (unsigned long long)info.slot_bytes, (double)info.total_bytes / 1048576.0);
 
 	if (!oneshot) {
-		char inc[4096];
+		char inc[4096], cancel[4200];
+		if (egr_status_init(&s->status, c->spool, err, sizeof(err)) < 0) {
+			egr_err("%s", err);
+			return EGR_EXIT_CONFIG;
+		}
+		if (egr_metrics_open(&s->metrics, c, err, sizeof(err)) < 0) {
+			egr_err("%s", err);
+			return EGR_EXIT_CONFIG;
+		}
 		sweep_spool(s);
 		egr_spool_path(inc, sizeof(inc), c->spool, EGR_SPOOL_INCOMING, NULL);
+		snprintf(cancel, sizeof(cancel), "%s/cancel", c->spool);
 		s->inotify_fd = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
 		if (s->inotify_fd < 0 ||
-		    inotify_add_watch(s->inotify_fd, inc, IN_MOVED_TO | IN_CLOSE_WRITE) < 0) {
+		    inotify_add_watch(s->inotify_fd, inc, IN_MOVED_TO | IN_CLOSE_WRITE) < 0 ||
+		    inotify_add_watch(s->inotify_fd, cancel, IN_MOVED_TO | IN_CLOSE_WRITE) < 0) {
 			/* the periodic rescan still finds jobs, only later */
 			egr_warn("inotify on \"%s\": %s; polling every %d ms", inc, strerror(errno),
 				 SUP_RESCAN_MS);
@@ -838,6 +872,9 @@ static void sup_teardown(struct sup *s)
 		egr_ring_close(s->ring);
 		egr_ring_unlink(s->shm_name);
 	}
+	egr_metrics_close(s->metrics);	/* the textfile's last version */
+	s->metrics = NULL;
+	egr_queue_free(&s->queue);
 	if (s->inotify_fd >= 0)
 		close(s->inotify_fd);
 	if (s->notify_rd >= 0)
@@ -847,6 +884,69 @@ static void sup_teardown(struct sup *s)
 	egr_spool_close(s->spool);
 	s->spool = NULL;
 	egr_safepath_close(&s->roots);
+}
+
+static uint32_t slots_busy(struct sup *s, uint32_t *nslots)
+{
+	struct egr_ring_info info;
+	uint32_t n = 0;
+
+	egr_ring_info(s->ring, &info);
+	for (uint32_t i = 0; i < info.nslots; i++) {
+		struct egr_slot_view v;
+		egr_ring_slot_view(s->ring, i, &v);
+		n += v.state != EGR_SLOT_FREE;
+	}
+	*nslots = info.nslots;
+	return n;
+}
+
+/* The job table as clients and operators see it: status files, counters, gauges, the textfile. */
+static void observe_jobs(struct sup *s)
+{
+	uint64_t now = egr_log_now_ns();
+	uint32_t queued = 0, running = 0, nslots;
+
+	for (uint32_t i = 0; i < EGR_RING_JOBS; i++) {
+		struct egr_job_view j;
+		if (egr_ring_job_state(s->ring, i) == EGR_JOB_EMPTY || egr_ring_job_view(s->ring, i, &j) < 0)
+			continue;
+		queued += j.state == EGR_JOB_QUEUED;
+		running += j.state == EGR_JOB_ACTIVE;
+		egr_status_observe(&s->status, &j, now);
+		egr_metrics_observe(s->metrics, &j);
+	}
+	if (s->metrics && now - s->gauges_ns >= SUP_GAUGES_MS * 1000000ull) {
+		s->gauges_ns = now;
+		uint32_t busy = slots_busy(s, &nslots);
+		egr_metrics_gauges(s->metrics, egr_queue_waiting(&s->queue) + queued, running, busy, nslots);
+	}
+	egr_metrics_tick(s->metrics, now);
+}
+
+/*
+ * SIGHUP: the reloadable keys ([limits], [metrics], log_level) take effect
+ * here and in the children (they re-read the file on their SIGHUP); a
+ * changed key that needs a restart is named and keeps its value.
+ */
+static void reload(struct sup *s)
+{
+	struct egr_conf next;
+	char err[1024], refused[1024];
+
+	if (egr_conf_load(s->conf.path, &next, err, sizeof(err)) < 0) {
+		egr_err("SIGHUP: %s; nothing changed", err);
+		return;
+	}
+	if (egr_conf_reload(&s->conf, &next, refused, sizeof(refused)) > 0)
+		egr_warn("SIGHUP: not applied (restart egressd to change them): %s", refused);
+	egr_log_set_level(egr_conf_log_level(&s->conf));
+	if (s->metrics && egr_metrics_configure(s->metrics, &s->conf, err, sizeof(err)) < 0)
+		egr_err("SIGHUP: %s; metrics keep the old address", err);
+	for (uint32_t i = 0; i < s->nkids; i++)
+		if (s->kids[i].pid > 0)
+			kill(s->kids[i].pid, SIGHUP);
+	egr_notice("SIGHUP: reloaded %s ([limits], [metrics], log_level = %s)", s->conf.path, s->conf.log_level);
 }
 
 static int sup_loop(struct sup *s)
@@ -859,7 +959,7 @@ static int sup_loop(struct sup *s)
 	sigdelset(&waitmask, SIGHUP);
 
 	for (;;) {
-		struct pollfd pfd[2] = { { s->notify_rd, POLLIN, 0 }, { s->inotify_fd, POLLIN, 0 } };
+		struct pollfd pfd[2 + EGR_METRICS_MAX_FDS] = { { s->notify_rd, POLLIN, 0 }, { s->inotify_fd, POLLIN, 0 } };
 		uint64_t now = egr_log_now_ns();
 		uint64_t wait_ns = SUP_RESCAN_MS * 1000000ull;
 		int spool_event = 0;
@@ -885,7 +985,8 @@ static int sup_loop(struct sup *s)
 		if (ping_ns && ping_ns < wait_ns)
 			wait_ns = ping_ns;
 		struct timespec ts = { (time_t)(wait_ns / 1000000000ull), (long)(wait_ns % 1000000000ull) };
-		int n = ppoll(pfd, s->inotify_fd >= 0 ? 2 : 1, &ts, &waitmask);
+		int nm = egr_metrics_pollfds(s->metrics, pfd + 2, EGR_METRICS_MAX_FDS);
+		int n = ppoll(pfd, 2 + (nfds_t)nm, &ts, &waitmask);
 		if (n < 0 && errno != EINTR) {
 			egr_err("ppoll: %s", strerror(errno));
 			return EGR_EXIT_OSERR;
@@ -897,7 +998,7 @@ static int sup_loop(struct sup *s)
 		}
 		if (sig_hup) {
 			sig_hup = 0;
-			egr_notice("SIGHUP: configuration reload is not supported; restart the service to apply changes");
+			reload(s);
 		}
 		if (sig_chld) {
 			sig_chld = 0;
@@ -905,6 +1006,8 @@ static int sup_loop(struct sup *s)
 		}
 		if (n > 0 && (pfd[0].revents & POLLIN))
 			drain_fd(s->notify_rd);
+		if (n > 0)
+			egr_metrics_serve(s->metrics, pfd + 2, nm);
 		if (n > 0 && s->inotify_fd >= 0 && (pfd[1].revents & POLLIN)) {
 			drain_inotify(s->inotify_fd);
 			spool_event = 1;
@@ -919,8 +1022,11 @@ static int sup_loop(struct sup *s)
 				return s->oneshot_status;
 			continue;
 		}
-		if (spool_event || egr_log_now_ns() - s->last_scan_ns >= SUP_RESCAN_MS * 1000000ull)
+		if (spool_event || egr_log_now_ns() - s->last_scan_ns >= SUP_RESCAN_MS * 1000000ull) {
+			egr_cancel_scan(&s->status, s->ring);	/* before a claim can start a cancelled job */
 			fill_table(s);
+		}
+		observe_jobs(s);
 	}
 }
 
@@ -932,6 +1038,7 @@ int egr_supervisor_run(const struct egr_conf *c)
 	if (rc == 0) {
 		egr_notice("egressd started: spool %s, %u workers, backend %s, pipeline %s", c->spool,
 			   s.nkids - s.nproducers, c->backend, c->pipeline);
+		egr_cancel_scan(&s.status, s.ring);	/* requests made while it was down */
 		fill_table(&s);
 		rc = sup_loop(&s);
 	}
