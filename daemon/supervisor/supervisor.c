@@ -43,6 +43,7 @@
 #define SUP_STOP_GRACE_MS 10000
 #define SUP_CRASH_WINDOW_NS (30ull * 1000000000ull)
 #define SUP_CRASH_LIMIT 10	/* deaths in the window before giving up */
+#define SUP_SD_STATUS_MS 2000	/* STATUS= for systemctl status */
 #define SUP_GAUGES_MS 250	/* slot and queue gauges, at most this often */
 
 enum role { ROLE_PRODUCER, ROLE_WORKER };
@@ -83,6 +84,8 @@ struct sup {
 	struct egr_spool *spool;	/* locked for the daemon's life (not --oneshot) */
 	struct egr_safepath roots;	/* [paths]: to remove outputs of failed jobs */
 	long oom_kills;		/* the cgroup's count when last read, -1 unknown */
+	uint64_t frames_ended;	/* frames of jobs reported, for STATUS= */
+	uint64_t sd_status_ns, sd_status_frames;
 	/* clients: status files and cancel requests, incoming/ in arrival order, metrics */
 	struct egr_status status;
 	struct egr_queue queue;
@@ -438,6 +441,8 @@ static void job_report(struct sup *s, uint32_t i, int ok)
 		if (egr_output_journal_path(j->path, journal, sizeof(journal)) == 0)
 			egr_output_journal_end(journal);	/* the record is in place */
 	}
+	if (ok)
+		s->frames_ended += j->lay.frames;
 	egr_metrics_ended(s->metrics, j, ok ? "done" : cancelled ? "cancelled" : "failed");
 	egr_status_ended(&s->status, i);	/* after the record: a client always finds one of them */
 	egr_ring_job_clear(s->ring, i);
@@ -904,7 +909,7 @@ static uint32_t slots_busy(struct sup *s, uint32_t *nslots)
 /* The job table as clients and operators see it: status files, counters, gauges, the textfile. */
 static void observe_jobs(struct sup *s)
 {
-	uint64_t now = egr_log_now_ns();
+	uint64_t now = egr_log_now_ns(), frames = s->frames_ended;
 	uint32_t queued = 0, running = 0, nslots;
 
 	for (uint32_t i = 0; i < EGR_RING_JOBS; i++) {
@@ -913,6 +918,7 @@ static void observe_jobs(struct sup *s)
 			continue;
 		queued += j.state == EGR_JOB_QUEUED;
 		running += j.state == EGR_JOB_ACTIVE;
+		frames += egr_status_frames_done(&j);
 		egr_status_observe(&s->status, &j, now);
 		egr_metrics_observe(s->metrics, &j);
 	}
@@ -922,6 +928,16 @@ static void observe_jobs(struct sup *s)
 		egr_metrics_gauges(s->metrics, egr_queue_waiting(&s->queue) + queued, running, busy, nslots);
 	}
 	egr_metrics_tick(s->metrics, now);
+	/* systemctl status shows it: what the daemon is doing, in one line */
+	if (now - s->sd_status_ns >= SUP_SD_STATUS_MS * 1000000ull) {
+		double fps = s->sd_status_ns && frames >= s->sd_status_frames
+				     ? (double)(frames - s->sd_status_frames) * 1e9 / (double)(now - s->sd_status_ns)
+				     : 0.0;
+		egr_sdnotify_status("%u running, %zu queued, %.0f frames/s", running,
+				    (size_t)(egr_queue_waiting(&s->queue) + queued), fps);
+		s->sd_status_ns = now;
+		s->sd_status_frames = frames;
+	}
 }
 
 /*
