@@ -54,7 +54,7 @@ check "@aio has io_uring_setup" bash -c "systemd-analyze syscall-filter @aio 2>/
 # verify against the staged root, with the host's units for the targets it names
 cp -rn /lib/systemd/system/. "$R/usr/lib/systemd/system/" 2>/dev/null
 # the host's kill(1) for ExecReload=, as on any installed system
-mkdir -p "$R/bin" && cp "$(command -v kill)" "$R/bin/kill"
+mkdir -p "$R/bin" && cp "$(type -P kill)" "$R/bin/kill"
 out=$(cd / && systemd-analyze verify --root="$R" "$U" 2>&1); rc=$?
 check "systemd-analyze verify is clean" test "$rc" = 0 -a -z "$out"
 [ -n "$out" ] && echo "$out"
