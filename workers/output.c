@@ -354,6 +354,35 @@ void egr_output_sweep(struct egr_output_writer *w)
 }
 
 /*
+ * The job's temporary output opened with flags: through the roots, in the
+ * directory the job began in, and the very file or directory the producer
+ * created (the inode recorded in the ring).  An fd (st filled) or -errno.
+ */
+static int open_temp(const struct egr_safepath *sp, const struct egr_job_view *j, int flags, struct stat *st,
+		     char *err, size_t errlen)
+{
+	struct egr_safepath_out o;
+	int fd, rc = open_dir(sp, &j->spec, &j->lay, &o, err, errlen);
+
+	if (rc < 0)
+		return rc;
+	fd = openat(o.dirfd, j->lay.tmp_name, flags | O_NOFOLLOW | O_CLOEXEC);
+	rc = fd < 0 ? -errno : 0;
+	egr_safepath_out_close(&o);
+	if (!rc && (fstat(fd, st) < 0 || (uint64_t)st->st_ino != j->lay.tmp_ino ||
+		    (uint64_t)st->st_dev != j->lay.tmp_dev))
+		rc = -ESTALE;
+	if (rc) {
+		if (fd >= 0)
+			close(fd);
+		egr_errf(err, errlen, "output \"%s\": its temporary output %s", j->spec.output,
+			 rc == -ESTALE ? "was replaced while the job ran" : egr_log_strerror(-rc));
+		return rc;
+	}
+	return fd;
+}
+
+/*
  * The job's temporary output, opened once per job run: through the roots
  * (no link followed), in the directory the job began in, and the very file
  * or directory the producer created (its inode, recorded in the ring).  A
@@ -363,29 +392,15 @@ void egr_output_sweep(struct egr_output_writer *w)
 static int tmp_fd(struct egr_output_writer *w, const struct egr_job_view *j, char *err, size_t errlen)
 {
 	struct fd_cache *c = &w->cache[j->index];
-	int is_dir = j->spec.format == EGR_FMT_PNG, fd, rc;
-	struct egr_safepath_out o;
+	int is_dir = j->spec.format == EGR_FMT_PNG, fd;
 	struct stat st;
 
 	if (c->fd >= 0 && c->ino == j->lay.tmp_ino && strcmp(c->name, j->name) == 0)
 		return c->fd;
 	cache_drop(c);
-	if ((rc = open_dir(w->sp, &j->spec, &j->lay, &o, err, errlen)) < 0)
-		return rc;
-	fd = openat(o.dirfd, j->lay.tmp_name,
-		    (is_dir ? O_RDONLY | O_DIRECTORY : O_WRONLY) | O_NOFOLLOW | O_CLOEXEC);
-	rc = fd < 0 ? -errno : 0;
-	egr_safepath_out_close(&o);
-	if (!rc && (fstat(fd, &st) < 0 || (uint64_t)st.st_ino != j->lay.tmp_ino ||
-		    (uint64_t)st.st_dev != j->lay.tmp_dev))
-		rc = -ESTALE;
-	if (rc) {
-		if (fd >= 0)
-			close(fd);
-		egr_errf(err, errlen, "output \"%s\": its temporary output %s", j->spec.output,
-			 rc == -ESTALE ? "was replaced while the job ran" : egr_log_strerror(-rc));
-		return rc;
-	}
+	fd = open_temp(w->sp, j, is_dir ? O_RDONLY | O_DIRECTORY : O_WRONLY, &st, err, errlen);
+	if (fd < 0)
+		return fd;
 	c->fd = fd;
 	c->ino = j->lay.tmp_ino;
 	c->file_mode = st.st_mode & 0666;
@@ -587,25 +602,9 @@ int egr_output_write(struct egr_output_writer *w, const struct egr_job_view *j, 
 
 int egr_output_open(const struct egr_safepath *sp, const struct egr_job_view *j, char *err, size_t errlen)
 {
-	struct egr_safepath_out o;
 	struct stat st;
-	int fd, rc = open_dir(sp, &j->spec, &j->lay, &o, err, errlen);
 
-	if (rc < 0)
-		return rc;
-	fd = openat(o.dirfd, j->lay.tmp_name, O_WRONLY | O_NOFOLLOW | O_CLOEXEC);
-	rc = fd < 0 ? -errno : 0;
-	egr_safepath_out_close(&o);
-	if (!rc && (fstat(fd, &st) < 0 || (uint64_t)st.st_ino != j->lay.tmp_ino))
-		rc = -ESTALE;
-	if (rc) {
-		if (fd >= 0)
-			close(fd);
-		egr_errf(err, errlen, "output \"%s\": its temporary output %s", j->spec.output,
-			 rc == -ESTALE ? "was replaced while the job ran" : egr_log_strerror(-rc));
-		return rc;
-	}
-	return fd;
+	return open_temp(sp, j, O_WRONLY, &st, err, errlen);
 }
 
 /* ---- finalization ---- */

@@ -260,7 +260,6 @@ static int load_log_level(char *err, size_t errlen)
 /* Log level from the config, the notify pipe non-blocking, signals as flags. */
 static int setup(struct worker *wk, const struct egr_child_args *a)
 {
-	struct sigaction sa;
 	sigset_t set;
 	char err[512];
 
@@ -283,15 +282,7 @@ static int setup(struct worker *wk, const struct egr_child_args *a)
 		return EGR_EXIT_USAGE;
 	}
 	/* the flag is all a handler does; the loop checks it between slots */
-	memset(&sa, 0, sizeof(sa));
-	sa.sa_handler = on_signal;
-	sigemptyset(&sa.sa_mask);
-	sigaction(SIGTERM, &sa, NULL);
-	sigaction(SIGINT, &sa, NULL);
-	sa.sa_flags = SA_RESTART;
-	sigaction(SIGHUP, &sa, NULL);
-	signal(SIGPIPE, SIG_IGN);
-	signal(SIGXFSZ, SIG_IGN);	/* EFBIG, an error naming the file */
+	egr_child_signals(on_signal);
 	sigemptyset(&set);
 	sigaddset(&set, SIGTERM);
 	sigaddset(&set, SIGINT);

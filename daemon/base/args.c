@@ -1,5 +1,7 @@
 /* args: the children's command line; see args.h. */
 #include <errno.h>
+#include <signal.h>
+#include <string.h>
 #include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -65,4 +67,19 @@ int egr_child_args_parse(int argc, char **argv, const char *role, int need_conf,
 		return -EINVAL;
 	}
 	return 0;
+}
+
+void egr_child_signals(void (*handler)(int))
+{
+	struct sigaction sa;
+
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = handler;
+	sigemptyset(&sa.sa_mask);
+	sigaction(SIGTERM, &sa, NULL);
+	sigaction(SIGINT, &sa, NULL);
+	sa.sa_flags = SA_RESTART;
+	sigaction(SIGHUP, &sa, NULL);
+	signal(SIGPIPE, SIG_IGN);
+	signal(SIGXFSZ, SIG_IGN);
 }

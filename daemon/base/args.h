@@ -26,4 +26,11 @@ struct egr_child_args {
 int egr_child_args_parse(int argc, char **argv, const char *role, int need_conf, int need_notify,
 			 struct egr_child_args *a);
 
+/*
+ * The signals of a child: handler for SIGTERM and SIGINT (stop) and SIGHUP
+ * (re-read the config; SA_RESTART), SIGPIPE ignored, and SIGXFSZ ignored so
+ * that a file-size limit is an EFBIG error naming the file, not a death.
+ */
+void egr_child_signals(void (*handler)(int));
+
 #endif

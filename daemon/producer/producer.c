@@ -216,7 +216,6 @@ int main(int argc, char **argv)
 	struct producer p = { .notify_fd = -1 };
 	struct egr_child_args a;
 	struct egr_ring_info info;
-	struct sigaction sa;
 	char err[1024];
 	int rc;
 
@@ -225,14 +224,7 @@ int main(int argc, char **argv)
 	if (rc)
 		return rc > 0 ? EGR_EXIT_OK : EGR_EXIT_USAGE;
 	p.notify_fd = a.notify_fd;
-	memset(&sa, 0, sizeof(sa));
-	sa.sa_handler = on_term;
-	sigaction(SIGTERM, &sa, NULL);
-	sigaction(SIGINT, &sa, NULL);
-	sa.sa_flags = SA_RESTART;
-	sigaction(SIGHUP, &sa, NULL);
-	signal(SIGPIPE, SIG_IGN);
-	signal(SIGXFSZ, SIG_IGN);	/* EFBIG, an error naming the file */
+	egr_child_signals(on_term);
 
 	if (egr_conf_load(a.conf, &p.conf, err, sizeof(err)) < 0) {
 		egr_err("%s", err);
