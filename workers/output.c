@@ -23,6 +23,7 @@
 #include "daemon/formats/png.h"
 #include "daemon/formats/y4m.h"
 #include "workers/output.h"
+#include "workers/output_video.h"
 #include "workers/wio.h"
 
 #define FINALIZE_MARK ".egressd-finalizing"
@@ -44,6 +45,7 @@ struct egr_output_writer {
 	size_t iov_cap;
 	int (*mid_hook)(void *ctx, int fire);	/* test builds */
 	void *mid_ctx;
+	struct egr_output_video *video;	/* format = mp4 | mkv */
 };
 
 static int fail_errno(char *err, size_t errlen, const char *call, const char *a, const char *b)
@@ -86,14 +88,23 @@ static int tmp_path_for(const char *output, const char *job, char *buf, size_t l
 	return n < 0 || (size_t)n >= len ? -ENAMETOOLONG : 0;
 }
 
+uint32_t egr_output_pixels(uint32_t format)
+{
+	return egr_job_is_video(format) ? EGR_FMT_Y4M : format;
+}
+
 int egr_output_plan(const struct egr_jobspec *spec, const char *job_name, uint32_t width, uint32_t height,
 		    uint32_t frames, struct egr_job_layout *lay, char *err, size_t errlen)
 {
-	uint64_t fb = egr_frame_bytes(spec->format, width, height);
+	uint64_t fb = egr_frame_bytes(egr_output_pixels(spec->format), width, height);
+	int rc;
 
 	lay->frame_bytes = fb;
 	lay->header_bytes = 0;
 	lay->out_bytes = fb * frames;
+	if (egr_job_is_video(spec->format) &&
+	    (rc = egr_output_video_plan(spec, lay, err, errlen)))
+		return rc;
 	if (spec->format == EGR_FMT_Y4M) {
 		char hdr[128];
 		int hl = egr_y4m_header(hdr, sizeof(hdr), width, height, spec->fps_num, spec->fps_den);
@@ -160,6 +171,8 @@ int egr_output_prepare(const struct egr_jobspec *spec, const struct egr_job_layo
 {
 	if (spec->format == EGR_FMT_Y4M)
 		return prepare_y4m(spec, lay, err, errlen);
+	if (egr_job_is_video(spec->format))
+		return egr_output_video_prepare(spec, lay, err, errlen);
 	egr_fs_remove_tree(lay->tmp_path);	/* a stale one from a crashed run */
 	if (mkdir(lay->tmp_path, 0755) < 0)
 		return fail_errno(err, errlen, "mkdir", lay->tmp_path, NULL);
@@ -204,10 +217,15 @@ int egr_output_journal_begin(const char *journal, const struct egr_jobspec *spec
 int egr_output_journal_prepared(const char *journal, const struct egr_jobspec *spec,
 				const struct egr_job_layout *lay, char *err, size_t errlen)
 {
+	char id[EGR_PATH_MAX + 32];
 	struct stat st;
 
-	if (lstat(lay->tmp_path, &st) < 0)
-		return fail_errno(err, errlen, "stat", lay->tmp_path, NULL);
+	/* the identity of what the finalizer renames into place */
+	snprintf(id, sizeof(id), "%s", lay->tmp_path);
+	if (egr_job_is_video(spec->format) && egr_output_video_identity(lay, id, sizeof(id)) < 0)
+		return -ENAMETOOLONG;
+	if (lstat(id, &st) < 0)
+		return fail_errno(err, errlen, "stat", id, NULL);
 	return journal_write(journal, spec, lay, &st, err, errlen);
 }
 
@@ -281,6 +299,10 @@ int egr_output_writer_new(struct egr_ring *r, struct egr_wio *wio, struct egr_ou
 	w->w = wio;
 	for (int i = 0; i < EGR_RING_JOBS; i++)
 		w->cache[i].fd = -1;
+	if (egr_output_video_new(r, wio, &w->video) < 0) {
+		free(w);
+		return -ENOMEM;
+	}
 	*out = w;
 	return 0;
 }
@@ -298,6 +320,7 @@ void egr_output_writer_free(struct egr_output_writer *w)
 		return;
 	for (int i = 0; i < EGR_RING_JOBS; i++)
 		cache_drop(&w->cache[i]);
+	egr_output_video_free(w->video);
 	free(w->iov);
 	free(w);
 }
@@ -307,6 +330,7 @@ void egr_output_set_mid_hook(struct egr_output_writer *w, int (*fn)(void *ctx, i
 {
 	w->mid_hook = fn;
 	w->mid_ctx = ctx;
+	egr_output_video_set_mid_hook(w->video, fn, ctx);
 }
 #endif
 
@@ -544,8 +568,18 @@ int egr_output_write(struct egr_output_writer *w, const struct egr_job_view *j, 
 		return write_y4m(w, j, data, first, n, err, errlen);
 	if (j->spec.format == EGR_FMT_PNG)
 		return write_png(w, j, data, first, n, err, errlen);
+	if (egr_job_is_video(j->spec.format))
+		return egr_output_video_write(w->video, j, data, first, n, err, errlen);
 	egr_errf(err, errlen, "internal error: job %s has format %" PRIu32, j->name, j->spec.format);
 	return -EINVAL;
+}
+
+int egr_output_released(struct egr_output_writer *w, const struct egr_job_view *j, uint32_t first, uint32_t n,
+			char *err, size_t errlen)
+{
+	if (egr_job_is_video(j->spec.format))
+		return egr_output_video_released(w->video, j, first, n, err, errlen);
+	return 0;
 }
 
 /* ---- finalization ---- */
@@ -686,6 +720,8 @@ int egr_output_finalize(struct egr_output_writer *w, const struct egr_job_view *
 		return finalize_y4m(w, j, err, errlen);
 	if (j->spec.format == EGR_FMT_PNG)
 		return finalize_png(j, err, errlen);
+	if (egr_job_is_video(j->spec.format))
+		return egr_output_video_finalize(w ? w->video : NULL, j, err, errlen);
 	egr_errf(err, errlen, "internal error: job %s has format %" PRIu32, j->name, j->spec.format);
 	return -EINVAL;
 }

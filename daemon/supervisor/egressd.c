@@ -13,6 +13,7 @@
 #include "config/conf.h"
 #include "shm/ring.h"
 #include "daemon/base/log.h"
+#include "daemon/formats/video.h"
 #include "daemon/supervisor/supervisor.h"
 
 #ifndef EGR_VERSION
@@ -47,7 +48,7 @@ int main(int argc, char **argv)
 	};
 	const char *conf_path = DEFAULT_CONF, *oneshot = NULL;
 	struct egr_conf c;
-	char err[1024];
+	char err[1024], codecs[256];
 	int opt, test = 0;
 
 	egr_log_init("supervisor");
@@ -68,6 +69,9 @@ int main(int argc, char **argv)
 		case 'V':
 			printf("egressd %s (shm layout %u, CUDA backend %s)\n", EGR_VERSION, EGR_RING_VERSION,
 			       EGR_CUDA ? "built in" : "not built");
+			egr_video_codecs(codecs, sizeof(codecs));
+			egr_video_versions(err, sizeof(err));
+			printf("video codecs (format = mp4 | mkv): %s; %s\n", codecs, err);
 			return EGR_EXIT_OK;
 		default:
 			usage(stderr);
@@ -95,6 +99,8 @@ int main(int argc, char **argv)
 		egr_conf_dump(&c, stdout);
 		printf("# shared memory /%s: %llu bytes\n", c.instance,
 		       (unsigned long long)egr_ring_segment_bytes(&g));
+		egr_video_codecs(codecs, sizeof(codecs));
+		printf("# video codecs (format = mp4 | mkv): %s\n", codecs);
 		return EGR_EXIT_OK;
 	}
 	if (oneshot)
