@@ -220,10 +220,10 @@ int egr_output_journal_prepared(const char *journal, const struct egr_jobspec *s
 	char id[EGR_PATH_MAX + 32];
 	struct stat st;
 
-	/* the identity of what the finalizer renames into place */
+	/* the identity of what the finalizer renames into place (mp4, mkv: a file in tmp_path) */
 	snprintf(id, sizeof(id), "%s", lay->tmp_path);
-	if (egr_job_is_video(spec->format) && egr_output_video_identity(lay, id, sizeof(id)) < 0)
-		return -ENAMETOOLONG;
+	if (egr_job_is_video(spec->format))
+		egr_output_video_identity(lay, id, sizeof(id));	/* fits: tmp_path < EGR_PATH_MAX */
 	if (lstat(id, &st) < 0)
 		return fail_errno(err, errlen, "stat", id, NULL);
 	return journal_write(journal, spec, lay, &st, err, errlen);
