@@ -52,6 +52,17 @@ LDFLAGS += $(SANLD) -pthread $(if $(DEPS),-L$(DEPS)/lib)
 # liburing, libpng, zlib and jansson are linked statically: the GPU machine has none of them.
 STATIC_LIBS := -Wl,-Bstatic -luring -lpng16 -lz -ljansson -Wl,-Bdynamic
 LDLIBS := $(STATIC_LIBS) -lm -lrt
+# FFmpeg's libraries (mp4/mkv output), linked dynamically as Debian builds
+# them (libx264, libx265, SVT-AV1 come with libavcodec).  Only video.c needs
+# their headers.  Without pkg-config's files (DEPS=dir from
+# tests/bench/ffmpeg_bundle.sh) the plain names are used, and the binaries
+# look for the bundled .so files in DEPS/lib first (an RPATH, which unlike a
+# RUNPATH also serves libavcodec's own dependencies).
+AV_PKGS := libavformat libavcodec libavutil
+AV_CFLAGS := $(shell pkg-config --cflags $(AV_PKGS) 2>/dev/null)
+AV_RPATH := -Wl,--disable-new-dtags -Wl,-rpath,$(abspath $(DEPS)/lib)
+AV_LIBS := $(or $(shell pkg-config --libs $(AV_PKGS) 2>/dev/null),-lavformat -lavcodec -lavutil) \
+	   $(if $(DEPS),$(AV_RPATH))
 
 NVFLAGS := -O2 -std=c++17 -gencode arch=compute_90,code=sm_90 -gencode arch=compute_90,code=compute_90 \
 	   -Xcompiler -Wall,-Wextra,-Wno-unused-parameter -fmad=false -DEGR_CUDA=1 \
@@ -64,9 +75,11 @@ CUDA_LIBS := -L$(CUDA_HOME)/lib64 -lcudart_static -ldl -lstdc++
 BASE_SRC := daemon/base/args.c daemon/base/fs.c daemon/base/half.c daemon/base/log.c daemon/base/safepath.c
 # job files name latent2rgb presets (l2r_preset), checked when the job is parsed
 CONF_SRC := config/conf.c config/job.c config/inih/ini.c config/l2r_preset.c
-# a job's output on disk (workers/output.c) and what it calls: the frame
-# encoders, the write path, frame sizes
-OUTPUT_SRC := workers/output.c workers/wio.c daemon/formats/png.c daemon/formats/y4m.c daemon/decode/frame.c
+# a job's output on disk (workers/output.c, output_video.c) and what it calls:
+# the frame encoders, video encoding and muxing (libav*: every binary that
+# links OUTPUT_SRC links AV_LIBS), the write path, frame sizes
+OUTPUT_SRC := workers/output.c workers/output_video.c workers/wio.c daemon/formats/png.c daemon/formats/y4m.c \
+	      daemon/formats/video.c daemon/decode/frame.c
 SUP_SRC := daemon/supervisor/cancel.c daemon/supervisor/egressd.c daemon/supervisor/metrics.c \
 	   daemon/supervisor/queue.c daemon/supervisor/spool.c daemon/supervisor/status.c daemon/supervisor/supervisor.c \
 	   daemon/base/sdnotify.c \
@@ -113,6 +126,8 @@ GPU_TEST_BINS := $(GPU_TEST_SRC:tests/gpu/%.cu=$(B)/tests/gpu/%)
 .PHONY: all clean test test-gpu bench demo deps deps-bundle install uninstall tests-bin gpu-tests-bin
 all: $(BINS) $(TOOLS)
 
+$(B)/obj/daemon/formats/video.o: CFLAGS += $(AV_CFLAGS)
+
 $(B)/obj/%.o: %.c
 	@mkdir -p $(dir $@)
 	$(call say,CC,$<)
@@ -129,15 +144,15 @@ $(B)/libegr-test.a: $(call obj,$(TEST_LIB_SRC))
 
 $(B)/egressd: $(call obj,$(SUP_SRC))
 	$(call say,LD,$@)
-	$(Q)$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+	$(Q)$(CC) $(LDFLAGS) -o $@ $^ $(AV_LIBS) $(LDLIBS)
 
 $(B)/egressd-producer: $(call obj,$(PROD_SRC)) $(CU_OBJ)
 	$(call say,LD,$@)
-	$(Q)$(CC) $(LDFLAGS) -o $@ $^ $(PROD_CUDA_LIBS) $(LDLIBS)
+	$(Q)$(CC) $(LDFLAGS) -o $@ $^ $(PROD_CUDA_LIBS) $(AV_LIBS) $(LDLIBS)
 
 $(B)/egressd-worker: $(call obj,$(WORKER_SRC))
 	$(call say,LD,$@)
-	$(Q)$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+	$(Q)$(CC) $(LDFLAGS) -o $@ $^ $(AV_LIBS) $(LDLIBS)
 
 $(B)/egressctl: $(call obj,$(CLIENT_SRC))
 	$(call say,LD,$@)
@@ -162,13 +177,13 @@ $(B)/egressd-mkwanvae: $(call obj,$(MKWANVAE_SRC))
 $(B)/tests/%: tests/unit/%.c $(B)/libegr-test.a
 	@mkdir -p $(dir $@)
 	$(call say,CC,$<)
-	$(Q)$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $< $(B)/libegr-test.a $(LDLIBS)
+	$(Q)$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $< $(B)/libegr-test.a $(AV_LIBS) $(LDLIBS)
 
 # GPU tests: nvcc compiles, the C compiler links (nvcc rejects -Wl,-Bstatic)
 $(B)/tests/gpu/%: $(B)/obj/tests/gpu/%.o $(filter-out $(B)/obj/daemon/producer/backend_nocuda.o,$(CU_OBJ)) $(B)/libegr-test.a
 	@mkdir -p $(dir $@)
 	$(call say,LD,$@)
-	$(Q)$(CC) $(LDFLAGS) -o $@ $^ $(CUDA_LIBS) $(LDLIBS)
+	$(Q)$(CC) $(LDFLAGS) -o $@ $^ $(CUDA_LIBS) $(AV_LIBS) $(LDLIBS)
 
 tests-bin: $(BINS) $(TOOLS) $(UNIT_BINS)
 gpu-tests-bin: $(BINS) $(TOOLS) $(GPU_TEST_BINS)

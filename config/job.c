@@ -16,6 +16,10 @@
 
 #define FPS_MAX 1000000u
 #define CHUNK_FRAMES_MAX 1024u
+#define GOP_MAX 100000u
+#define THREADS_MAX 64u
+#define BITRATE_MIN 1000u
+#define BITRATE_MAX 10000000000ull
 
 enum job_key {
 	JK_LATENTS,
@@ -31,6 +35,13 @@ enum job_key {
 	JK_LAYOUT,
 	JK_LATENTS_KEY,
 	JK_OVERWRITE,
+	JK_CODEC,
+	JK_CRF,
+	JK_BITRATE,
+	JK_PRESET,
+	JK_GOP,
+	JK_PIX_FMT,
+	JK_THREADS,
 	JK_COUNT
 };
 
@@ -40,6 +51,9 @@ static const char *const job_keys[JK_COUNT] = {
 	[JK_CHUNK_FRAMES] = "chunk_frames", [JK_L2R_WEIGHTS] = "l2r_weights", [JK_L2R_BIAS] = "l2r_bias",
 	[JK_L2R_PRESET] = "l2r_preset",	  [JK_LAYOUT] = "layout",	    [JK_LATENTS_KEY] = "latents_key",
 	[JK_OVERWRITE] = "overwrite",
+	[JK_CODEC] = "codec",		  [JK_CRF] = "crf",		    [JK_BITRATE] = "bitrate",
+	[JK_PRESET] = "preset",		  [JK_GOP] = "gop",		    [JK_PIX_FMT] = "pix_fmt",
+	[JK_THREADS] = "threads",
 };
 
 #define SEEN(k) (1u << (k))
@@ -55,11 +69,16 @@ struct choice {
 	uint32_t value;
 };
 
-static const struct choice formats[] = { { "y4m", EGR_FMT_Y4M }, { "png", EGR_FMT_PNG }, { NULL, 0 } };
+static const struct choice formats[] = { { "y4m", EGR_FMT_Y4M }, { "png", EGR_FMT_PNG }, { "mp4", EGR_FMT_MP4 },
+					 { "mkv", EGR_FMT_MKV }, { NULL, 0 } };
 static const struct choice decoders[] = { { "latent2rgb", EGR_DEC_LATENT2RGB }, { "taesd", EGR_DEC_TAESD },
 					  { NULL, 0 } };
 static const struct choice layouts[] = { { "tchw", EGR_LAYOUT_TCHW }, { "bcthw", EGR_LAYOUT_BCTHW },
 					 { "btchw", EGR_LAYOUT_BTCHW }, { NULL, 0 } };
+static const struct choice codecs[] = { { "h264", EGR_CODEC_H264 }, { "hevc", EGR_CODEC_HEVC }, { "av1", EGR_CODEC_AV1 },
+					{ "ffv1", EGR_CODEC_FFV1 }, { NULL, 0 } };
+/* the frames are 8-bit I420: 10-bit or 4:4:4 output would only pad them */
+static const struct choice pix_fmts[] = { { "yuv420p", EGR_PIX_YUV420P }, { NULL, 0 } };
 
 static const char *choice_name(const struct choice *c, uint32_t value)
 {
@@ -82,6 +101,16 @@ const char *egr_job_decoder_name(uint32_t dec)
 const char *egr_job_layout_name(uint32_t layout)
 {
 	return layout == EGR_LAYOUT_AUTO ? "auto" : choice_name(layouts, layout);
+}
+
+const char *egr_job_codec_name(uint32_t codec)
+{
+	return choice_name(codecs, codec);
+}
+
+int egr_job_is_video(uint32_t format)
+{
+	return format == EGR_FMT_MP4 || format == EGR_FMT_MKV;
 }
 
 static int set_choice(uint32_t *dst, const struct choice *choices, const char *key, const char *v, char *err,
@@ -222,18 +251,69 @@ static int set_fps(struct egr_jobspec *js, const char *key, const char *v, char 
 	return 1;
 }
 
-static int set_chunk_frames(struct egr_jobspec *js, const char *key, const char *v, char *err, size_t errlen)
+/* an integer key in lo..hi (chunk_frames, gop, threads) */
+static int set_u32(uint32_t *dst, uint32_t lo, uint32_t hi, const char *key, const char *v, char *err,
+		   size_t errlen)
 {
-	int r = parse_u32_range(v, strlen(v), 1, CHUNK_FRAMES_MAX, &js->chunk_frames);
+	int r = parse_u32_range(v, strlen(v), lo, hi, dst);
 
 	if (r == -EINVAL) {
 		egr_errf(err, errlen, "[job] %s: '%s' is not a number", key, v);
 		return 0;
 	}
 	if (r < 0) {
-		egr_errf(err, errlen, "[job] %s: %s is out of range (1..%u)", key, v, CHUNK_FRAMES_MAX);
+		egr_errf(err, errlen, "[job] %s: %s is out of range (%u..%u)", key, v, lo, hi);
 		return 0;
 	}
+	return 1;
+}
+
+/* bits per second: digits with an optional k, M or G (powers of 1000, as bitrates go) */
+static int set_bitrate(struct egr_jobspec *js, const char *key, const char *v, char *err, size_t errlen)
+{
+	size_t len = strspn(v, "0123456789");
+	uint64_t mul = 1, n = 0;
+	uint32_t part;
+
+	if (len && v[len] && !v[len + 1])
+		mul = v[len] == 'k' ? 1000 : v[len] == 'M' ? 1000000 : v[len] == 'G' ? 1000000000 : 0;
+	if (!len || (v[len] && (!mul || v[len + 1])) || len > 9 || parse_u32_range(v, len, 1, 999999999, &part)) {
+		egr_errf(err, errlen, "[job] %s: '%s' is not a bit rate (bits/s: 4000000, 4000k or 4M)", key, v);
+		return 0;
+	}
+	n = part * mul;
+	if (n < BITRATE_MIN || n > BITRATE_MAX) {
+		egr_errf(err, errlen, "[job] %s: %s is out of range (%u..%llu bits/s)", key, v, BITRATE_MIN,
+			 (unsigned long long)BITRATE_MAX);
+		return 0;
+	}
+	js->bitrate = n;
+	return 1;
+}
+
+static int set_crf(struct egr_jobspec *js, const char *key, const char *v, char *err, size_t errlen)
+{
+	unsigned n;
+
+	if (!parse_floats(key, v, &js->crf, 1, &n, err, errlen))
+		return 0;
+	if (js->crf < 0 || js->crf > 63) {
+		egr_errf(err, errlen, "[job] %s: %s is out of range (0..63; the codec's own range is checked too)", key,
+			 v);
+		return 0;
+	}
+	return 1;
+}
+
+static int set_preset(struct egr_jobspec *js, const char *key, const char *v, char *err, size_t errlen)
+{
+	size_t len = strlen(v);
+
+	if (len >= sizeof(js->preset) || strspn(v, "abcdefghijklmnopqrstuvwxyz0123456789") < len) {
+		egr_errf(err, errlen, "[job] %s: '%s' is not a preset name", key, v);
+		return 0;
+	}
+	memcpy(js->preset, v, len + 1);
 	return 1;
 }
 
@@ -345,7 +425,21 @@ static int job_set(struct egr_jobspec *js, enum job_key k, const char *name, con
 	case JK_FPS:
 		return set_fps(js, name, value, err, errlen);
 	case JK_CHUNK_FRAMES:
-		return set_chunk_frames(js, name, value, err, errlen);
+		return set_u32(&js->chunk_frames, 1, CHUNK_FRAMES_MAX, name, value, err, errlen);
+	case JK_GOP:
+		return set_u32(&js->gop, 1, GOP_MAX, name, value, err, errlen);
+	case JK_THREADS:
+		return set_u32(&js->threads, 1, THREADS_MAX, name, value, err, errlen);
+	case JK_CODEC:
+		return set_choice(&js->codec, codecs, name, value, err, errlen);
+	case JK_PIX_FMT:
+		return set_choice(&js->pix_fmt, pix_fmts, name, value, err, errlen);
+	case JK_CRF:
+		return set_crf(js, name, value, err, errlen);
+	case JK_BITRATE:
+		return set_bitrate(js, name, value, err, errlen);
+	case JK_PRESET:
+		return set_preset(js, name, value, err, errlen);
 	case JK_L2R_WEIGHTS:
 		return set_l2r_weights(js, name, value, err, errlen);
 	case JK_L2R_BIAS:
@@ -372,11 +466,104 @@ static int job_handler(void *user, const char *section, const char *name, const 
 }
 
 /*
+ * Per codec: the crf range and the presets its encoder takes (libx264 and
+ * libx265 share x264's names; SVT-AV1's are numbers), and the defaults,
+ * which are the encoders' own.
+ */
+static const struct codec_rule {
+	uint32_t codec;
+	float crf_lo, crf_hi, crf_def;	/* crf_hi 0: no crf (lossless) */
+	uint32_t preset_hi;	/* numeric presets 0..preset_hi; 0: named presets */
+	const char *preset_def;
+} codec_rules[] = {
+	{ EGR_CODEC_H264, 0, 51, 23, 0, "medium" },
+	{ EGR_CODEC_HEVC, 0, 51, 28, 0, "medium" },
+	{ EGR_CODEC_AV1, 1, 63, 35, 13, "10" },
+	{ EGR_CODEC_FFV1, 0, 0, 0, 0, "" },
+};
+
+static const char *const x26x_presets[] = { "ultrafast", "superfast", "veryfast", "faster", "fast", "medium",
+					     "slow", "slower", "veryslow", "placebo", NULL };
+
+static int preset_ok(const struct codec_rule *cr, const char *p)
+{
+	uint32_t n;
+
+	if (cr->preset_hi)
+		return parse_u32_range(p, strlen(p), 0, cr->preset_hi, &n) == 0;
+	for (const char *const *q = x26x_presets; *q; q++)
+		if (!strcmp(*q, p))
+			return 1;
+	return 0;
+}
+
+/* Keys of the video formats: where they apply, their ranges per codec; the defaults. */
+static int video_check(const char *path, struct egr_jobspec *js, unsigned seen, char *err, size_t errlen)
+{
+	static const enum job_key video_only[] = { JK_CODEC, JK_CRF, JK_BITRATE, JK_PRESET, JK_GOP, JK_PIX_FMT,
+						   JK_THREADS };
+	const char *cname;
+	const struct codec_rule *cr;
+
+	if (!egr_job_is_video(js->format)) {
+		for (size_t i = 0; i < sizeof(video_only) / sizeof(video_only[0]); i++) {
+			if (seen & SEEN(video_only[i])) {
+				egr_errf(err, errlen, "%s: [job] %s applies to format = mp4 or mkv only (format is %s)",
+					 path, job_keys[video_only[i]], egr_job_format_name(js->format));
+				return -EINVAL;
+			}
+		}
+		return 0;
+	}
+	if (!js->codec)
+		js->codec = EGR_CODEC_H264;
+	cname = egr_job_codec_name(js->codec);
+	cr = &codec_rules[js->codec - 1];
+	if (js->codec == EGR_CODEC_FFV1 && js->format == EGR_FMT_MP4) {
+		egr_errf(err, errlen, "%s: [job] codec = ffv1 needs format = mkv (MP4 cannot carry FFV1)", path);
+		return -EINVAL;
+	}
+	if (!cr->crf_hi && (seen & (SEEN(JK_CRF) | SEEN(JK_BITRATE) | SEEN(JK_PRESET)))) {
+		egr_errf(err, errlen, "%s: [job] %s does not apply to codec = %s (lossless)", path,
+			 seen & SEEN(JK_CRF) ? "crf" : seen & SEEN(JK_BITRATE) ? "bitrate" : "preset", cname);
+		return -EINVAL;
+	}
+	if ((seen & SEEN(JK_CRF)) && (seen & SEEN(JK_BITRATE))) {
+		egr_errf(err, errlen, "%s: [job] crf and bitrate are two rate controls: give one", path);
+		return -EINVAL;
+	}
+	if ((seen & SEEN(JK_CRF)) && (js->crf < cr->crf_lo || js->crf > cr->crf_hi)) {
+		egr_errf(err, errlen, "%s: [job] crf = %g is out of range for codec = %s (%g..%g)", path, js->crf,
+			 cname, cr->crf_lo, cr->crf_hi);
+		return -EINVAL;
+	}
+	if ((seen & SEEN(JK_PRESET)) && !preset_ok(cr, js->preset)) {
+		egr_errf(err, errlen, "%s: [job] preset = %s is not one of codec = %s's: %s", path, js->preset, cname,
+			 cr->preset_hi ? "0 (slowest) .. 13 (fastest)" : "ultrafast, superfast, veryfast, faster, fast, "
+			 "medium, slow, slower, veryslow, placebo");
+		return -EINVAL;
+	}
+	if (!(seen & (SEEN(JK_CRF) | SEEN(JK_BITRATE))))
+		js->crf = cr->crf_def;
+	if (!(seen & SEEN(JK_PRESET)))
+		snprintf(js->preset, sizeof(js->preset), "%s", cr->preset_def);
+	if (!js->gop) {	/* 2 s, rounded, 1..GOP_MAX frames */
+		uint64_t g = (2ull * js->fps_num + js->fps_den / 2) / js->fps_den;
+		js->gop = g < 1 ? 1 : g > GOP_MAX ? GOP_MAX : (uint32_t)g;
+	}
+	if (!js->threads)
+		js->threads = 1;
+	if (!js->pix_fmt)
+		js->pix_fmt = EGR_PIX_YUV420P;
+	return 0;
+}
+
+/*
  * Checks across keys, once the whole file is read: the required keys, and
  * keys that belong to the other decoder or contradict each other, which are
  * mistakes, not things to ignore.  0 or -EINVAL with err naming the file.
  */
-static int job_check(const char *path, const struct egr_jobspec *js, unsigned seen, char *err, size_t errlen)
+static int job_check(const char *path, struct egr_jobspec *js, unsigned seen, char *err, size_t errlen)
 {
 	static const enum job_key required[] = { JK_LATENTS, JK_OUTPUT, JK_FORMAT };
 	static const enum job_key l2r_only[] = { JK_L2R_WEIGHTS, JK_L2R_BIAS, JK_L2R_PRESET };
@@ -410,7 +597,7 @@ static int job_check(const char *path, const struct egr_jobspec *js, unsigned se
 			 seen & SEEN(JK_L2R_WEIGHTS) ? "l2r_weights" : "l2r_bias");
 		return -EINVAL;
 	}
-	return 0;
+	return video_check(path, js, seen, err, errlen);
 }
 
 int egr_job_parse(const char *path, struct egr_jobspec *js, char *err, size_t errlen)

@@ -7,8 +7,8 @@
  *   latents      = /data/clip.npy      ; .npy or .safetensors (see below)
  *   layout       = bcthw               ; tchw | bcthw | btchw (default: by rank)
  *   latents_key  = latents             ; .safetensors: which tensor (default: the only one)
- *   output       = /data/clip.y4m      ; file (y4m) or directory (png)
- *   format       = y4m                 ; y4m | png
+ *   output       = /data/clip.mp4      ; file (y4m, mp4, mkv) or directory (png)
+ *   format       = mp4                 ; y4m | png | mp4 | mkv
  *   decoder      = latent2rgb          ; latent2rgb | taesd
  *   weights      = /data/taesd.safetensors  ; taesd only
  *   fps          = 24                  ; integer or rational "30000/1001"
@@ -17,6 +17,22 @@
  *   l2r_weights  = 0.35,0.23,0.32, ... ; latent2rgb: channels*3 floats, row per channel
  *   l2r_bias     = 0,0,0               ; latent2rgb: 3 floats
  *   overwrite    = no                  ; no | yes: may an existing output be replaced
+ *
+ * Encoded video (format = mp4 | mkv only; workers/output_video.c):
+ *
+ *   codec        = h264                ; h264 | hevc | av1 | ffv1 (mkv only)
+ *   crf          = 23                  ; quality: h264 0..51 (23), hevc 0..51 (28),
+ *                                      ; av1 1..63 (35); not for ffv1 (lossless)
+ *   bitrate      = 4M                  ; bits/s (k, M, G: 1000s) instead of crf
+ *   preset       = medium              ; h264, hevc: ultrafast .. placebo (medium);
+ *                                      ; av1 (SVT-AV1): 0 .. 13 (10)
+ *   gop          = 48                  ; frames per closed GOP (default 2 s)
+ *   pix_fmt      = yuv420p             ; the frames are 8-bit 4:2:0: yuv420p only
+ *   threads      = 1                   ; encoder threads per segment (1..64)
+ *
+ * The output depends on every key above and on nothing else (threads
+ * included: the encoders are deterministic for a fixed thread count), so a
+ * segment encoded again after a crash is the same.
  *
  * Latents: a .npy file (float16 or float32) or a .safetensors file (F32, F16
  * or BF16; one tensor, or the one latents_key names), recognised by content.
@@ -51,6 +67,8 @@
 #define EGR_PATH_MAX 1024
 #define EGR_L2R_MAX_CHANNELS 128	/* ltxv: 128 channels */
 #define EGR_LATENTS_KEY_MAX 128		/* a safetensors tensor name and its NUL */
+#define EGR_PRESET_MAX 16		/* "superfast" and its NUL, with room */
+#define EGR_PIX_YUV420P 1		/* pix_fmt: the only one (frames are 8-bit I420) */
 
 
 struct egr_jobspec {
@@ -70,6 +88,15 @@ struct egr_jobspec {
 	char latents_key[EGR_LATENTS_KEY_MAX];	/* "": the file's only tensor */
 	uint32_t overwrite;		/* 1: an existing output may be replaced (daemon/base/safepath.h says what may) */
 	uint32_t owner_uid;		/* not a key: the job file's owner, set by the supervisor */
+	/* format = mp4 | mkv; all zero otherwise.  Defaults filled by egr_job_parse. */
+	uint32_t codec;			/* enum egr_codec */
+	uint32_t gop;			/* frames per segment, each one closed GOP */
+	uint32_t threads;		/* encoder threads per segment */
+	uint32_t pix_fmt;		/* EGR_PIX_YUV420P */
+	float crf;			/* 0 with bitrate, and for ffv1 */
+	uint32_t pad;
+	uint64_t bitrate;		/* bits/s; 0: crf */
+	char preset[EGR_PRESET_MAX];	/* "" for ffv1 */
 };
 
 /*
@@ -82,5 +109,8 @@ int egr_job_parse(const char *path, struct egr_jobspec *js, char *err, size_t er
 const char *egr_job_format_name(uint32_t fmt);
 const char *egr_job_decoder_name(uint32_t dec);
 const char *egr_job_layout_name(uint32_t layout);	/* "tchw", ...; "auto" for AUTO */
+const char *egr_job_codec_name(uint32_t codec);		/* "h264", ...; "?" for NONE */
+/* 1 for the encoded video formats (mp4, mkv) */
+int egr_job_is_video(uint32_t format);
 
 #endif

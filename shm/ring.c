@@ -955,6 +955,26 @@ int egr_ring_claim_finalize(struct egr_ring *r)
 	return found;
 }
 
+int egr_ring_frames_written(struct egr_ring *r, uint32_t job, uint32_t first, uint32_t n)
+{
+	const struct egr_job_sh *j;
+	int all = 1;
+
+	if (job >= EGR_RING_JOBS || n == 0)
+		return 0;
+	j = &r->h->jobs[job];
+	egr_ring_lock(r);
+	const uint64_t *bm = job_bitmap(r, job);
+	uint32_t cf = j->lay.chunk_frames;
+	if (!cf || first >= j->lay.frames || n > j->lay.frames - first ||
+	    (first + n - 1) / cf >= j->lay.chunks_total || j->lay.chunks_total > r->h->max_chunks)
+		all = 0;
+	for (uint32_t c = cf ? first / cf : 0; all && c <= (first + n - 1) / cf; c++)
+		all = (bm[c / 64] >> (c % 64)) & 1;
+	egr_ring_unlock(r);
+	return all;
+}
+
 void egr_ring_job_finish(struct egr_ring *r, uint32_t job, int ok, const char *msg)
 {
 	struct egr_job_sh *j = &r->h->jobs[job];
@@ -1065,6 +1085,8 @@ void egr_ring_job_prepared(struct egr_ring *r, uint32_t job, const struct egr_jo
 	j->lay.dir_ino = lay->dir_ino;
 	j->lay.tmp_dev = lay->tmp_dev;
 	j->lay.tmp_ino = lay->tmp_ino;
+	j->lay.out_dev = lay->out_dev;
+	j->lay.out_ino = lay->out_ino;
 	EGR_RING_FAULT("prepared.identity");
 	j->prepared = 1;
 	EGR_RING_FAULT("prepared.prepared");

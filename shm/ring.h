@@ -46,7 +46,7 @@
 #include "config/job.h"
 
 #define EGR_RING_MAGIC 0x3130534452474745ull	/* "EGGRDS01" little-endian */
-#define EGR_RING_VERSION 3
+#define EGR_RING_VERSION 4	/* 4: the job spec holds the video keys */
 #define EGR_RING_JOBS 8
 #define EGR_JOB_NAME_MAX 256
 #define EGR_ERR_MAX 512
@@ -116,7 +116,8 @@ struct egr_job_layout {
 	char tmp_name[256];	/* its name inside the output's directory (random) */
 	/* identities, set once the temporary output exists (egr_ring_job_prepared) */
 	uint64_t dir_dev, dir_ino;	/* the output's directory */
-	uint64_t tmp_dev, tmp_ino;	/* the temporary output; after the rename, the output */
+	uint64_t tmp_dev, tmp_ino;	/* the temporary output (y4m: the file; png, mp4, mkv: a directory) */
+	uint64_t out_dev, out_ino;	/* what is renamed into place: its inode is the output's (y4m, png: tmp) */
 };
 
 /*
@@ -376,6 +377,13 @@ void egr_ring_release(struct egr_ring *r, uint32_t slot, int ok, const char *msg
  * index or -ENOENT.
  */
 int egr_ring_claim_finalize(struct egr_ring *r);
+/*
+ * 1 if every chunk holding a frame of first .. first+n-1 of job is written
+ * (its bit set), else 0.  A worker that finds a stretch of frames complete
+ * after its own release may work on them (workers/output_video.c: encode a
+ * segment); two workers may both find it so, so that work must be claimed.
+ */
+int egr_ring_frames_written(struct egr_ring *r, uint32_t job, uint32_t first, uint32_t n);
 /* Mark job DONE (ok) or FAILED (msg); clears finalizer. */
 void egr_ring_job_finish(struct egr_ring *r, uint32_t job, int ok, const char *msg);
 

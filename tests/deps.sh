@@ -3,8 +3,10 @@
 # through sudo), only those missing.  With --bundle DIR, instead copy the
 # static libraries and headers egressd links into DIR/{lib,include}, for a
 # machine that lacks the -dev packages (the GPU machine): make DEPS=DIR.
+# FFmpeg's shared libraries for such a machine: tests/bench/ffmpeg_bundle.sh.
 set -euo pipefail
-pkgs=(build-essential liburing-dev libpng-dev zlib1g-dev libjansson-dev ffmpeg bc python3 python3-numpy python3-prometheus-client util-linux procps coreutils)
+pkgs=(build-essential pkg-config liburing-dev libpng-dev zlib1g-dev libjansson-dev libavcodec-dev libavformat-dev
+	libavutil-dev ffmpeg bc python3 python3-numpy python3-prometheus-client util-linux procps coreutils)
 if [ "${1:-}" = --bundle ]; then
 	d=${2:?usage: $0 --bundle DIR}
 	mkdir -p "$d/lib" "$d/include"

@@ -24,6 +24,7 @@
 #include "daemon/formats/png.h"
 #include "daemon/formats/y4m.h"
 #include "workers/output.h"
+#include "workers/output_video.h"
 #include "workers/wio.h"
 
 
@@ -44,6 +45,7 @@ struct egr_output_writer {
 	size_t iov_cap;
 	int (*mid_hook)(void *ctx, int fire);	/* test builds */
 	void *mid_ctx;
+	struct egr_output_video *video;	/* format = mp4 | mkv */
 };
 
 static int fail_errno(char *err, size_t errlen, const char *call, const char *a, const char *b)
@@ -66,10 +68,15 @@ static int job_live(struct egr_output_writer *w, uint32_t jix)
 
 /* ---- plan, prepare, discard ---- */
 
+uint32_t egr_output_pixels(uint32_t format)
+{
+	return egr_job_is_video(format) ? EGR_FMT_Y4M : format;
+}
+
 int egr_output_plan(const struct egr_jobspec *spec, const char *job_name, uint32_t width, uint32_t height,
 		    uint32_t frames, struct egr_job_layout *lay, char *err, size_t errlen)
 {
-	uint64_t fb = egr_frame_bytes(spec->format, width, height);
+	uint64_t fb = egr_frame_bytes(egr_output_pixels(spec->format), width, height);
 	const char *slash = strrchr(spec->output, '/');
 	int rc, n;
 
@@ -77,6 +84,9 @@ int egr_output_plan(const struct egr_jobspec *spec, const char *job_name, uint32
 	lay->frame_bytes = fb;
 	lay->header_bytes = 0;
 	lay->out_bytes = fb * frames;
+	if (egr_job_is_video(spec->format) &&
+	    (rc = egr_output_video_plan(spec, lay, err, errlen)))
+		return rc;
 	if (spec->format == EGR_FMT_Y4M) {
 		char hdr[128];
 		int hl = egr_y4m_header(hdr, sizeof(hdr), width, height, spec->fps_num, spec->fps_den);
@@ -157,7 +167,7 @@ int egr_output_prepare(const struct egr_safepath *sp, const struct egr_jobspec *
 		       const struct egr_safepath_file *inputs, size_t ninputs, char *err, size_t errlen)
 {
 	struct egr_safepath_out o;
-	int is_dir = spec->format == EGR_FMT_PNG, fd = -1, rc;
+	int video = egr_job_is_video(spec->format), is_dir = spec->format == EGR_FMT_PNG || video, fd = -1, rc;
 	char name[sizeof(lay->tmp_name)];
 	struct stat st;
 
@@ -176,13 +186,19 @@ int egr_output_prepare(const struct egr_safepath *sp, const struct egr_jobspec *
 	}
 	if (rc < 0)
 		goto out;
-	if (!is_dir && (rc = prepare_y4m(fd, spec, lay, err, errlen)) < 0) {
+	if ((!is_dir && (rc = prepare_y4m(fd, spec, lay, err, errlen)) < 0) ||
+	    (video && (rc = egr_output_video_prepare(spec, lay, err, errlen)) < 0)) {
 		egr_safepath_remove_at(o.dirfd, lay->tmp_name);
 		goto out;
 	}
 	if (fstat(fd, &st) == 0) {
-		lay->tmp_dev = (uint64_t)st.st_dev;
-		lay->tmp_ino = (uint64_t)st.st_ino;
+		lay->out_dev = lay->tmp_dev = (uint64_t)st.st_dev;
+		lay->out_ino = lay->tmp_ino = (uint64_t)st.st_ino;
+	}
+	/* mp4, mkv: the muxed file inside the directory becomes the output */
+	if (video && fstatat(fd, EGR_OUTPUT_VIDEO_FINAL, &st, AT_SYMLINK_NOFOLLOW) == 0) {
+		lay->out_dev = (uint64_t)st.st_dev;
+		lay->out_ino = (uint64_t)st.st_ino;
 	}
 	if (fstat(o.dirfd, &st) == 0) {
 		lay->dir_dev = (uint64_t)st.st_dev;
@@ -229,9 +245,9 @@ int egr_output_journal_write(const char *journal, const struct egr_jobspec *spec
 	char text[EGR_PATH_MAX + 512];
 	int n = snprintf(text, sizeof(text), "output = %s\ntmp_name = %s\n", spec->output, lay->tmp_name);
 
-	if (lay->tmp_ino && n > 0 && (size_t)n < sizeof(text))
-		snprintf(text + n, sizeof(text) - (size_t)n, "dev = %" PRIu64 "\nino = %" PRIu64 "\n", lay->tmp_dev,
-			 lay->tmp_ino);
+	if (lay->out_ino && n > 0 && (size_t)n < sizeof(text))
+		snprintf(text + n, sizeof(text) - (size_t)n, "dev = %" PRIu64 "\nino = %" PRIu64 "\n", lay->out_dev,
+			 lay->out_ino);
 	return egr_fs_write_atomic(journal, text, err, errlen);
 }
 
@@ -251,8 +267,8 @@ static int journal_read(const char *journal, struct egr_jobspec *spec, struct eg
 			memcpy(spec->output, line + 9, l - 9 + 1);
 		else if (strncmp(line, "tmp_name = ", 11) == 0 && l - 11 < sizeof(lay->tmp_name))
 			memcpy(lay->tmp_name, line + 11, l - 11 + 1);
-		else if (sscanf(line, "dev = %" SCNu64, &lay->tmp_dev) == 1 ||
-			 sscanf(line, "ino = %" SCNu64, &lay->tmp_ino) == 1)
+		else if (sscanf(line, "dev = %" SCNu64, &lay->out_dev) == 1 ||
+			 sscanf(line, "ino = %" SCNu64, &lay->out_ino) == 1)
 			continue;
 	}
 	fclose(f);
@@ -277,8 +293,8 @@ int egr_output_recover(const struct egr_safepath *sp, const char *journal, char 
 	if (egr_safepath_open_output(sp, "output", spec.output, &o, err, errlen) < 0)
 		return 0;	/* out of reach now: the rerun will say why */
 	/* the rename keeps the inode: an output in place with the journalled one is this job's */
-	done = lay.tmp_ino && o.exists != EGR_SAFEPATH_NONE && (uint64_t)o.st.st_dev == lay.tmp_dev &&
-	       (uint64_t)o.st.st_ino == lay.tmp_ino;
+	done = lay.out_ino && o.exists != EGR_SAFEPATH_NONE && (uint64_t)o.st.st_dev == lay.out_dev &&
+	       (uint64_t)o.st.st_ino == lay.out_ino;
 	rc = egr_safepath_remove_at(o.dirfd, lay.tmp_name);
 	egr_safepath_out_close(&o);
 	if (rc < 0)
@@ -306,6 +322,10 @@ int egr_output_writer_new(struct egr_ring *r, struct egr_wio *wio, const struct 
 	w->sp = sp;
 	for (int i = 0; i < EGR_RING_JOBS; i++)
 		w->cache[i].fd = -1;
+	if (egr_output_video_new(r, wio, &w->video) < 0) {
+		free(w);
+		return -ENOMEM;
+	}
 	*out = w;
 	return 0;
 }
@@ -323,6 +343,7 @@ void egr_output_writer_free(struct egr_output_writer *w)
 		return;
 	for (int i = 0; i < EGR_RING_JOBS; i++)
 		cache_drop(&w->cache[i]);
+	egr_output_video_free(w->video);
 	free(w->iov);
 	free(w);
 }
@@ -332,6 +353,7 @@ void egr_output_set_mid_hook(struct egr_output_writer *w, int (*fn)(void *ctx, i
 {
 	w->mid_hook = fn;
 	w->mid_ctx = ctx;
+	egr_output_video_set_mid_hook(w->video, fn, ctx);
 }
 #endif
 
@@ -596,6 +618,8 @@ int egr_output_write(struct egr_output_writer *w, const struct egr_job_view *j, 
 		return write_y4m(w, j, data, first, n, err, errlen);
 	if (j->spec.format == EGR_FMT_PNG)
 		return write_png(w, j, data, first, n, err, errlen);
+	if (egr_job_is_video(j->spec.format))
+		return egr_output_video_write(w->video, j, data, first, n, err, errlen);
 	egr_errf(err, errlen, "internal error: job %s has format %" PRIu32, j->name, j->spec.format);
 	return -EINVAL;
 }
@@ -605,6 +629,14 @@ int egr_output_open(const struct egr_safepath *sp, const struct egr_job_view *j,
 	struct stat st;
 
 	return open_temp(sp, j, O_WRONLY, &st, err, errlen);
+}
+
+int egr_output_released(struct egr_output_writer *w, const struct egr_job_view *j, uint32_t first, uint32_t n,
+			char *err, size_t errlen)
+{
+	if (egr_job_is_video(j->spec.format))
+		return egr_output_video_released(w->video, j, first, n, err, errlen);
+	return 0;
 }
 
 /* ---- finalization ---- */
@@ -655,8 +687,8 @@ int egr_output_finalize(struct egr_output_writer *w, const struct egr_safepath *
 
 	if ((rc = open_dir(sp, &j->spec, &j->lay, &o, err, errlen)) < 0)
 		return rc;
-	if (o.exists != EGR_SAFEPATH_NONE && (uint64_t)o.st.st_ino == j->lay.tmp_ino &&
-	    (uint64_t)o.st.st_dev == j->lay.tmp_dev) {
+	if (o.exists != EGR_SAFEPATH_NONE && (uint64_t)o.st.st_ino == j->lay.out_ino &&
+	    (uint64_t)o.st.st_dev == j->lay.out_dev) {
 		egr_safepath_remove_at(o.dirfd, j->lay.tmp_name);	/* an exchanged old tree, if any */
 		goto sync_dir;	/* an earlier finalizer renamed it */
 	}
@@ -664,6 +696,18 @@ int egr_output_finalize(struct egr_output_writer *w, const struct egr_safepath *
 		egr_errf(err, errlen, "output \"%s\": its temporary output is missing", j->spec.output);
 		rc = -ENOENT;
 		goto out;
+	}
+	if (egr_job_is_video(j->spec.format)) {
+		/* encode what is missing, mux into <tmp>/out, fsync it; that file is renamed into place */
+		char final[sizeof(j->lay.tmp_name) + 16];
+		if ((rc = egr_output_video_mux(w ? w->video : NULL, j, err, errlen)) < 0)
+			goto out;
+		snprintf(final, sizeof(final), "%s/" EGR_OUTPUT_VIDEO_FINAL, j->lay.tmp_name);
+		rc = egr_safepath_commit(&o, final, 0, (int)j->spec.overwrite, err, errlen);
+		if (rc < 0)
+			goto out;
+		egr_safepath_remove_at(o.dirfd, j->lay.tmp_name);	/* the spool and the segments */
+		goto sync_dir;
 	}
 	if ((rc = sync_temp(w, j, o.dirfd, err, errlen)) < 0)
 		goto out;

@@ -14,6 +14,8 @@
  *   write     (worker)     one chunk's frames at their fixed place, so
  *                          several workers fill one output in parallel and a
  *                          rewrite after a crash writes the same bytes
+ *   released  (worker)     after the chunk's release: mp4 and mkv encode the
+ *                          segments it completed (workers/output_video.h)
  *   finalize  (worker)     fsync, rename into place under the overwrite
  *                          policy, fsync the directory; idempotent
  *   discard   (supervisor) remove the temporary output of a failed job
@@ -40,6 +42,11 @@ struct egr_wio;
 struct egr_safepath;
 struct egr_safepath_file;
 
+/*
+ * The frame layout the decoders write for an output format: EGR_FMT_Y4M
+ * (I420: y4m, mp4, mkv) or EGR_FMT_PNG (RGB24).
+ */
+uint32_t egr_output_pixels(uint32_t format);
 /*
  * Fill lay's output fields (frame_bytes, header_bytes, out_bytes, tmp_name,
  * tmp_path) for frames frames of width x height; the caller fills the rest.
@@ -94,6 +101,13 @@ void egr_output_writer_free(struct egr_output_writer *w);
  */
 int egr_output_write(struct egr_output_writer *w, const struct egr_job_view *j, const uint8_t *data,
 		     uint32_t first, uint32_t n, char *err, size_t errlen);
+/*
+ * After the chunk first .. first+n-1 of j was released as written: work that
+ * needs frames beyond the chunk (mp4, mkv: encode the segments it completed;
+ * a no-op for y4m and png).  0 or -errno; the error fails the job.
+ */
+int egr_output_released(struct egr_output_writer *w, const struct egr_job_view *j, uint32_t first, uint32_t n,
+			char *err, size_t errlen);
 /* fsync + rename into place + fsync the directory.  w may be NULL (no cached files). */
 int egr_output_finalize(struct egr_output_writer *w, const struct egr_safepath *sp, const struct egr_job_view *j,
 			char *err, size_t errlen);

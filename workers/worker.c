@@ -16,7 +16,9 @@
  * again).  Finalization is idempotent too (see finalize_png).
  *
  * It touches only the shm segment (through shm/ring.h's operations), the
- * jobs' outputs (through workers/output.h) and the notify pipe.
+ * jobs' outputs (through workers/output.h) and the notify pipe.  For mp4
+ * and mkv the output module also encodes, after a chunk's release, the
+ * segments that chunk completed (docs/ENCODE.md).
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -45,7 +47,13 @@
 static volatile sig_atomic_t stop, reload_conf;
 static const char *conf_path;	/* -c, re-read on SIGHUP */
 
-enum { PHASE_NONE, PHASE_TAKE, PHASE_MID, PHASE_WRITTEN };
+/*
+ * take, mid, written: on the kill_at-th slot a worker takes (mid: half-way
+ * through its write, or for mp4/mkv through the segment encode that follows
+ * its release); finalize: half-way through the kill_at-th finalization
+ * (mp4/mkv only: the final mux)
+ */
+enum { PHASE_NONE, PHASE_TAKE, PHASE_MID, PHASE_WRITTEN, PHASE_FINALIZE };
 
 struct worker {
 	struct egr_ring *r;
@@ -55,7 +63,7 @@ struct worker {
 	int notify_fd;
 	int index;		/* --index, -1 if not given */
 	/* test builds: SIGKILL self on the kill_at-th taken slot at kill_phase */
-	unsigned long ntaken, kill_at;
+	unsigned long ntaken, nfinal, kill_at;
 	int kill_phase, kill_now;
 	const char *kill_once;
 };
@@ -112,21 +120,35 @@ static void fault_init(struct worker *wk)
 	wk->kill_at = strtoul(at, NULL, 10);
 	wk->kill_phase = !ph || strcmp(ph, "take") == 0 ? PHASE_TAKE
 			 : strcmp(ph, "mid") == 0 ? PHASE_MID
-			 : strcmp(ph, "written") == 0 ? PHASE_WRITTEN : PHASE_NONE;
+			 : strcmp(ph, "written") == 0 ? PHASE_WRITTEN
+			 : strcmp(ph, "finalize") == 0 ? PHASE_FINALIZE : PHASE_NONE;
 	wk->kill_once = getenv("EGR_FAULT_KILL_ONCE");
 	if (wk->kill_phase == PHASE_NONE)
-		egr_warn("EGR_FAULT_KILL_PHASE=%s: expected take, mid or written", ph);
+		egr_warn("EGR_FAULT_KILL_PHASE=%s: expected take, mid, written or finalize", ph);
 #else
 	(void)wk;
+#endif
+}
+
+/* Arm the fault if this is the kill_at-th event (a take, a finalization) of its phase. */
+static void fault_arm(struct worker *wk, unsigned long count, int finalizing)
+{
+#ifdef EGR_TESTING
+	wk->kill_now = wk->kill_at && count == wk->kill_at && wk->kill_phase != PHASE_NONE &&
+		       (wk->kill_phase == PHASE_FINALIZE) == finalizing &&
+		       !(wk->kill_once && access(wk->kill_once, F_OK) == 0);
+#else
+	(void)wk;
+	(void)count;
+	(void)finalizing;
 #endif
 }
 
 static void fault_on_take(struct worker *wk)
 {
 	wk->ntaken++;
+	fault_arm(wk, wk->ntaken, 0);
 #ifdef EGR_TESTING
-	wk->kill_now = wk->kill_at && wk->ntaken == wk->kill_at && wk->kill_phase != PHASE_NONE &&
-		       !(wk->kill_once && access(wk->kill_once, F_OK) == 0);
 	/* slow disk, for the backpressure tests */
 	uint32_t ms = egr_ring_fault_delay(wk->r);
 	if (ms) {
@@ -144,8 +166,8 @@ static int mid_hook(void *ctx, int fire)
 	struct worker *wk = ctx;
 
 	if (fire)
-		fault_point(wk, PHASE_MID);
-	return wk->kill_now && wk->kill_phase == PHASE_MID;
+		fault_point(wk, wk->kill_phase);
+	return wk->kill_now && (wk->kill_phase == PHASE_MID || wk->kill_phase == PHASE_FINALIZE);
 }
 #endif
 
@@ -208,6 +230,15 @@ static void do_slot(struct worker *wk, uint32_t slot)
 		fault_point(wk, PHASE_WRITTEN);
 		egr_stat_add(&egr_ring_job_stats(wk->r, s.job)->slot_writes, 1);
 		egr_ring_release(wk->r, slot, 1, NULL, &fin);
+		/* mp4, mkv: encode the segments this chunk completed, the slot already free */
+		if (egr_output_released(wk->out, &j, s.first_frame, s.nframes, err, sizeof(err)) < 0) {
+			egr_err("job %s: %s", j.name, err);
+			if (fin)	/* fails it and gives the finalization up */
+				egr_ring_job_finish(wk->r, s.job, 0, err);
+			else
+				egr_ring_job_fail(wk->r, s.job, err);
+			fin = 0;
+		}
 	} else if (ret == EGR_OUTPUT_DROPPED) {
 		egr_ring_release(wk->r, slot, 0, NULL, &fin);
 	} else {
@@ -229,7 +260,9 @@ static void finalize(struct worker *wk, uint32_t jix)
 	int ret;
 
 	egr_ring_job_view(wk->r, jix, &j);
+	fault_arm(wk, ++wk->nfinal, 1);
 	ret = egr_output_finalize(wk->out, &wk->roots, &j, err, sizeof(err));
+	fault_arm(wk, 0, 1);	/* disarmed */
 	egr_stat_add(&egr_ring_job_stats(wk->r, jix)->finalize_ns, egr_log_now_ns() - t0);
 	if (ret < 0) {
 		egr_err("job %s: %s", j.name, err);

@@ -18,6 +18,7 @@
 #include "shm/ring.h"
 #include "daemon/base/log.h"
 #include "daemon/supervisor/spool.h"
+#include "daemon/formats/video.h"
 #include "daemon/supervisor/supervisor.h"
 
 #ifndef EGR_VERSION
@@ -67,6 +68,8 @@ static int check_config(const struct egr_conf *c, const char *conf_path)
 		close(fd);
 		shm_unlink(shm);
 	}
+	egr_video_codecs(err, sizeof(err));
+	printf("# video codecs (format = mp4 | mkv): %s\n", err);
 	if (egr_conf_paths_ready(c, err, sizeof(err)) < 0)
 		fprintf(stderr, "egressd: warning: %s\n", err);
 	return bad ? EGR_EXIT_CONFIG : EGR_EXIT_OK;
@@ -84,7 +87,7 @@ int main(int argc, char **argv)
 	};
 	const char *conf_path = DEFAULT_CONF, *oneshot = NULL;
 	struct egr_conf c;
-	char err[1024];
+	char err[1024], codecs[256];
 	int opt, test = 0;
 
 	egr_log_init("supervisor");
@@ -105,6 +108,9 @@ int main(int argc, char **argv)
 		case 'V':
 			printf("egressd %s (shm layout %u, CUDA backend %s)\n", EGR_VERSION, EGR_RING_VERSION,
 			       EGR_CUDA ? "built in" : "not built");
+			egr_video_codecs(codecs, sizeof(codecs));
+			egr_video_versions(err, sizeof(err));
+			printf("video codecs (format = mp4 | mkv): %s; %s\n", codecs, err);
 			return EGR_EXIT_OK;
 		default:
 			usage(stderr);

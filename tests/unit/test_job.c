@@ -15,6 +15,8 @@
 
 #include "check.h"
 
+#define ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
+
 static char dir[64];
 
 static const char *job_file(const char *text)
@@ -106,6 +108,8 @@ static void test_good(void)
 }
 
 #define HEAD "[job]\nlatents = /a.npy\noutput = /o.y4m\nformat = y4m\n"	/* 4 lines */
+#define VHEAD "[job]\nlatents = /a.npy\noutput = /o.mp4\nformat = mp4\n"	/* 4 lines */
+#define MHEAD "[job]\nlatents = /a.npy\noutput = /o.mkv\nformat = mkv\n"	/* 4 lines */
 
 static const struct {
 	const char *text;
@@ -155,6 +159,17 @@ static const struct {
 	{ HEAD "l2r_preset = sd1.5\n", "5: [job] l2r_preset: 'sd1.5' is not one of: sd15, sdxl, sd3, flux, flux2, "
 				  "wan21, wan22, hunyuan, hunyuan15, mochi, ltxv, cosmos1" },
 	{ "[job]\nlatents\n", "2: syntax error" },
+	{ VHEAD "codec = vp9\n", "5: [job] codec: 'vp9' is not one of: h264, hevc, av1, ffv1" },
+	{ VHEAD "pix_fmt = yuv444p\n", "5: [job] pix_fmt: 'yuv444p' is not one of: yuv420p" },
+	{ VHEAD "bitrate = 4X\n", "5: [job] bitrate: '4X' is not a bit rate" },
+	{ VHEAD "bitrate = 4Mb\n", "5: [job] bitrate: '4Mb' is not a bit rate" },
+	{ VHEAD "bitrate = 999\n", "5: [job] bitrate: 999 is out of range" },
+	{ VHEAD "bitrate = 11G\n", "5: [job] bitrate: 11G is out of range" },
+	{ VHEAD "gop = 0\n", "5: [job] gop: 0 is out of range (1..100000)" },
+	{ VHEAD "threads = 65\n", "5: [job] threads: 65 is out of range (1..64)" },
+	{ VHEAD "crf = 70\n", "5: [job] crf: 70 is out of range (0..63" },
+	{ VHEAD "crf = -1\n", "5: [job] crf: -1 is out of range" },
+	{ VHEAD "preset = Fast\n", "5: [job] preset: 'Fast' is not a preset name" },
 	/* checks across keys name the file only */
 	{ "[job]\noutput = /o.y4m\nformat = y4m\n", " missing key 'latents' in [job]" },
 	{ "[job]\nlatents = /a.npy\nformat = y4m\n", " missing key 'output' in [job]" },
@@ -171,6 +186,17 @@ static const struct {
 	  " [job] l2r_preset sets the coefficients: give l2r_preset or l2r_weights, not both" },
 	{ HEAD "l2r_bias = 1,2,3\nl2r_preset = sd15\n",
 	  " [job] l2r_preset sets the coefficients: give l2r_preset or l2r_bias, not both" },
+	{ HEAD "codec = h264\n", " [job] codec applies to format = mp4 or mkv only (format is y4m)" },
+	{ HEAD "gop = 12\n", " [job] gop applies to format = mp4 or mkv only (format is y4m)" },
+	{ VHEAD "codec = ffv1\n", " [job] codec = ffv1 needs format = mkv (MP4 cannot carry FFV1)" },
+	{ MHEAD "codec = ffv1\ncrf = 10\n", " [job] crf does not apply to codec = ffv1 (lossless)" },
+	{ MHEAD "codec = ffv1\npreset = fast\n", " [job] preset does not apply to codec = ffv1 (lossless)" },
+	{ VHEAD "crf = 18\nbitrate = 4M\n", " [job] crf and bitrate are two rate controls: give one" },
+	{ VHEAD "crf = 52\n", " [job] crf = 52 is out of range for codec = h264 (0..51)" },
+	{ VHEAD "codec = av1\ncrf = 0\n", " [job] crf = 0 is out of range for codec = av1 (1..63)" },
+	{ VHEAD "preset = turbo\n", " [job] preset = turbo is not one of codec = h264's: ultrafast, superfast, " },
+	{ VHEAD "codec = av1\npreset = medium\n", " [job] preset = medium is not one of codec = av1's: 0 (slowest) .. 13" },
+	{ VHEAD "codec = av1\npreset = 14\n", " [job] preset = 14 is not one of codec = av1's" },
 };
 
 static void test_bad(void)
@@ -297,6 +323,48 @@ static void test_overwrite(void)
 }
 
 /* config/example.job, the shipped example, parses */
+/* format = mp4 | mkv: the video keys and their defaults, per codec */
+static void test_video_keys(void)
+{
+	static const struct {
+		const char *text;
+		uint32_t format, codec, gop;
+		float crf;
+		uint64_t bitrate;
+		const char *preset;
+	} cases[] = {
+		{ "format = mp4\n", EGR_FMT_MP4, EGR_CODEC_H264, 48, 23, 0, "medium" },
+		{ "format = mp4\nfps = 30000/1001\n", EGR_FMT_MP4, EGR_CODEC_H264, 60, 23, 0, "medium" },
+		{ "format = mp4\nfps = 1000000\n", EGR_FMT_MP4, EGR_CODEC_H264, 100000, 23, 0, "medium" },
+		{ "format = mkv\ncodec = ffv1\n", EGR_FMT_MKV, EGR_CODEC_FFV1, 48, 0, 0, "" },
+		{ "format = mkv\ncodec = hevc\ncrf = 20.5\ngop = 7\n", EGR_FMT_MKV, EGR_CODEC_HEVC, 7, 20.5f, 0, "medium" },
+		{ "format = mp4\ncodec = av1\n", EGR_FMT_MP4, EGR_CODEC_AV1, 48, 35, 0, "10" },
+		{ "format = mp4\ncodec = av1\npreset = 13\ncrf = 63\n", EGR_FMT_MP4, EGR_CODEC_AV1, 48, 63, 0, "13" },
+		{ "format = mp4\nbitrate = 4M\npreset = veryfast\n", EGR_FMT_MP4, EGR_CODEC_H264, 48, 0, 4000000,
+		  "veryfast" },
+		{ "format = mp4\nbitrate = 2500k\n", EGR_FMT_MP4, EGR_CODEC_H264, 48, 0, 2500000, "medium" },
+		{ "format = mp4\nbitrate = 10G\n", EGR_FMT_MP4, EGR_CODEC_H264, 48, 0, 10000000000ull, "medium" },
+	};
+	struct egr_jobspec js;
+	char text[256], err[512];
+
+	for (size_t i = 0; i < ARRAY_SIZE(cases); i++) {
+		snprintf(text, sizeof(text), "[job]\nlatents = /a.npy\noutput = /o\n%s", cases[i].text);
+		int r = egr_job_parse(job_file(text), &js, err, sizeof(err));
+		CHECK(r == 0 && js.format == cases[i].format && js.codec == cases[i].codec && js.gop == cases[i].gop &&
+			      js.crf == cases[i].crf && js.bitrate == cases[i].bitrate &&
+			      !strcmp(js.preset, cases[i].preset) && js.threads == 1 && js.pix_fmt == EGR_PIX_YUV420P,
+		      "video case %zu: %d %s: codec %u gop %u crf %g bitrate %llu preset '%s' threads %u", i, r, err,
+		      js.codec, js.gop, js.crf, (unsigned long long)js.bitrate, js.preset, js.threads);
+	}
+	egr_job_parse(job_file("[job]\nlatents=/a.npy\noutput=/o.y4m\nformat=y4m\n"), &js, err, sizeof(err));
+	CHECK(js.codec == 0 && js.gop == 0 && js.threads == 0 && js.preset[0] == 0, "y4m: video fields stay zero");
+	CHECK(egr_job_is_video(EGR_FMT_MP4) && egr_job_is_video(EGR_FMT_MKV) && !egr_job_is_video(EGR_FMT_Y4M) &&
+		      !strcmp(egr_job_codec_name(EGR_CODEC_FFV1), "ffv1") && !strcmp(egr_job_codec_name(0), "?") &&
+		      !strcmp(egr_job_format_name(EGR_FMT_MKV), "mkv"),
+	      "video names");
+}
+
 static void test_example(void)
 {
 	const char *env = getenv("EGR_SRCDIR");
@@ -327,6 +395,7 @@ int main(void)
 	test_bad();
 	test_bad_long();
 	test_layouts_presets();
+	test_video_keys();
 	test_example();
 	test_overwrite();
 

@@ -583,6 +583,24 @@ static void test_chunk_needed(void)
 	ring_free(r);
 }
 
+/* egr_ring_frames_written: every chunk holding one of the frames has its bit */
+static void test_frames_written(void)
+{
+	struct egr_ring *r = ring_with_job();	/* chunk_frames 1: frame i is chunk i */
+
+	produce(r, 0, 0, 0);
+	consume(r, 1, NULL, 0);
+	produce(r, 0, 2, 0);
+	consume(r, 1, NULL, 0);
+	CHECK(egr_ring_frames_written(r, 0, 0, 1) && egr_ring_frames_written(r, 0, 2, 1) &&
+	      !egr_ring_frames_written(r, 0, 1, 1) && !egr_ring_frames_written(r, 0, 0, 3),
+	      "frames_written with chunks 0 and 2 written");
+	CHECK(!egr_ring_frames_written(r, 0, 2, 2) && !egr_ring_frames_written(r, 0, 0, 0) &&
+	      !egr_ring_frames_written(r, EGR_RING_JOBS, 0, 1) && !egr_ring_frames_written(r, 1, 0, 1),
+	      "frames_written past the job, of nothing, of no job");
+	ring_free(r);
+}
+
 /* ---- crash scenarios: setups (parent) ---- */
 
 static void setup_queued(struct egr_ring *r)
@@ -1055,6 +1073,7 @@ int main(void)
 	test_job_table();
 	test_first_error();
 	test_chunk_needed();
+	test_frames_written();
 	test_blame();
 	test_crash();
 	return failures ? 1 : 0;
