@@ -17,6 +17,7 @@
 #include <sys/uio.h>
 #include <unistd.h>
 
+#include "daemon/base/fault.h"
 #include "daemon/base/fs.h"
 #include "daemon/base/log.h"
 #include "daemon/decode/frame.h"
@@ -128,6 +129,7 @@ static int prepare_y4m(const struct egr_jobspec *spec, const struct egr_job_layo
 	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
 	if (fd < 0)
 		return fail_errno(err, errlen, "open", tmp, NULL);
+	egr_fault_kill("EGR_FAULT_FALLOCATE_KILL", tmp);	/* test builds: an empty temp file left */
 	/* reserve every block now: a full disk fails the job before any decode */
 	rc = posix_fallocate(fd, 0, (off_t)lay->out_bytes);
 #ifdef EGR_TESTING
@@ -255,6 +257,13 @@ int egr_output_recover(const char *journal, char *err, size_t errlen)
 	if (have_id && lstat(out, &st) == 0 && (unsigned long long)st.st_dev == dev &&
 	    (unsigned long long)st.st_ino == ino) {
 		egr_fs_remove_tree(tmp);	/* png: an old tree exchanged out, if any */
+		if (S_ISDIR(st.st_mode)) {
+			/* png: a finalizer killed after the rename left its marker in the tree */
+			char mark[EGR_PATH_MAX + 32];
+			snprintf(mark, sizeof(mark), "%s/" FINALIZE_MARK, out);
+			if (unlink(mark) == 0)
+				egr_fs_fsync_dir(out);
+		}
 		return 1;
 	}
 	rc = egr_fs_remove_tree(tmp);
@@ -665,6 +674,7 @@ static int finalize_png(const struct egr_job_view *j, char *err, size_t errlen)
 	ret = fsync_parent(out, err, errlen);
 	if (ret < 0)
 		return ret;
+	egr_fault_kill("EGR_FAULT_FINALIZE_KILL", out);	/* test builds: renamed, marker still in */
 	snprintf(mark, sizeof(mark), "%s/" FINALIZE_MARK, out);
 cleanup:
 	ret = egr_fs_remove_tree(tmp);
