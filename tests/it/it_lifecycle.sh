@@ -38,7 +38,7 @@ wait_dead() {
 same_as_ref() {	# FORMAT OUT
 	if [ "$1" = png ]; then diff -r "$T/ref/r" "$2"; else cmp "$T/ref/r.y4m" "$2"; fi
 }
-nothing_left() {	# WHAT: no temporary file anywhere, no journal, no segment
+nothing_left() {	# WHAT: no temporary output, marker, half-written record or journal
 	local left; left=$(leftovers "$T/out" "$T/spool")
 	check "$1: no temporary file left" [ -z "$left" ]
 	[ -z "$left" ] || { echo "$left"; echo "$left" | xargs rm -rf; }	# not again in the next case
@@ -73,9 +73,9 @@ for fmt in y4m png; do
 		"$T/spool/done/sup-finish-$fmt.job.result"
 	supervisor_fault "result-write-$fmt" $fmt EGR_FAULT_ATOMIC_KILL=.result
 done
-# a png finalizer killed after the rename, with the whole daemon
-supervisor_fault finalize-png png EGR_FAULT_FINALIZE_KILL=1 EGR_FAULT_KILL_PARENT=1
 check "the killed result write left its .tmp (swept at start)" grep -q 'result.tmp", left by a killed run' "$T/daemon.log"
+# a png finalizer killed after the rename, with the whole daemon: its marker is in the output
+supervisor_fault finalize-png png EGR_FAULT_FINALIZE_KILL=1 EGR_FAULT_KILL_PARENT=1
 supervisor_fault fallocate-daemon y4m EGR_FAULT_FALLOCATE_KILL=1 EGR_FAULT_KILL_PARENT=1
 
 # the producer alone killed inside fallocate: its successor resumes the job
