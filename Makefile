@@ -4,6 +4,7 @@
 #                                    egressd-mklatents, egressd-mktaesd, egressd-mktaehv, egressd-mkwanvae (developer tools)
 #   make test                        unit + integration tests, plain and ASan/UBSan builds (CI)
 #   make test-gpu                    GPU tests (needs an NVIDIA GPU)
+#   make soak                        the long random-SIGKILL campaign, see docs/RELIABILITY.md
 #   make bench                       benchmarks (GPU machine), see docs/BENCHMARKS.md
 #   make demo                        install build deps, build, run one job, say where the video is
 #
@@ -72,7 +73,8 @@ CUDA_LIBS := -L$(CUDA_HOME)/lib64 -lcudart_static -ldl -lstdc++
 # ---- who links what ----
 # Each binary names the rooms it uses (README "Where things live").  The
 # ground floor (base/), formats and config are shared by every role.
-BASE_SRC := daemon/base/args.c daemon/base/fs.c daemon/base/half.c daemon/base/log.c daemon/base/safepath.c
+BASE_SRC := daemon/base/args.c daemon/base/fault.c daemon/base/fs.c daemon/base/half.c daemon/base/log.c \
+	    daemon/base/safepath.c
 # job files name latent2rgb presets (l2r_preset), checked when the job is parsed
 CONF_SRC := config/conf.c config/job.c config/inih/ini.c config/l2r_preset.c
 # a job's output on disk (workers/output.c, output_video.c) and what it calls:
@@ -123,7 +125,7 @@ UNIT_BINS := $(UNIT_SRC:tests/unit/%.c=$(B)/tests/%)
 GPU_TEST_SRC := $(sort $(wildcard tests/gpu/*.cu))
 GPU_TEST_BINS := $(GPU_TEST_SRC:tests/gpu/%.cu=$(B)/tests/gpu/%)
 
-.PHONY: all clean test test-gpu bench demo deps deps-bundle install uninstall tests-bin gpu-tests-bin
+.PHONY: all clean test test-gpu soak bench demo deps deps-bundle install uninstall tests-bin gpu-tests-bin
 all: $(BINS) $(TOOLS)
 
 $(B)/obj/daemon/formats/video.o: CFLAGS += $(AV_CFLAGS)
@@ -200,6 +202,12 @@ test:
 test-gpu:
 	$(Q)$(MAKE) --no-print-directory VARIANT=test gpu-tests-bin
 	$(Q)tests/run.sh --bin build/t --gpu
+
+# `make soak`: it_chaos.sh's long campaign (>= 1000 kills, then aggressive
+# timing, then slow writes; 10-20 minutes), run directly: past run.sh's timeout
+soak:
+	$(Q)$(MAKE) --no-print-directory VARIANT=test tests-bin
+	$(Q)SOAK=1 EGR_BIN=build/t bash tests/it/it_chaos.sh
 
 bench: all
 	$(Q)tests/bench/run.sh

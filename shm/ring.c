@@ -312,7 +312,31 @@ void egr_ring_close(struct egr_ring *r)
 	free(r);
 }
 
-int egr_ring_reap_oneshots(const char *instance)
+/* A stale oneshot segment: its jobs' temporary outputs to left(), then gone. */
+static int reap_oneshot(const char *name, void (*left)(void *ctx, const struct egr_job_view *j), void *ctx)
+{
+	struct egr_ring *r = NULL;
+	char err[256];
+
+	/* attached first, so the record outlives the unlink that makes it ours */
+	if (left && egr_ring_attach(name, &r, err, sizeof(err)) < 0)
+		r = NULL;	/* not a segment we can read: just unlink it */
+	if (shm_unlink(name) < 0) {
+		egr_ring_close(r);	/* another starting egressd reaps it */
+		return 0;
+	}
+	for (uint32_t i = 0; r && i < EGR_RING_JOBS; i++) {
+		struct egr_job_view v;
+		if (egr_ring_job_view(r, i, &v) == 0 && v.planned && v.state != EGR_JOB_EMPTY &&
+		    v.state != EGR_JOB_DONE)
+			left(ctx, &v);
+	}
+	egr_ring_close(r);
+	return 1;
+}
+
+int egr_ring_reap_oneshots(const char *instance, void (*left)(void *ctx, const struct egr_job_view *j),
+			   void *ctx)
 {
 	char prefix[96];
 	size_t plen;
@@ -331,7 +355,7 @@ int egr_ring_reap_oneshots(const char *instance)
 		if (*end || pid <= 0 || pid == getpid() || pid_alive((pid_t)pid))
 			continue;
 		snprintf(name, sizeof(name), "/%s", de->d_name);
-		if (shm_unlink(name) == 0) {
+		if (reap_oneshot(name, left, ctx)) {
 			egr_notice("removed shared memory %s left by a --oneshot run (pid %ld) that was killed", name,
 				   pid);
 			n++;

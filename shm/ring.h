@@ -228,9 +228,14 @@ int egr_ring_unlink(const char *name);
 /*
  * Unlink the segments "/<instance>.oneshot.<pid>" that --oneshot runs killed
  * by SIGKILL left behind: only those whose pid no longer runs (a live
- * oneshot's is never touched).  Returns how many went.
+ * oneshot's is never touched).  Such a segment is its run's only record of
+ * the job (a oneshot job has no spool, no journal): left(ctx, view) is called
+ * for each job in it that was planned and not done, so that the caller
+ * removes its temporary output; only by the process whose shm_unlink won,
+ * when several start at once.  left may be NULL.  Returns how many went.
  */
-int egr_ring_reap_oneshots(const char *instance);
+int egr_ring_reap_oneshots(const char *instance, void (*left)(void *ctx, const struct egr_job_view *j),
+			   void *ctx);
 /* Bytes the segment needs for g (for limits checks and egressd -t). */
 uint64_t egr_ring_segment_bytes(const struct egr_ring_geom *g);
 

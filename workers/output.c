@@ -17,6 +17,7 @@
 #include <sys/uio.h>
 #include <unistd.h>
 
+#include "daemon/base/fault.h"
 #include "daemon/base/fs.h"
 #include "daemon/base/log.h"
 #include "daemon/base/safepath.h"
@@ -123,6 +124,7 @@ static int prepare_y4m(int fd, const struct egr_jobspec *spec, const struct egr_
 			 lay->header_bytes);
 		return -EINVAL;
 	}
+	egr_fault_kill("EGR_FAULT_FALLOCATE_KILL", lay->tmp_path);	/* test builds: an empty temporary left */
 	/* reserve every block now: a full disk fails the job before any decode */
 	rc = posix_fallocate(fd, 0, (off_t)lay->out_bytes);
 #ifdef EGR_TESTING
@@ -714,6 +716,7 @@ int egr_output_finalize(struct egr_output_writer *w, const struct egr_safepath *
 	rc = egr_safepath_commit(&o, j->lay.tmp_name, is_dir, (int)j->spec.overwrite, err, errlen);
 	if (rc < 0)
 		goto out;
+	egr_fault_kill("EGR_FAULT_FINALIZE_KILL", j->spec.output);	/* test builds: renamed, not yet recorded */
 	if (rc == 1)
 		egr_warn("output \"%s\": in place; the replaced directory could not be removed: %s", j->spec.output,
 			 err);

@@ -9,6 +9,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "daemon/base/fault.h"
 #include "daemon/base/fs.h"
 #include "daemon/base/log.h"
 
@@ -57,11 +58,14 @@ static int write_replace(const char *path, const char *text, int durable, char *
 	}
 	close(fd);
 	fd = -1;
+	/* test builds: die with the text on disk under path.tmp, or just after */
+	egr_fault_kill("EGR_FAULT_ATOMIC_KILL", path);
 	if (rename(tmp, path) < 0) {
 		rc = -errno;
 		egr_errf(err, errlen, "rename(\"%s\", \"%s\"): %s", tmp, path, strerror(errno));
 		goto fail;
 	}
+	egr_fault_kill("EGR_FAULT_ATOMIC_KILL_AFTER", path);
 	return 0;
 fail:
 	if (fd >= 0)

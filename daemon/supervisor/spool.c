@@ -9,6 +9,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "daemon/base/fault.h"
 #include "daemon/base/fs.h"
 #include "daemon/base/log.h"
 #include "daemon/supervisor/spool.h"
@@ -203,9 +204,12 @@ static int write_record(const char *path, const char *text, char *err, size_t er
 			goto out;
 		}
 	}
-	if (fsync(fd) < 0 || rename(tmp, path) < 0) {
+	/* test builds: die with the record whole under its .tmp name, or just after the rename */
+	if (fsync(fd) < 0 || (egr_fault_kill("EGR_FAULT_ATOMIC_KILL", path), rename(tmp, path) < 0)) {
 		rc = -errno;
 		egr_errf(err, errlen, "fsync/rename(\"%s\"): %s", tmp, strerror(errno));
+	} else {
+		egr_fault_kill("EGR_FAULT_ATOMIC_KILL_AFTER", path);
 	}
 out:
 	if (fd >= 0)

@@ -25,6 +25,7 @@
 #include <unistd.h>
 
 #include "shm/ring.h"
+#include "daemon/base/fault.h"
 #include "daemon/base/log.h"
 #include "daemon/base/fs.h"
 #include "daemon/base/safepath.h"
@@ -300,6 +301,19 @@ static void reap(struct sup *s)
 			continue;
 		}
 		uint64_t now = egr_log_now_ns();
+		/*
+		 * A kill from outside (an operator, a test, a tool restarting a
+		 * process) says nothing about the binary: respawned at once and
+		 * not counted toward the crash-loop limit, which a burst of
+		 * such kills would otherwise reach, stopping the daemon.  Other
+		 * signals keep the backoff: SIGPIPE in a loop is a bug.
+		 */
+		if (d.cause == EGR_DEATH_OUTSIDE && WIFSIGNALED(status) &&
+		    (WTERMSIG(status) == SIGKILL || WTERMSIG(status) == SIGTERM || WTERMSIG(status) == SIGINT)) {
+			egr_metrics_restart(s->metrics, roles[k->role].name);	/* a restart all the same */
+			k->next_start_ns = now;
+			continue;
+		}
 		if (now - k->window_start_ns > SUP_CRASH_WINDOW_NS) {
 			k->window_start_ns = now;
 			k->deaths = 0;
@@ -427,6 +441,8 @@ static void job_report(struct sup *s, uint32_t i, int ok)
 		else
 			egr_warn("job %s failed: %s", j->name, j->error);
 	}
+	if (ok && !s->oneshot)
+		egr_fault_kill("EGR_FAULT_SUPERVISOR_KILL", "finish");	/* output in place, no record */
 	if (s->oneshot && ok) {
 		fputs(text, stdout);
 		fflush(stdout);
@@ -568,32 +584,73 @@ static void sweep_spool(struct sup *s)
 }
 
 /*
- * A job left in active/ by a killed supervisor: its journal says whether its
- * output was already renamed into place (then it is done, and its record is
- * written now: 1) or what temporary output to remove before the rerun (0).
+ * The record a finish interrupted by a kill left in done/ or failed/: the
+ * report (NAME.result or NAME.error, written atomically, so whole) without
+ * the job file it precedes (egr_spool_finish).  1 with its text, else 0.
+ */
+static int orphan_record(struct sup *s, enum egr_spool_dir d, const char *name, char *side, size_t sidelen,
+			 char *text, size_t len)
+{
+	char job[4096];
+	ssize_t n;
+	int fd;
+
+	if (egr_spool_path(job, sizeof(job), s->c->spool, d, name) < 0)
+		return 0;
+	snprintf(side, sidelen, "%s%s", job, d == EGR_SPOOL_DONE ? ".result" : ".error");
+	if (access(job, F_OK) == 0 || (fd = open(side, O_RDONLY | O_CLOEXEC)) < 0)
+		return 0;
+	n = read(fd, text, len - 1);
+	close(fd);
+	if (n <= 0)
+		return 0;
+	text[n] = 0;
+	return 1;
+}
+
+/*
+ * A job left in active/ by a killed supervisor.  What is on disk decides,
+ * so a finish interrupted anywhere is completed, never contradicted: an
+ * output in place that the journal says this job wrote means done (with the
+ * report written before the kill, if any); else a failure report already
+ * written means failed (a rerun could end done beside it); else the job is
+ * rerun (0), after the journal's temporary output is removed.  1 when the
+ * job was recorded now.
  */
 static int recover_job(struct sup *s, const char *name, const char *path)
 {
-	char journal[4200], err[EGR_ERR_MAX] = "", text[512];
-	int rc;
+	char journal[4200], err[EGR_ERR_MAX] = "", text[4096], side[4400];
+	int rc = 0, ok = 0;
 
 	if (egr_output_journal_path(path, journal, sizeof(journal)) < 0)
-		return 0;
-	rc = egr_output_recover(&s->roots, journal, err, sizeof(err));
+		journal[0] = 0;
+	else
+		rc = egr_output_recover(&s->roots, journal, err, sizeof(err));
 	if (rc < 0 || (rc == 0 && err[0]))
 		egr_warn("job %s: %s", name, err);
-	if (rc != 1)
+	if (rc == 1) {
+		ok = 1;
+		egr_notice("job %s: its output was complete when the last run was killed; recorded as done", name);
+		if (!orphan_record(s, EGR_SPOOL_DONE, name, side, sizeof(side), text, sizeof(text)))
+			snprintf(text, sizeof(text),
+				 "[result]\njob = %s\nstatus = done\nrecovered = yes\n"
+				 "; the supervisor was killed after the output was in place, before this record: timings were lost\n",
+				 name);
+	} else if (orphan_record(s, EGR_SPOOL_FAILED, name, side, sizeof(side), text, sizeof(text))) {
+		egr_notice("job %s: it had failed when the last run was killed; recorded as failed", name);
+	} else {
+		/* rerun; a done report whose output is gone would contradict its outcome */
+		if (orphan_record(s, EGR_SPOOL_DONE, name, side, sizeof(side), text, sizeof(text)) &&
+		    unlink(side) == 0)
+			egr_notice("job %s: removed \"%s\": its output is not in place; rerunning", name, side);
 		return 0;
-	egr_notice("job %s: its output was complete when the last run was killed; recorded as done", name);
-	snprintf(text, sizeof(text),
-		 "[result]\njob = %s\nstatus = done\nrecovered = yes\n"
-		 "; the supervisor was killed after the output was in place, before this record: timings were lost\n",
-		 name);
-	if (egr_spool_finish(s->c->spool, name, 1, text, err, sizeof(err)) < 0) {
+	}
+	if (egr_spool_finish(s->c->spool, name, ok, text, err, sizeof(err)) < 0) {
 		egr_err("job %s: %s", name, err);
 		return 1;
 	}
-	egr_output_journal_end(journal);
+	if (journal[0])
+		egr_output_journal_end(journal);
 	return 1;
 }
 
@@ -753,6 +810,21 @@ static int add_producers(struct sup *s)
 	return 0;
 }
 
+/*
+ * The temporary output of a job that will not finish: of a stopped --oneshot,
+ * or of a killed one, found in the segment it left (egr_ring_reap_oneshots).
+ */
+static void discard_partial(void *ctx, const struct egr_job_view *j)
+{
+	struct sup *s = ctx;
+	int rc = egr_output_discard(&s->roots, &j->spec, &j->lay);
+
+	if (rc)
+		egr_warn("removing partial output \"%s\": %s", j->lay.tmp_path, strerror(-rc));
+	else
+		egr_info("removed partial output \"%s\" of job %s, if it was there", j->lay.tmp_path, j->name);
+}
+
 static int sup_setup(struct sup *s, const struct egr_conf *c, int oneshot)
 {
 	struct egr_ring_geom g;
@@ -801,7 +873,7 @@ static int sup_setup(struct sup *s, const struct egr_conf *c, int oneshot)
 		egr_err("%s", err);
 		return rc == -EBUSY ? EGR_EXIT_UNAVAILABLE : EGR_EXIT_CONFIG;
 	}
-	egr_ring_reap_oneshots(c->instance);
+	egr_ring_reap_oneshots(c->instance, discard_partial, s);
 	if ((rc = egr_ring_create(s->shm_name, &g, &s->ring, err, sizeof(err))) < 0) {
 		egr_err("%s", err);
 		return rc == -EBUSY ? EGR_EXIT_UNAVAILABLE : EGR_EXIT_OSERR;
@@ -859,11 +931,8 @@ static void oneshot_discard(struct sup *s)
 	for (uint32_t i = 0; i < EGR_RING_JOBS; i++) {
 		struct egr_job_view j;
 		if (egr_ring_job_view(s->ring, i, &j) == 0 && j.state != EGR_JOB_EMPTY &&
-		    j.state != EGR_JOB_DONE && j.planned) {
-			int rc = egr_output_discard(&s->roots, &j.spec, &j.lay);
-			if (rc)
-				egr_warn("removing partial output \"%s\": %s", j.lay.tmp_path, strerror(-rc));
-		}
+		    j.state != EGR_JOB_DONE && j.planned)
+			discard_partial(s, &j);
 	}
 }
 

@@ -131,5 +131,12 @@ ref_frames() { python3 "$TOP/tests/ref/l2r_ref.py" "$@"; }
 need_ffmpeg() { command -v ffmpeg >/dev/null && command -v ffprobe >/dev/null || skip "ffmpeg/ffprobe not installed"; }
 need_numpy() { python3 -c 'import numpy' 2>/dev/null || skip "numpy not installed"; }
 
+# leftovers DIR...: the temporary files of egressd under DIRs (temp outputs,
+# finalize markers, half-written records, journals): none may outlive a restart
+leftovers() {
+	find "$@" \( -name '*.egressd-tmp' -o -name '.egressd-finalizing' -o -name '*.tmp' \
+		-o -name '*.egressd-wal*' \) -print 2>/dev/null
+}
+
 # kids_of PID: child pids
 kids_of() { pgrep -P "$1" || true; }
