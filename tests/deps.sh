@@ -4,7 +4,7 @@
 # static libraries and headers egressd links into DIR/{lib,include}, for a
 # machine that lacks the -dev packages (the GPU machine): make DEPS=DIR.
 set -euo pipefail
-pkgs=(build-essential liburing-dev libpng-dev zlib1g-dev libjansson-dev ffmpeg bc python3 python3-numpy python3-prometheus-client util-linux procps coreutils)
+pkgs=(build-essential liburing-dev libpng-dev zlib1g-dev libjansson-dev ffmpeg bc python3 python3-numpy python3-prometheus-client util-linux procps coreutils systemd)
 if [ "${1:-}" = --bundle ]; then
 	d=${2:?usage: $0 --bundle DIR}
 	mkdir -p "$d/lib" "$d/include"
