@@ -6,7 +6,7 @@
 # FFmpeg's shared libraries for such a machine: tests/bench/ffmpeg_bundle.sh.
 set -euo pipefail
 pkgs=(build-essential pkg-config liburing-dev libpng-dev zlib1g-dev libjansson-dev libavcodec-dev libavformat-dev
-	libavutil-dev ffmpeg bc python3 python3-numpy python3-prometheus-client util-linux procps coreutils)
+	libavutil-dev ffmpeg bc python3 python3-numpy python3-prometheus-client util-linux procps coreutils systemd)
 if [ "${1:-}" = --bundle ]; then
 	d=${2:?usage: $0 --bundle DIR}
 	mkdir -p "$d/lib" "$d/include"

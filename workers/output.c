@@ -450,7 +450,7 @@ static int write_y4m(struct egr_output_writer *w, const struct egr_job_view *j, 
 {
 	static char tag[] = EGR_Y4M_FRAME_TAG;
 	struct egr_job_stats *st = egr_ring_job_stats(w->r, j->index);
-	const char *tmp = j->lay.tmp_path;
+	const char *tmp = j->spec.output;	/* messages name the user's path, never the temporary */
 	uint64_t fb = j->lay.frame_bytes;
 	int fd, ret, niov = 2 * (int)n;
 	off_t off = (off_t)egr_y4m_frame_off(j->lay.header_bytes, fb, first);
@@ -550,7 +550,8 @@ static int png_queue(struct egr_output_writer *w, const struct egr_job_view *j, 
 		return dirfd;
 	}
 	egr_png_name(name, sizeof(name), index);
-	snprintf(cur->path, sizeof(cur->path), "%s/%s", j->lay.tmp_path, name);
+	/* for messages: the frame's final path, the user's, not the temporary directory's */
+	snprintf(cur->path, sizeof(cur->path), "%s/%s", j->spec.output, name);
 	/* a rewrite after a crash truncates the same file: never a link planted there */
 	cur->fd = openat(dirfd, name, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC,
 			 w->cache[j->index].file_mode);
@@ -653,19 +654,19 @@ static int sync_temp(struct egr_output_writer *w, const struct egr_job_view *j, 
 	fd = w ? tmp_fd(w, j, err, errlen)
 	       : openat(dirfd, j->lay.tmp_name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
 	if (fd < 0)
-		return w ? fd : fail_errno(err, errlen, "open", j->lay.tmp_path, NULL);
+		return w ? fd : fail_errno(err, errlen, "open", j->spec.output, NULL);
 	if (fstat(fd, &st) < 0 || (uint64_t)st.st_ino != j->lay.tmp_ino) {
 		egr_errf(err, errlen, "output \"%s\": its temporary output was replaced while the job ran",
 			 j->spec.output);
 		rc = -ESTALE;
 	} else if (j->spec.format == EGR_FMT_Y4M && j->lay.out_bytes && (uint64_t)st.st_size != j->lay.out_bytes) {
-		egr_errf(err, errlen, "internal error: \"%s\" has %lld bytes, expected %" PRIu64, j->lay.tmp_path,
+		egr_errf(err, errlen, "internal error: \"%s\" has %lld bytes, expected %" PRIu64, j->spec.output,
 			 (long long)st.st_size, j->lay.out_bytes);
 		rc = -EIO;
 	} else {
 		rc = w ? egr_wio_fsync(w->w, fd, 0) : (fsync(fd) < 0 ? -errno : 0);
 		if (rc < 0)
-			egr_errf(err, errlen, "fsync(\"%s\"): %s", j->lay.tmp_path, egr_log_strerror(-rc));
+			egr_errf(err, errlen, "fsync(\"%s\"): %s", j->spec.output, egr_log_strerror(-rc));
 	}
 	if (own)
 		close(fd);

@@ -23,18 +23,26 @@ void egr_log_set_level(int level)
 void egr_vlog(int prio, const char *fmt, va_list ap)
 {
 	char buf[2048];
-	int n, m;
+	int n, m, pre;
 	int saved = errno;
 
 	if (prio > log_level)
 		return;
-	n = snprintf(buf, sizeof(buf), "<%d>egressd[%s %d]: ", prio, log_role, (int)getpid());
+	pre = n = snprintf(buf, sizeof(buf), "<%d>egressd[%s %d]: ", prio, log_role, (int)getpid());
 	m = vsnprintf(buf + n, sizeof(buf) - (size_t)n - 1, fmt, ap);
 	if (m < 0)
 		m = 0;
 	n += m;
 	if (n > (int)sizeof(buf) - 2)
 		n = (int)sizeof(buf) - 2;
+	/*
+	 * One call, one line, no terminal controls: a message may quote what a
+	 * job's submitter wrote (a value, a name), and a newline or ESC there
+	 * would forge log lines ("<0>...") or drive the reader's terminal.
+	 */
+	for (int i = pre; i < n; i++)
+		if ((unsigned char)buf[i] < 0x20 || buf[i] == 0x7f)
+			buf[i] = '?';
 	buf[n++] = '\n';
 	/* one write: lines of several processes never interleave */
 	if (write(STDERR_FILENO, buf, (size_t)n) < 0) {

@@ -172,7 +172,8 @@ static int parse_header(const char *text, size_t len, struct npy_hdr *h, char *m
 		else if (!strcmp(key, "shape"))
 			bit = 4;
 		else {
-			egr_errf(msg, msglen, "header has an unknown key '%s'", key);
+			/* not echoed: nothing of a header not yet known to be a .npy dict (see npy_read_header) */
+			egr_errf(msg, msglen, "header has a key other than 'descr', 'fortran_order' and 'shape'");
 			return 0;
 		}
 		if (seen & bit) {
@@ -415,9 +416,14 @@ static int npy_read_header(int fd, const char *path, uint64_t size, const unsign
 		egr_errf(err, errlen, "latents \"%s\": file ends inside the .npy preamble", path);
 		return -EINVAL;
 	}
+	/*
+	 * From here on the messages say what is wrong without echoing the
+	 * bytes (the version, the header length): a job may name a file its
+	 * submitter cannot read, and anything with the magic gets this far.
+	 */
 	if (pre[6] < 1 || pre[6] > 3 || pre[7] != 0) {
-		egr_errf(err, errlen, "latents \"%s\": .npy format version %u.%u is not supported (1.0, 2.0 and 3.0 are)",
-			 path, pre[6], pre[7]);
+		egr_errf(err, errlen, "latents \"%s\": .npy format version is not one egressd reads (1.0, 2.0 or 3.0)",
+			 path);
 		return -EINVAL;
 	}
 	pre_len = pre[6] == 1 ? 10 : 12;
@@ -425,13 +431,13 @@ static int npy_read_header(int fd, const char *path, uint64_t size, const unsign
 	if (pre[6] != 1)
 		hlen |= (uint64_t)pre[10] << 16 | (uint64_t)pre[11] << 24;
 	if (hlen > NPY_HEADER_MAX) {
-		egr_errf(err, errlen, "latents \"%s\": header length %" PRIu64 " is over the limit of %d bytes", path,
-			 hlen, NPY_HEADER_MAX);
+		egr_errf(err, errlen, "latents \"%s\": .npy header length field is over the limit of %d bytes", path,
+			 NPY_HEADER_MAX);
 		return -EINVAL;
 	}
 	if (pre_len + hlen > size) {
-		egr_errf(err, errlen, "latents \"%s\": header length %" PRIu64 " runs past the end of the file (%" PRIu64
-			 " bytes)", path, hlen, size);
+		egr_errf(err, errlen, "latents \"%s\": .npy header length field runs past the end of the file (%" PRIu64
+			 " bytes): truncated?", path, size);
 		return -EINVAL;
 	}
 	text = malloc(hlen + 1);

@@ -231,17 +231,27 @@ static int st_read_header(struct egr_st *st, const char *path, char **hdr, uint6
 	}
 	for (int i = 7; i >= 0; i--)
 		n = (n << 8) | lenbuf[i];
+	/*
+	 * Say what is wrong, never the number: these 8 bytes are the first of
+	 * any file a job names (weights = /etc/shadow decodes to "root:*:..."),
+	 * and the submitter may not be allowed to read it.
+	 */
 	if (n < 2 || n > EGR_ST_MAX_HEADER || n > st->file_size - 8) {
-		egr_errf(err, errlen,
-			 "weights \"%s\": header length %llu is impossible (file is %llu bytes, limit %u): not a safetensors file, or truncated",
-			 path, (unsigned long long)n, (unsigned long long)st->file_size, EGR_ST_MAX_HEADER);
+		char why[64];
+
+		if (n < 2 || n > st->file_size - 8)
+			snprintf(why, sizeof(why), "%s", n < 2 ? "too small for a header" : "larger than the file");
+		else
+			snprintf(why, sizeof(why), "over the limit of %u bytes", EGR_ST_MAX_HEADER);
+		egr_errf(err, errlen, "weights \"%s\": not a safetensors file, or truncated: its header length field is %s",
+			 path, why);
 		return -EINVAL;
 	}
 	st->data_off = 8 + n;
 	st->data_len = st->file_size - st->data_off;
 	*hdr = malloc((size_t)n);
 	if (!*hdr) {
-		egr_errf(err, errlen, "weights \"%s\": out of memory for a %llu-byte header", path, (unsigned long long)n);
+		egr_errf(err, errlen, "weights \"%s\": out of memory for its header", path);
 		return -ENOMEM;
 	}
 	r = st_pread_full(st->fd, *hdr, (size_t)n, 8);
@@ -265,7 +275,9 @@ static int st_parse_header(struct egr_st *st, const char *path, const char *hdr,
 
 	root = json_loadb(hdr, (size_t)n, JSON_REJECT_DUPLICATES, &je);
 	if (!root) {
-		egr_errf(err, errlen, "weights \"%s\": header is not valid JSON (byte %d: %s)", path, je.position, je.text);
+		/* jansson's text quotes the bytes near the error ("near 'root'"): not echoed, as above */
+		egr_errf(err, errlen, "weights \"%s\": header is not valid JSON%s", path,
+			 json_error_code(&je) == json_error_duplicate_key ? " (a key appears twice)" : "");
 		return -EINVAL;
 	}
 	if (!json_is_object(root)) {

@@ -4,6 +4,7 @@
  * job's layout, create its temporary output once, stage chunks of latents.
  * Nothing is allocated before the limits are checked.
  */
+#include <ctype.h>
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
@@ -168,15 +169,29 @@ void egr_producer_inputs_close(struct egr_job_inputs *in)
 	in->n = 0;
 }
 
-/* Replace the first "/proc/self/fd/N" in err by the user's path: messages name what the user wrote. */
+/*
+ * Replace each "/proc/self/fd/N" in err by the user's path: messages name
+ * what the user wrote.  N must be whole ("/proc/self/fd/3" is no match in
+ * "/proc/self/fd/31"), and an input never opened (fdpath "") matches
+ * nothing: strstr finds "" at the start of any message, which once put the
+ * path in front of every refusal that came before the open.
+ */
 static void err_unmask(char *err, size_t errlen, const char *fdpath, const char *user)
 {
-	char *at = strstr(err, fdpath), tail[EGR_ERR_MAX];
+	size_t fl = strlen(fdpath), ul = strlen(user);
+	char *at = err, tail[EGR_ERR_MAX];
 
-	if (!at)
-		return;
-	snprintf(tail, sizeof(tail), "%s", at + strlen(fdpath));
-	snprintf(at, errlen - (size_t)(at - err), "%s%s", user, tail);
+	while (fl && (at = strstr(at, fdpath))) {
+		if (isdigit((unsigned char)at[fl])) {
+			at += fl;
+			continue;
+		}
+		snprintf(tail, sizeof(tail), "%s", at + fl);
+		snprintf(at, errlen - (size_t)(at - err), "%s%s", user, tail);
+		if ((size_t)(at - err) + ul >= errlen - 1)
+			break;	/* cut off: nothing after it */
+		at += ul;
+	}
 }
 
 /* The job's inputs through the roots: latents, and weights for decoders that take them. */

@@ -219,11 +219,28 @@ out:
 	return rc;
 }
 
+/*
+ * An .error is one printable line: the reason may quote a job file's own
+ * bytes (a value with an ESC, a CR), and a reader's terminal or a tool that
+ * parses the record must not meet them raw.  Control bytes become '?'.
+ */
+static void one_line(const char *text, char *buf, size_t len)
+{
+	size_t i;
+
+	for (i = 0; text[i] && i + 2 < len; i++)
+		buf[i] = (unsigned char)text[i] < 0x20 || text[i] == 0x7f ? '?' : text[i];
+	if (i && buf[i - 1] == '?' && text[i - 1] == '\n')
+		i--;	/* the line's own end */
+	buf[i++] = '\n';
+	buf[i] = '\0';
+}
+
 int egr_spool_finish(const char *spool, const char *id, int ok, const char *text, char *err,
 		     size_t errlen)
 {
 	enum egr_spool_dir d = ok ? EGR_SPOOL_DONE : EGR_SPOOL_FAILED;
-	char side[4200], from[4096], to[4096], dir[4096];
+	char side[4200], from[4096], to[4096], dir[4096], line[4096];
 	const char *name = id;
 	int rc;
 
@@ -235,6 +252,10 @@ int egr_spool_finish(const char *spool, const char *id, int ok, const char *text
 	}
 	snprintf(side, sizeof(side), "%s%s", to, ok ? ".result" : ".error");
 	/* the report first: a crash in between reruns the job, never loses it */
+	if (!ok) {
+		one_line(text, line, sizeof(line));
+		text = line;
+	}
 	rc = write_record(side, text, err, errlen);
 	if (rc)
 		return rc;

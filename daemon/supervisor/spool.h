@@ -57,7 +57,8 @@ int egr_spool_claim(const char *spool, const char *name, char *err, size_t errle
 /*
  * Finish a job: write done/ID.result (ok) or failed/ID.error (text, mode
  * 0640, written atomically through a temporary), then move active/ID beside
- * it.
+ * it.  An .error is made one printable line: control bytes in text (a
+ * reason quoting a job file's own bytes) become '?'.
  */
 int egr_spool_finish(const char *spool, const char *id, int ok, const char *text, char *err,
 		     size_t errlen);
