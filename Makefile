@@ -60,10 +60,14 @@ LDLIBS := $(STATIC_LIBS) -lm -lrt
 # look for the bundled .so files in DEPS/lib first (an RPATH, which unlike a
 # RUNPATH also serves libavcodec's own dependencies).
 AV_PKGS := libavformat libavcodec libavutil
+# VIDEO=0 (the default where libavcodec's headers are missing) builds
+# daemon/formats/video_none.c instead: mp4/mkv jobs are refused with a reason.
+VIDEO ?= $(if $(wildcard /usr/include/libavcodec/avcodec.h $(DEPS)/include/libavcodec/avcodec.h),1,0)
+VIDEO_SRC := $(if $(filter 1,$(VIDEO)),daemon/formats/video.c,daemon/formats/video_none.c)
 AV_CFLAGS := $(shell pkg-config --cflags $(AV_PKGS) 2>/dev/null)
 AV_RPATH := -Wl,--disable-new-dtags -Wl,-rpath,$(abspath $(DEPS)/lib)
-AV_LIBS := $(or $(shell pkg-config --libs $(AV_PKGS) 2>/dev/null),-lavformat -lavcodec -lavutil) \
-	   $(if $(DEPS),$(AV_RPATH))
+AV_LIBS := $(if $(filter 1,$(VIDEO)),$(or $(shell pkg-config --libs $(AV_PKGS) 2>/dev/null),-lavformat -lavcodec -lavutil) \
+	   $(if $(DEPS),$(AV_RPATH)))
 
 NVFLAGS := -O2 -std=c++17 -gencode arch=compute_90,code=sm_90 -gencode arch=compute_90,code=compute_90 \
 	   -Xcompiler -Wall,-Wextra,-Wno-unused-parameter -fmad=false -DEGR_CUDA=1 \
@@ -81,7 +85,7 @@ CONF_SRC := config/conf.c config/job.c config/inih/ini.c config/l2r_preset.c
 # the frame encoders, video encoding and muxing (libav*: every binary that
 # links OUTPUT_SRC links AV_LIBS), the write path, frame sizes
 OUTPUT_SRC := workers/output.c workers/output_video.c workers/wio.c daemon/formats/png.c daemon/formats/y4m.c \
-	      daemon/formats/video.c daemon/decode/frame.c
+	      $(VIDEO_SRC) daemon/decode/frame.c
 SUP_SRC := daemon/supervisor/cancel.c daemon/supervisor/egressd.c daemon/supervisor/metrics.c \
 	   daemon/supervisor/queue.c daemon/supervisor/spool.c daemon/supervisor/status.c daemon/supervisor/supervisor.c \
 	   daemon/base/sdnotify.c \
