@@ -62,7 +62,7 @@ LDLIBS := $(STATIC_LIBS) -lm -lrt
 AV_PKGS := libavformat libavcodec libavutil
 # VIDEO=0 (the default where libavcodec's headers are missing) builds
 # daemon/formats/video_none.c instead: mp4/mkv jobs are refused with a reason.
-VIDEO ?= $(if $(wildcard /usr/include/libavcodec/avcodec.h $(DEPS)/include/libavcodec/avcodec.h),1,0)
+VIDEO ?= $(if $(or $(shell pkg-config --exists $(AV_PKGS) 2>/dev/null && echo y),$(wildcard $(DEPS)/include/libavcodec/avcodec.h)),1,0)
 VIDEO_SRC := $(if $(filter 1,$(VIDEO)),daemon/formats/video.c,daemon/formats/video_none.c)
 AV_CFLAGS := $(shell pkg-config --cflags $(AV_PKGS) 2>/dev/null)
 AV_RPATH := -Wl,--disable-new-dtags -Wl,-rpath,$(abspath $(DEPS)/lib)
