@@ -14,7 +14,13 @@ enum egr_dtype { EGR_DT_F16 = 2, EGR_DT_F32 = 4 };
 /* what the workers write; 0 is "raw" (float32 network output, tests only) */
 enum egr_format { EGR_FMT_RAW = 0, EGR_FMT_Y4M = 1, EGR_FMT_PNG = 2 };
 
-enum egr_decoder { EGR_DEC_LATENT2RGB = 1, EGR_DEC_TAESD = 2 };
+/*
+ * latent2rgb and taesd decode each latent frame on its own; taehv and wan_vae
+ * are stateful video decoders: each latent frame after the first makes
+ * several output frames, and state carries from one chunk to the next
+ * (daemon/producer/backend.h).
+ */
+enum egr_decoder { EGR_DEC_LATENT2RGB = 1, EGR_DEC_TAESD = 2, EGR_DEC_TAEHV = 3, EGR_DEC_WAN_VAE = 4 };
 
 /*
  * memory order of a latents tensor (job key layout): t frames, c channels,
