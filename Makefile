@@ -79,8 +79,10 @@ CUDA_LIBS := -L$(CUDA_HOME)/lib64 -lcudart_static -ldl -lstdc++
 # ground floor (base/), formats and config are shared by every role.
 BASE_SRC := daemon/base/args.c daemon/base/fault.c daemon/base/fs.c daemon/base/half.c daemon/base/log.c \
 	    daemon/base/safepath.c
-# job files name latent2rgb presets (l2r_preset), checked when the job is parsed
-CONF_SRC := config/conf.c config/job.c config/inih/ini.c config/l2r_preset.c
+# job files name latent2rgb presets (l2r_preset) and TAEHV models (taehv_model,
+# daemon/decode/taehv.c's table), checked when the job is parsed
+CONF_SRC := config/conf.c config/job.c config/inih/ini.c config/l2r_preset.c \
+	    daemon/decode/taehv.c daemon/formats/safetensors.c
 # a job's output on disk (workers/output.c, output_video.c) and what it calls:
 # the frame encoders, video encoding and muxing (libav*: every binary that
 # links OUTPUT_SRC links AV_LIBS), the write path, frame sizes
@@ -91,7 +93,8 @@ SUP_SRC := daemon/supervisor/cancel.c daemon/supervisor/egressd.c daemon/supervi
 	   daemon/base/sdnotify.c \
 	   shm/ring.c $(OUTPUT_SRC) $(CONF_SRC) $(BASE_SRC)
 PROD_SRC := daemon/producer/producer.c daemon/producer/plan.c daemon/producer/naive.c \
-	    daemon/producer/backend_cpu.c daemon/decode/frame.c daemon/decode/taehv.c daemon/decode/taesd.c \
+	    daemon/producer/backend_cpu.c daemon/producer/cpu_video.c daemon/decode/frame.c daemon/decode/taehv.c \
+	    daemon/decode/taesd.c daemon/decode/wanvae.c \
 	    daemon/formats/npy.c daemon/formats/safetensors.c shm/ring.c $(OUTPUT_SRC) $(CONF_SRC) \
 	    $(BASE_SRC)
 WORKER_SRC := workers/worker.c shm/ring.c $(OUTPUT_SRC) $(CONF_SRC) $(BASE_SRC)

@@ -13,6 +13,7 @@
 #include "config/conf.h"
 #include "config/job.h"
 #include "config/l2r_preset.h"
+#include "daemon/decode/taehv.h"
 
 #define FPS_MAX 1000000u
 #define CHUNK_FRAMES_MAX 1024u
@@ -42,6 +43,9 @@ enum job_key {
 	JK_GOP,
 	JK_PIX_FMT,
 	JK_THREADS,
+	JK_TAEHV_MODEL,
+	JK_WAN_DENORMALIZE,
+	JK_VAE_CONFIG,
 	JK_COUNT
 };
 
@@ -54,6 +58,7 @@ static const char *const job_keys[JK_COUNT] = {
 	[JK_CODEC] = "codec",		  [JK_CRF] = "crf",		    [JK_BITRATE] = "bitrate",
 	[JK_PRESET] = "preset",		  [JK_GOP] = "gop",		    [JK_PIX_FMT] = "pix_fmt",
 	[JK_THREADS] = "threads",
+	[JK_TAEHV_MODEL] = "taehv_model", [JK_WAN_DENORMALIZE] = "wan_denormalize", [JK_VAE_CONFIG] = "vae_config",
 };
 
 #define SEEN(k) (1u << (k))
@@ -72,6 +77,7 @@ struct choice {
 static const struct choice formats[] = { { "y4m", EGR_FMT_Y4M }, { "png", EGR_FMT_PNG }, { "mp4", EGR_FMT_MP4 },
 					 { "mkv", EGR_FMT_MKV }, { NULL, 0 } };
 static const struct choice decoders[] = { { "latent2rgb", EGR_DEC_LATENT2RGB }, { "taesd", EGR_DEC_TAESD },
+					  { "taehv", EGR_DEC_TAEHV },	      { "wan_vae", EGR_DEC_WAN_VAE },
 					  { NULL, 0 } };
 static const struct choice layouts[] = { { "tchw", EGR_LAYOUT_TCHW }, { "bcthw", EGR_LAYOUT_BCTHW },
 					 { "btchw", EGR_LAYOUT_BTCHW }, { NULL, 0 } };
@@ -357,6 +363,19 @@ static int set_l2r_preset(struct egr_jobspec *js, const char *key, const char *v
 	return 0;
 }
 
+static int set_taehv_model(struct egr_jobspec *js, const char *key, const char *v, char *err, size_t errlen)
+{
+	char list[128] = "";
+
+	if (egr_taehv_model_parse(v, &js->taehv_model) == 0)
+		return 1;
+	for (uint32_t m = 0; m < EGR_TAEHV_NMODELS; m++)
+		snprintf(list + strlen(list), sizeof(list) - strlen(list), "%s%s", m ? ", " : "",
+			 egr_taehv_model_name(m));
+	egr_errf(err, errlen, "[job] %s: '%s' is not one of: %s", key, v, list);
+	return 0;
+}
+
 static int set_latents_key(struct egr_jobspec *js, const char *key, const char *v, char *err, size_t errlen)
 {
 	size_t len = strlen(v);
@@ -450,6 +469,12 @@ static int job_set(struct egr_jobspec *js, enum job_key k, const char *name, con
 		return set_latents_key(js, name, value, err, errlen);
 	case JK_OVERWRITE:
 		return set_yes_no(&js->overwrite, name, value, err, errlen);
+	case JK_TAEHV_MODEL:
+		return set_taehv_model(js, name, value, err, errlen);
+	case JK_WAN_DENORMALIZE:
+		return set_yes_no(&js->wan_denormalize, name, value, err, errlen);
+	case JK_VAE_CONFIG:
+		return set_path(js->vae_config, name, value, err, errlen);
 	case JK_COUNT:
 		break;
 	}
@@ -463,6 +488,52 @@ static int job_handler(void *user, const char *section, const char *name, const 
 	int k = job_key_claim(x, section, name, value, err, errlen);
 
 	return k >= 0 && job_set(x->js, (enum job_key)k, name, value, err, errlen);
+}
+
+#define DEC(d) (1u << (d))
+#define DEC_WEIGHTS (DEC(EGR_DEC_TAESD) | DEC(EGR_DEC_TAEHV) | DEC(EGR_DEC_WAN_VAE))
+
+/* Keys that only some decoders read: given to another decoder, they are a mistake. */
+static const struct {
+	enum job_key key;
+	unsigned decoders;	/* DEC() mask */
+	const char *which;	/* for the message */
+} decoder_keys[] = {
+	{ JK_WEIGHTS, DEC_WEIGHTS, "taesd, taehv and wan_vae" },
+	{ JK_L2R_WEIGHTS, DEC(EGR_DEC_LATENT2RGB), "latent2rgb" },
+	{ JK_L2R_BIAS, DEC(EGR_DEC_LATENT2RGB), "latent2rgb" },
+	{ JK_L2R_PRESET, DEC(EGR_DEC_LATENT2RGB), "latent2rgb" },
+	{ JK_TAEHV_MODEL, DEC(EGR_DEC_TAEHV), "taehv" },
+	{ JK_WAN_DENORMALIZE, DEC(EGR_DEC_WAN_VAE), "wan_vae" },
+	{ JK_VAE_CONFIG, DEC(EGR_DEC_WAN_VAE), "wan_vae" },
+};
+
+/* What each decoder cannot go without (weights: what to name in the message). */
+static int decoder_needs(const char *path, const struct egr_jobspec *js, unsigned seen, char *err, size_t errlen)
+{
+	static const char *const weights_hint[] = {
+		[EGR_DEC_TAESD] = "/path/to/taesd_decoder.safetensors",
+		[EGR_DEC_TAEHV] = "/path/to/taew2_1.safetensors (the TAEHV file of taehv_model)",
+		[EGR_DEC_WAN_VAE] = "/path/to/vae/diffusion_pytorch_model.safetensors",
+	};
+	const char *dec = egr_job_decoder_name(js->decoder);
+
+	if ((DEC(js->decoder) & DEC_WEIGHTS) && !(seen & SEEN(JK_WEIGHTS))) {
+		egr_errf(err, errlen, "%s: [job] decoder = %s needs weights = %s", path, dec,
+			 weights_hint[js->decoder]);
+		return -EINVAL;
+	}
+	if (js->decoder == EGR_DEC_TAEHV && !(seen & SEEN(JK_TAEHV_MODEL))) {
+		egr_errf(err, errlen, "%s: [job] decoder = taehv needs taehv_model = wan21, wan22, hunyuan, hunyuan15, ltx2, cogvideox or opensora (the model the latents come from)",
+			 path);
+		return -EINVAL;
+	}
+	if ((seen & SEEN(JK_VAE_CONFIG)) && !js->wan_denormalize) {
+		egr_errf(err, errlen, "%s: [job] vae_config gives the latents_mean / latents_std of wan_denormalize = yes (wan_denormalize is no)",
+			 path);
+		return -EINVAL;
+	}
+	return 0;
 }
 
 /*
@@ -560,13 +631,12 @@ static int video_check(const char *path, struct egr_jobspec *js, unsigned seen, 
 
 /*
  * Checks across keys, once the whole file is read: the required keys, and
- * keys that belong to the other decoder or contradict each other, which are
+ * keys that belong to another decoder or contradict each other, which are
  * mistakes, not things to ignore.  0 or -EINVAL with err naming the file.
  */
 static int job_check(const char *path, struct egr_jobspec *js, unsigned seen, char *err, size_t errlen)
 {
 	static const enum job_key required[] = { JK_LATENTS, JK_OUTPUT, JK_FORMAT };
-	static const enum job_key l2r_only[] = { JK_L2R_WEIGHTS, JK_L2R_BIAS, JK_L2R_PRESET };
 	size_t i;
 
 	for (i = 0; i < sizeof(required) / sizeof(required[0]); i++) {
@@ -575,23 +645,16 @@ static int job_check(const char *path, struct egr_jobspec *js, unsigned seen, ch
 			return -EINVAL;
 		}
 	}
-	if (js->decoder == EGR_DEC_TAESD) {
-		if (!(seen & SEEN(JK_WEIGHTS))) {
-			egr_errf(err, errlen, "%s: [job] decoder = taesd needs weights = /path/to/taesd_decoder.safetensors",
-				 path);
+	for (i = 0; i < sizeof(decoder_keys) / sizeof(decoder_keys[0]); i++) {
+		if ((seen & SEEN(decoder_keys[i].key)) && !(decoder_keys[i].decoders & DEC(js->decoder))) {
+			egr_errf(err, errlen, "%s: [job] %s applies to decoder = %s only (decoder is %s)", path,
+				 job_keys[decoder_keys[i].key], decoder_keys[i].which,
+				 egr_job_decoder_name(js->decoder));
 			return -EINVAL;
 		}
-		for (i = 0; i < sizeof(l2r_only) / sizeof(l2r_only[0]); i++) {
-			if (seen & SEEN(l2r_only[i])) {
-				egr_errf(err, errlen, "%s: [job] %s applies to decoder = latent2rgb only (decoder is taesd)",
-					 path, job_keys[l2r_only[i]]);
-				return -EINVAL;
-			}
-		}
-	} else if (seen & SEEN(JK_WEIGHTS)) {
-		egr_errf(err, errlen, "%s: [job] weights applies to decoder = taesd only (decoder is latent2rgb)", path);
-		return -EINVAL;
 	}
+	if (decoder_needs(path, js, seen, err, errlen))
+		return -EINVAL;
 	if ((seen & SEEN(JK_L2R_PRESET)) && (seen & (SEEN(JK_L2R_WEIGHTS) | SEEN(JK_L2R_BIAS)))) {
 		egr_errf(err, errlen, "%s: [job] l2r_preset sets the coefficients: give l2r_preset or %s, not both", path,
 			 seen & SEEN(JK_L2R_WEIGHTS) ? "l2r_weights" : "l2r_bias");

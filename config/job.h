@@ -9,10 +9,13 @@
  *   latents_key  = latents             ; .safetensors: which tensor (default: the only one)
  *   output       = /data/clip.mp4      ; file (y4m, mp4, mkv) or directory (png)
  *   format       = mp4                 ; y4m | png | mp4 | mkv
- *   decoder      = latent2rgb          ; latent2rgb | taesd
- *   weights      = /data/taesd.safetensors  ; taesd only
+ *   decoder      = latent2rgb          ; latent2rgb | taesd | taehv | wan_vae
+ *   weights      = /data/taesd.safetensors  ; taesd, taehv, wan_vae (required there)
+ *   taehv_model  = wan21               ; taehv (required): wan21 | wan22 | hunyuan | hunyuan15 | ltx2 | cogvideox | opensora
+ *   wan_denormalize = no               ; wan_vae: no | yes: apply latents_mean / latents_std first
+ *   vae_config   = /data/vae/config.json  ; wan_vae with wan_denormalize = yes: their values (default: built in)
  *   fps          = 24                  ; integer or rational "30000/1001"
- *   chunk_frames = 8                   ; frames decoded per chunk (1..1024)
+ *   chunk_frames = 8                   ; latent frames decoded per chunk (1..1024)
  *   l2r_preset   = wan21               ; latent2rgb: published coefficients (l2r_preset.h)
  *   l2r_weights  = 0.35,0.23,0.32, ... ; latent2rgb: channels*3 floats, row per channel
  *   l2r_bias     = 0,0,0               ; latent2rgb: 3 floats
@@ -41,6 +44,11 @@
  * the default for 5-D) or [batch, frames, channels, h, w] (btchw).  One job
  * decodes one video: a batch larger than 1 is refused (save one item per
  * file: latents[i:i+1]).
+ *
+ * Video decoders (taehv, wan_vae) make several frames of most latent frames
+ * (Wan 2.1: 16 latent frames -> 61 frames): chunk_frames counts latent
+ * frames for every decoder, so a video decoder's chunk holds about
+ * chunk_frames * 4 output frames (the producer shrinks it to fit a ring slot).
  *
  * l2r_preset excludes l2r_weights and l2r_bias (it sets both) and fixes the
  * channel count the latents must have.  Without either, 4-channel latents get
@@ -74,7 +82,7 @@
 struct egr_jobspec {
 	char latents[EGR_PATH_MAX];
 	char output[EGR_PATH_MAX];
-	char weights[EGR_PATH_MAX];	/* "" unless decoder = taesd */
+	char weights[EGR_PATH_MAX];	/* "" for decoder = latent2rgb */
 	uint32_t format;		/* enum egr_format */
 	uint32_t decoder;		/* enum egr_decoder */
 	uint32_t fps_num, fps_den;
@@ -86,6 +94,9 @@ struct egr_jobspec {
 	uint32_t l2r_preset;		/* 0: none; else egr_l2r_preset_id() */
 	uint32_t layout;		/* enum egr_layout; AUTO: by rank */
 	char latents_key[EGR_LATENTS_KEY_MAX];	/* "": the file's only tensor */
+	uint32_t taehv_model;		/* decoder = taehv: enum egr_taehv_model */
+	uint32_t wan_denormalize;	/* decoder = wan_vae: 1 = latents / (1 / std) + mean first */
+	char vae_config[EGR_PATH_MAX];	/* "" or a diffusers vae/config.json (its latents_mean / std) */
 	uint32_t overwrite;		/* 1: an existing output may be replaced (daemon/base/safepath.h says what may) */
 	uint32_t owner_uid;		/* not a key: the job file's owner, set by the supervisor */
 	/* format = mp4 | mkv; all zero otherwise.  Defaults filled by egr_job_parse. */

@@ -581,9 +581,12 @@ static void job_blame_locked(struct egr_job_sh *j, const struct egr_death *d, ui
 		snprintf(where, sizeof(where), "while finalizing its output");
 	else if (chunk == UINT32_MAX)
 		snprintf(where, sizeof(where), "between chunks");
-	else
-		snprintf(where, sizeof(where), "at chunk %u (frames %u-%u)", chunk, chunk * j->lay.chunk_frames,
-			 (chunk + 1) * j->lay.chunk_frames - 1);
+	else {
+		uint32_t lf, ln, f, n;
+
+		egr_layout_chunk(&j->lay, chunk, &lf, &ln, &f, &n);
+		snprintf(where, sizeof(where), "at chunk %u (frames %u-%u)", chunk, f, n ? f + n - 1 : f);
+	}
 	snprintf(why, sizeof(why), "the %s crashed %u times in a row on this job %s, last %s: its input is likely corrupt or hits a bug; see the log",
 		 d->role, j->crashes, where, d->how);
 	job_fail_locked(j, why);

@@ -107,8 +107,17 @@ struct egr_job_stats {
 struct egr_job_layout {
 	uint32_t width, height, channels, lat_h, lat_w;
 	uint32_t frames;	/* output frames */
-	uint32_t chunk_frames;	/* effective: clamped so a chunk fits a slot */
+	uint32_t chunk_frames;	/* latent frames a chunk; effective: clamped so a chunk fits a slot */
 	uint32_t chunks_total;
+	/*
+	 * Latent frames to output frames (egr_layout_frames_upto): latent
+	 * frames [0, b) decode to output frames [0, max(0, b * time_up -
+	 * time_trim)).  latent2rgb, taesd: 1 and 0 (0 and 0 read the same).
+	 * Stateful video decoders: Wan VAE 4 and 3 (1 + 4 (T - 1) frames),
+	 * TAEHV t_upscale and its trim (Wan 2.1: 4 and 3).
+	 */
+	uint32_t lat_frames;	/* latent frames of the job (0: = frames) */
+	uint32_t time_up, time_trim;
 	uint64_t frame_bytes;	/* RGB24 for png, I420 for y4m */
 	uint64_t header_bytes;	/* y4m stream header */
 	uint64_t out_bytes;	/* final size (y4m) or raw frame bytes (png) */
@@ -119,6 +128,34 @@ struct egr_job_layout {
 	uint64_t tmp_dev, tmp_ino;	/* the temporary output (y4m: the file; png, mp4, mkv: a directory) */
 	uint64_t out_dev, out_ino;	/* what is renamed into place: its inode is the output's (y4m, png: tmp) */
 };
+
+/* Output frames that latent frames [0, lat_b) decode to (see struct egr_job_layout). */
+static inline uint32_t egr_layout_frames_upto(const struct egr_job_layout *l, uint32_t lat_b)
+{
+	uint64_t up = l->time_up ? l->time_up : 1, f = (uint64_t)lat_b * up;
+
+	f = f > l->time_trim ? f - l->time_trim : 0;
+	return f > l->frames ? l->frames : (uint32_t)f;
+}
+
+/*
+ * Chunk c's latent frames [*lat_first, + *lat_n) and the output frames they
+ * decode to [*first, + *n): fixed by the layout, so the writers place every
+ * chunk without the decoder (y4m offsets, png names stay parallel-writable).
+ */
+static inline void egr_layout_chunk(const struct egr_job_layout *l, uint32_t c, uint32_t *lat_first,
+				    uint32_t *lat_n, uint32_t *first, uint32_t *n)
+{
+	uint64_t total = l->lat_frames ? l->lat_frames : l->frames;
+	uint64_t a = (uint64_t)c * l->chunk_frames, b = a + l->chunk_frames;
+
+	a = a < total ? a : total;
+	b = b < total ? b : total;
+	*lat_first = (uint32_t)a;
+	*lat_n = (uint32_t)(b - a);
+	*first = egr_layout_frames_upto(l, (uint32_t)a);
+	*n = egr_layout_frames_upto(l, (uint32_t)b) - *first;
+}
 
 /*
  * One row of the job table.  Each field names the role that writes it; all

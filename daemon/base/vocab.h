@@ -21,7 +21,13 @@ enum egr_format { EGR_FMT_RAW = 0, EGR_FMT_Y4M = 1, EGR_FMT_PNG = 2, EGR_FMT_MP4
 /* the video codec of format = mp4 | mkv (job key codec); 0: none (y4m, png) */
 enum egr_codec { EGR_CODEC_NONE = 0, EGR_CODEC_H264 = 1, EGR_CODEC_HEVC = 2, EGR_CODEC_AV1 = 3, EGR_CODEC_FFV1 = 4 };
 
-enum egr_decoder { EGR_DEC_LATENT2RGB = 1, EGR_DEC_TAESD = 2 };
+/*
+ * latent2rgb and taesd decode each latent frame on its own; taehv and wan_vae
+ * are stateful video decoders: each latent frame after the first makes
+ * several output frames, and state carries from one chunk to the next
+ * (daemon/producer/backend.h).
+ */
+enum egr_decoder { EGR_DEC_LATENT2RGB = 1, EGR_DEC_TAESD = 2, EGR_DEC_TAEHV = 3, EGR_DEC_WAN_VAE = 4 };
 
 /*
  * memory order of a latents tensor (job key layout): t frames, c channels,

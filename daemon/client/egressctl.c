@@ -45,7 +45,7 @@ static void usage(FILE *f)
 		"\n"
 		"  submit [--wait] [--progress] JOBFILE\n"
 		"  submit [--wait] [--progress] --latents F --output O [--format y4m|png]\n"
-		"         [--decoder latent2rgb|taesd] [--weights W] [key=value ...]\n"
+		"         [--decoder latent2rgb|taesd|taehv|wan_vae] [--weights W] [key=value ...]\n"
 		"                        queue a job, print its id; --wait: exit 0 done, 1 failed, 2 cancelled\n"
 		"  status [--json] [ID ...]   jobs waiting or running (or the ones named), with progress\n"
 		"  list [--json]              every job the spool holds, oldest first\n"

@@ -2,7 +2,8 @@
  * backend_cpu: the reference backend.  Decodes synchronously in the
  * producer process, frame by frame, straight into the ring slot, and
  * publishes before submit returns.  Its frames define what every other
- * backend must produce (frame.h).
+ * backend must produce (frame.h).  The stateful video decoders (taehv,
+ * wan_vae) run through cpu_video.h.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -14,6 +15,7 @@
 #include "daemon/base/log.h"
 #include "daemon/formats/npy.h"
 #include "daemon/decode/taesd.h"
+#include "daemon/producer/cpu_video.h"
 
 struct cpu_be {
 	struct egr_backend_env env;
@@ -26,6 +28,7 @@ struct cpu_be {
 	struct egr_taesd *taesd;
 	char taesd_path[EGR_PATH_MAX + 128];	/* weights key: path and identity */
 	float *planar;		/* TAESD output [3][h][w] */
+	struct egr_cpu_video *video;	/* decoder = taehv, wan_vae */
 };
 
 static int cpu_open(const struct egr_backend_env *env, void **out, char *err, size_t errlen)
@@ -56,6 +59,8 @@ static int cpu_job_begin(void *be, const struct egr_job_geom *g, char *err, size
 		egr_errf(err, errlen, "out of memory for a %ux%u frame", g->width, g->height);
 		return -ENOMEM;
 	}
+	if (egr_decoder_stateful(g->decoder))
+		return egr_cpu_video_begin(b->video, g, err, errlen);
 	if (g->decoder == EGR_DEC_TAESD) {
 		int rc;
 		const char *key = g->weights_key ? g->weights_key : g->weights;	/* tests may give no key */
@@ -117,25 +122,97 @@ static int decode_frame(struct cpu_be *b, uint8_t *rgb, char *err, size_t errlen
 	return 0;
 }
 
+/* Latent frame f of chunk c into b->lat as float32. */
+static void load_latent(struct cpu_be *b, const struct egr_chunk *c, uint32_t f)
+{
+	const struct egr_job_geom *g = &b->g;
+	size_t nel = (size_t)g->channels * g->lat_h * g->lat_w;
+	const char *src = (const char *)c->latents + f * g->lat_frame_bytes;
+
+	if (g->dtype == EGR_DT_F32) {
+		memcpy(b->lat, src, nel * sizeof(float));
+	} else {
+		const uint16_t *h = (const uint16_t *)src;
+		for (size_t i = 0; i < nel; i++)
+			b->lat[i] = egr_half_to_float(h[i]);
+	}
+}
+
+/* RGB24 frame into its place in the slot: as is (png) or as I420 (y4m) */
+static void store_frame(const struct egr_job_geom *g, const uint8_t *rgb, uint8_t *dst)
+{
+	if (g->format == EGR_FMT_Y4M)
+		egr_frame_rgb_to_i420(rgb, g->width, g->height, dst);
+	else
+		memcpy(dst, rgb, g->frame_bytes);
+}
+
+/* A video decoder's frames of one chunk, checked against the chunk's planned output frames. */
+struct video_sink {
+	struct cpu_be *b;
+	const struct egr_chunk *c;
+	uint32_t n;		/* frames of the chunk emitted */
+};
+
+static int video_emit(void *ctx, uint64_t index, const uint8_t *rgb24, char *err, size_t errlen)
+{
+	struct video_sink *k = ctx;
+	const struct egr_chunk *c = k->c;
+
+	if (index != (uint64_t)c->first_frame + k->n || k->n >= c->nframes) {
+		egr_errf(err, errlen, "decoder = %s made frame %llu while decoding latent frames %u-%u, planned to make frames %u-%u",
+			 egr_job_decoder_name(k->b->g.decoder), (unsigned long long)index, c->lat_first,
+			 c->lat_first + c->lat_n - 1, c->first_frame, c->first_frame + c->nframes - 1);
+		return -EIO;
+	}
+	if (!c->replay)
+		store_frame(&k->b->g, rgb24, (uint8_t *)c->dst + (size_t)k->n * k->b->g.frame_bytes);
+	k->n++;
+	return 0;
+}
+
+/* decoder = taehv, wan_vae: feed the chunk's latent frames in order; publish unless replaying */
+static int submit_video(struct cpu_be *b, const struct egr_chunk *c, char *err, size_t errlen)
+{
+	const struct egr_job_geom *g = &b->g;
+	struct video_sink k = { .b = b, .c = c };
+
+	for (uint32_t f = 0; f < c->lat_n; f++) {
+		int last = c->lat_first + f + 1 == g->lat_frames;
+		int rc;
+
+		load_latent(b, c, f);
+		rc = egr_cpu_video_feed(b->video, b->lat, last, video_emit, &k, err, errlen);
+		if (rc)
+			return rc;
+	}
+	if (k.n != c->nframes) {
+		egr_errf(err, errlen, "decoder = %s made %u frames of latent frames %u-%u, planned %u",
+			 egr_job_decoder_name(g->decoder), k.n, c->lat_first, c->lat_first + c->lat_n - 1, c->nframes);
+		return -EIO;
+	}
+	return 0;
+}
+
 static int cpu_submit(void *be, const struct egr_chunk *c, char *err, size_t errlen)
 {
 	struct cpu_be *b = be;
 	const struct egr_job_geom *g = &b->g;
-	size_t nel = (size_t)g->channels * g->lat_h * g->lat_w;
 	uint64_t t0 = egr_log_now_ns();
 
+	if (egr_decoder_stateful(g->decoder)) {
+		int rc = submit_video(b, c, err, errlen);
+
+		b->decode_ns += egr_log_now_ns() - t0;
+		if (!rc && !c->replay)
+			b->env.publish(b->env.ctx, c->slot, c->first_frame, c->nframes, c->nframes * g->frame_bytes);
+		return rc;
+	}
 	for (uint32_t f = 0; f < c->nframes; f++) {
-		const char *src = (const char *)c->latents + f * g->lat_frame_bytes;
 		uint8_t *dst = (uint8_t *)c->dst + f * g->frame_bytes;
 		int rc;
 
-		if (g->dtype == EGR_DT_F32) {
-			memcpy(b->lat, src, nel * sizeof(float));
-		} else {
-			const uint16_t *h = (const uint16_t *)src;
-			for (size_t i = 0; i < nel; i++)
-				b->lat[i] = egr_half_to_float(h[i]);
-		}
+		load_latent(b, c, f);
 		if (g->format == EGR_FMT_Y4M) {
 			rc = decode_frame(b, b->rgb, err, errlen);
 			if (rc)
@@ -158,7 +235,15 @@ static int cpu_job_end(void *be, int abort, struct egr_backend_stats *st, char *
 
 	memset(st, 0, sizeof(*st));
 	st->decode_ns = b->decode_ns;
+	egr_cpu_video_end(b->video);	/* a stateful decoder's job state, done or not */
 	return 0;
+}
+
+static int cpu_probe(void *be, struct egr_job_geom *g, char *err, size_t errlen)
+{
+	struct cpu_be *b = be;
+
+	return egr_cpu_video_probe(&b->video, g, err, errlen);
 }
 
 static void cpu_close(void *be)
@@ -172,6 +257,7 @@ static void cpu_close(void *be)
 	free(b->rgb);
 	egr_taesd_free(b->taesd);
 	free(b->planar);
+	egr_cpu_video_free(b->video);
 	free(b);
 }
 
@@ -183,4 +269,5 @@ const struct egr_backend_ops egr_backend_cpu = {
 	.submit = cpu_submit,
 	.job_end = cpu_job_end,
 	.close = cpu_close,
+	.probe = cpu_probe,
 };

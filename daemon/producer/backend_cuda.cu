@@ -433,6 +433,12 @@ static int cb_check_geom(const struct egr_job_geom *g, char *err, size_t errlen)
 {
 	const int taesd = g->decoder == EGR_DEC_TAESD;
 
+	if (egr_decoder_stateful(g->decoder)) {
+		/* the producer refuses these first (no probe); this is for direct callers */
+		egr_errf(err, errlen, "decoder = %s runs on the cpu backend in this build; the GPU kernels are not written yet",
+			 g->decoder == EGR_DEC_TAEHV ? "taehv" : "wan_vae");
+		return -ENOTSUP;
+	}
 	if (g->decoder != EGR_DEC_LATENT2RGB && !taesd) {
 		egr_errf(err, errlen, "backend cuda: decoder %u is unknown", g->decoder);
 		return -ENOTSUP;
@@ -821,5 +827,5 @@ extern "C" const void *egr_cuda_test_taesd(void *vbe, uint32_t *loads, uint32_t 
 #endif
 
 extern "C" const struct egr_backend_ops egr_backend_cuda = {
-	"cuda", cb_open, cb_job_begin, cb_input_buffer, cb_submit, cb_job_end, cb_close,
+	"cuda", cb_open, cb_job_begin, cb_input_buffer, cb_submit, cb_job_end, cb_close, NULL,
 };

@@ -2,7 +2,16 @@
  * plan: a job's set-up, shared by both pipelines (producer.c, naive.c):
  * check the latents against the decoder and the daemon's limits, fix the
  * job's layout, create its temporary output once, stage chunks of latents.
- * Nothing is allocated before the limits are checked.
+ * Nothing is allocated for the latents before the limits are checked (a
+ * stateful decoder's probe loads its weights, whose size the file bounds).
+ *
+ * Layout of a stateful decoder's job (taehv, wan_vae): its probe gives the
+ * output size and the frame rule (latent frames [0, b) -> output frames
+ * [0, b * time_up - time_trim)), so every chunk's output frames are fixed
+ * before any decode: the y4m offsets and png names of chunk c are known,
+ * and the writers stay parallel.  chunk_frames counts latent frames; a
+ * chunk's output (at most chunk_frames * time_up frames) must fit a slot,
+ * so chunk_frames shrinks until it does.
  */
 #include <ctype.h>
 #include <errno.h>
@@ -36,7 +45,25 @@ static int check_input_limits(const struct egr_conf *c, const char *lat, const s
 			 lat, (unsigned long long)lh, (unsigned long long)lw);
 		return -EFBIG;
 	}
-	uint64_t w = lw * EGR_L2R_SCALE, h = lh * EGR_L2R_SCALE;
+	return 0;
+}
+
+/* The decoded frames against [limits]: what the decoder makes of the latents (g, filled by decoder_output). */
+static int check_frame_limits(const struct egr_conf *c, const char *lat, const struct egr_job_geom *g, char *err,
+			      size_t errlen)
+{
+	uint64_t w = g->width, h = g->height;
+
+	if (g->frames > c->max_frames) {
+		egr_errf(err, errlen, "latents \"%s\": %u latent frames decode to %u frames, over [limits] max_frames = %llu",
+			 lat, g->lat_frames, g->frames, (unsigned long long)c->max_frames);
+		return -EFBIG;
+	}
+	if (w > 65536 || h > 65536) {
+		egr_errf(err, errlen, "latents \"%s\": decoder = %s makes %llux%llu frames (over 65536 pixels a side)",
+			 lat, egr_job_decoder_name(g->decoder), (unsigned long long)w, (unsigned long long)h);
+		return -EFBIG;
+	}
 	if (w * h > c->max_pixels) {
 		egr_errf(err, errlen, "latents \"%s\": frames of %llux%llu = %llu pixels, over [limits] max_pixels = %llu",
 			 lat, (unsigned long long)w, (unsigned long long)h, (unsigned long long)(w * h),
@@ -51,7 +78,7 @@ static int check_output_limits(struct producer *p, const struct egr_job_view *j,
 			       char *err, size_t errlen)
 {
 	const struct egr_conf *c = &p->conf;
-	uint64_t fb = l->frame_bytes, chunk = j->spec.chunk_frames, chunks;
+	uint64_t fb = l->frame_bytes, chunk = j->spec.chunk_frames, chunks, up = l->time_up ? l->time_up : 1;
 	struct egr_ring_info info;
 
 	egr_ring_info(p->ring, &info);
@@ -68,9 +95,15 @@ static int check_output_limits(struct producer *p, const struct egr_job_view *j,
 			 (unsigned long long)info.slot_bytes);
 		return -EFBIG;
 	}
-	if (chunk * fb > info.slot_bytes)
-		chunk = info.slot_bytes / fb;	/* a chunk must fit one slot */
-	chunks = (l->frames + chunk - 1) / chunk;
+	if (up * fb > info.slot_bytes) {
+		egr_errf(err, errlen, "decoder = %s makes %llu frames of one latent frame, %llu bytes, but [ring] slot_bytes is %llu: raise slot_bytes",
+			 egr_job_decoder_name(j->spec.decoder), (unsigned long long)up, (unsigned long long)(up * fb),
+			 (unsigned long long)info.slot_bytes);
+		return -EFBIG;
+	}
+	if (chunk * up * fb > info.slot_bytes)
+		chunk = info.slot_bytes / (up * fb);	/* a chunk's output must fit one slot */
+	chunks = (l->lat_frames + chunk - 1) / chunk;
 	if (chunks > info.max_chunks) {
 		egr_errf(err, errlen, "job needs %llu chunks; the ring tracks %u per job: raise chunk_frames",
 			 (unsigned long long)chunks, info.max_chunks);
@@ -81,25 +114,75 @@ static int check_output_limits(struct producer *p, const struct egr_job_view *j,
 	return 0;
 }
 
-/* The backend's geometry, from the latents and the job's layout. */
-static int fill_geom(const struct egr_job_view *j, const struct egr_npy *n, const struct egr_job_layout *l,
-		     const struct egr_job_inputs *in, struct egr_job_geom *g, char *err, size_t errlen)
+/*
+ * What the decoder makes of the latents: output size, frames and the frame
+ * rule into g (its input fields filled from the job).  latent2rgb and taesd:
+ * x8, a frame per latent frame; a stateful decoder: its backend's probe.
+ */
+static int decoder_output(struct producer *p, const struct egr_job_view *j, const struct egr_npy *n,
+			  const struct egr_job_inputs *in, struct egr_job_geom *g, char *err, size_t errlen)
 {
 	memset(g, 0, sizeof(*g));
 	g->format = egr_output_pixels(j->spec.format);	/* mp4, mkv: I420 like y4m */
 	g->decoder = j->spec.decoder;
 	g->dtype = n->dtype;
-	g->frames = l->frames;
-	g->channels = l->channels;
-	g->lat_h = l->lat_h;
-	g->lat_w = l->lat_w;
-	g->width = l->width;
-	g->height = l->height;
-	g->chunk_frames = l->chunk_frames;
+	g->lat_frames = (uint32_t)n->shape[0];
+	g->channels = (uint32_t)n->shape[1];
+	g->lat_h = (uint32_t)n->shape[2];
+	g->lat_w = (uint32_t)n->shape[3];
 	g->lat_frame_bytes = n->frame_bytes;
-	g->frame_bytes = l->frame_bytes;
 	g->weights = in->weights;
 	g->weights_key = in->weights_key;
+	g->taehv_model = j->spec.taehv_model;
+	g->wan_denormalize = j->spec.wan_denormalize;
+	g->vae_config = in->vae_config[0] ? in->vae_config : NULL;
+	if (!egr_decoder_stateful(g->decoder)) {
+		g->frames = g->lat_frames;
+		g->width = g->lat_w * EGR_L2R_SCALE;
+		g->height = g->lat_h * EGR_L2R_SCALE;
+		g->time_up = 1;
+		return 0;
+	}
+	if (!p->ops->probe) {
+		egr_errf(err, errlen, "decoder = %s runs on the cpu backend in this build; the GPU kernels are not written yet (this producer's backend is %s: set backend = cpu in egressd.ini for such jobs)",
+			 egr_job_decoder_name(g->decoder), p->ops->name);
+		return -ENOTSUP;
+	}
+	return p->ops->probe(p->be, g, err, errlen);
+}
+
+/* The layout's decoder fields, from the decoder's geometry. */
+static void layout_from_geom(struct egr_job_layout *l, const struct egr_job_geom *g)
+{
+	l->frames = g->frames;
+	l->lat_frames = g->lat_frames;
+	l->time_up = g->time_up;
+	l->time_trim = g->time_trim;
+	l->channels = g->channels;
+	l->lat_h = g->lat_h;
+	l->lat_w = g->lat_w;
+	l->width = g->width;
+	l->height = g->height;
+}
+
+/*
+ * The backend's geometry completed by the layout in force (a resumed job
+ * keeps its own: it must be what this decoder makes, or the output would mix
+ * two plans).
+ */
+static int geom_from_layout(const struct egr_job_view *j, const struct egr_job_layout *l, struct egr_job_geom *g,
+			    char *err, size_t errlen)
+{
+	struct egr_job_layout want = *l;
+
+	layout_from_geom(&want, g);
+	if (memcmp(&want, l, sizeof(want)) != 0) {
+		egr_errf(err, errlen, "the job was planned as %u frames of %ux%u; its decoder now makes %u frames of %ux%u (weights or latents changed since?)",
+			 l->frames, l->width, l->height, g->frames, g->width, g->height);
+		return -ESTALE;
+	}
+	g->chunk_frames = l->chunk_frames;
+	g->frame_bytes = l->frame_bytes;
 	if (j->spec.decoder != EGR_DEC_LATENT2RGB)
 		return 0;
 	return egr_frame_l2r_init_job(&g->l2r, l->channels, &j->spec, err, errlen);
@@ -137,20 +220,16 @@ static int plan_job(struct producer *p, struct egr_job_view *j, const struct egr
 	struct egr_job_layout l = { 0 };
 	int rc = check_input_limits(&p->conf, j->spec.latents, n, err, errlen);
 
-	if (rc)
+	if (rc || (rc = decoder_output(p, j, n, in, g, err, errlen)) ||
+	    (rc = check_frame_limits(&p->conf, j->spec.latents, g, err, errlen)))
 		return rc;
-	l.frames = (uint32_t)n->shape[0];
-	l.channels = (uint32_t)n->shape[1];
-	l.lat_h = (uint32_t)n->shape[2];
-	l.lat_w = (uint32_t)n->shape[3];
-	l.width = l.lat_w * EGR_L2R_SCALE;
-	l.height = l.lat_h * EGR_L2R_SCALE;
+	layout_from_geom(&l, g);
 	if ((rc = egr_output_plan(&j->spec, j->name, l.width, l.height, l.frames, &l, err, errlen)) ||
 	    (rc = check_output_limits(p, j, &l, err, errlen)))
 		return rc;
 	egr_ring_job_plan(p->ring, j->index, &l, p->backend_name, p->gpu);
 	j->lay = l;	/* the layout in force: a resumed job keeps its own */
-	if ((rc = fill_geom(j, n, &l, in, g, err, errlen)))
+	if ((rc = geom_from_layout(j, &l, g, err, errlen)))
 		return rc;
 	if (!j->prepared) {
 		if ((rc = prepare_output(p, j, &l, in, err, errlen)))
@@ -194,7 +273,20 @@ static void err_unmask(char *err, size_t errlen, const char *fdpath, const char 
 	}
 }
 
-/* The job's inputs through the roots: latents, and weights for decoders that take them. */
+/* One more input through the roots (what: "latents", "weights", ...); fdpath gets "/proc/self/fd/N". */
+static int open_input(struct producer *p, struct egr_job_inputs *in, const char *what, const char *path,
+		      char *fdpath, size_t fdlen, char *err, size_t errlen)
+{
+	int rc = egr_safepath_open_input(&p->roots, what, path, &in->f[in->n], err, errlen);
+
+	if (rc)
+		return rc;
+	snprintf(fdpath, fdlen, "/proc/self/fd/%d", in->f[in->n].fd);
+	in->n++;
+	return 0;
+}
+
+/* The job's inputs through the roots: latents, weights and vae_config for decoders that take them. */
 static int open_inputs(struct producer *p, const struct egr_job_view *j, struct egr_job_inputs *in, char *err,
 		       size_t errlen)
 {
@@ -202,20 +294,21 @@ static int open_inputs(struct producer *p, const struct egr_job_view *j, struct 
 	int rc;
 
 	memset(in, 0, sizeof(*in));
-	if ((rc = egr_safepath_open_input(&p->roots, "latents", j->spec.latents, &in->f[0], err, errlen)))
+	if ((rc = open_input(p, in, "latents", j->spec.latents, in->latents, sizeof(in->latents), err, errlen)))
 		return rc;
-	in->n = 1;
-	snprintf(in->latents, sizeof(in->latents), "/proc/self/fd/%d", in->f[0].fd);
-	if (!j->spec.weights[0])
-		return 0;
-	if ((rc = egr_safepath_open_input(&p->roots, "weights", j->spec.weights, &in->f[1], err, errlen)))
-		return rc;
-	in->n = 2;
-	st = &in->f[1].st;
-	snprintf(in->weights, sizeof(in->weights), "/proc/self/fd/%d", in->f[1].fd);
-	snprintf(in->weights_key, sizeof(in->weights_key), "\"%s\" (dev %llu, inode %llu, %lld bytes, mtime %lld.%09ld)",
-		 j->spec.weights, (unsigned long long)st->st_dev, (unsigned long long)st->st_ino,
-		 (long long)st->st_size, (long long)st->st_mtim.tv_sec, st->st_mtim.tv_nsec);
+	if (j->spec.weights[0]) {
+		if ((rc = open_input(p, in, "weights", j->spec.weights, in->weights, sizeof(in->weights), err,
+				     errlen)))
+			return rc;
+		st = &in->f[in->n - 1].st;
+		snprintf(in->weights_key, sizeof(in->weights_key),
+			 "\"%s\" (dev %llu, inode %llu, %lld bytes, mtime %lld.%09ld)", j->spec.weights,
+			 (unsigned long long)st->st_dev, (unsigned long long)st->st_ino, (long long)st->st_size,
+			 (long long)st->st_mtim.tv_sec, st->st_mtim.tv_nsec);
+	}
+	if (j->spec.vae_config[0])
+		return open_input(p, in, "vae_config", j->spec.vae_config, in->vae_config, sizeof(in->vae_config),
+				  err, errlen);
 	return 0;
 }
 
@@ -232,8 +325,10 @@ int egr_producer_begin_job(struct producer *p, struct egr_job_view *j, struct eg
 		rc = p->ops->job_begin(p->be, g, err, errlen);
 	if (rc) {
 		err_unmask(err, errlen, in->latents, j->spec.latents);
-		if (in->n > 1)
+		if (in->weights[0])
 			err_unmask(err, errlen, in->weights, j->spec.weights);
+		if (in->vae_config[0])
+			err_unmask(err, errlen, in->vae_config, j->spec.vae_config);
 	}
 	return rc;
 }

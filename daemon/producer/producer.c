@@ -7,7 +7,10 @@
  * A job it dies on is resumed by its successor (ring.h), so everything here
  * that touches the outside world is idempotent: the temporary output is
  * created once per job (`prepared`, plan.c), and chunks already published or
- * written are skipped.  pipeline = naive runs naive.c's loop instead.
+ * written are skipped — but for a stateful decoder (taehv, wan_vae), which
+ * cannot start mid-video: it decodes those again without publishing them
+ * (replay, backend.h) to rebuild its state, up to the last chunk still
+ * needed.  pipeline = naive runs naive.c's loop instead.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -87,6 +90,41 @@ static void fault_maybe_die(uint32_t submitted)
 #endif
 
 /*
+ * The chunks to submit: those still needed (a resumed job skips chunks
+ * already published or written) — for a stateful decoder, every chunk up to
+ * the last one needed, the others as replays.  Returns the count to loop
+ * over (0: nothing left to decode).
+ */
+static uint32_t chunks_to_submit(struct producer *p, const struct egr_job_view *j, const struct egr_job_geom *g)
+{
+	uint32_t end = j->lay.chunks_total;
+
+	if (!egr_decoder_stateful(g->decoder))
+		return end;
+	while (end && !egr_ring_chunk_needed(p->ring, j->index, end - 1))
+		end--;
+	return end;
+}
+
+/* Hand one loaded chunk to the backend: into a slot it will publish, or as a replay. */
+static int submit_one(struct producer *p, uint32_t idx, uint32_t chunk, struct egr_chunk *ck, uint64_t *blocked,
+		      char *err, size_t errlen)
+{
+	int rc;
+
+	if (!ck->replay) {
+		/* backpressure: blocks while every slot is full */
+		rc = egr_ring_acquire(p->ring, idx, chunk, &ck->slot, blocked, &egr_producer_stop);
+		if (rc == -ECANCELED)
+			return rc;
+		ck->dst = egr_ring_slot_data(p->ring, ck->slot);
+		__atomic_store_n(&p->inflight[ck->slot], 1, __ATOMIC_RELEASE);
+	}
+	rc = p->ops->submit(p->be, ck, err, errlen);
+	return rc == -ECANCELED ? -EIO : rc;
+}
+
+/*
  * Decode every chunk still needed into ring slots.  0 when all were
  * submitted, -ECANCELED when told to stop (or the job failed meanwhile),
  * else -errno with err set.
@@ -95,36 +133,36 @@ static int submit_chunks(struct producer *p, const struct egr_job_view *j, struc
 			 const struct egr_job_geom *g, uint64_t *blocked, uint64_t *read_ns, char *err,
 			 size_t errlen)
 {
-	uint32_t idx = j->index, submitted = 0;
+	uint32_t idx = j->index, submitted = 0, replayed = 0, end = chunks_to_submit(p, j, g);
 	int rc;
 
-	for (uint32_t chunk = 0; chunk < j->lay.chunks_total; chunk++) {
-		uint32_t first = chunk * g->chunk_frames;
-		uint32_t nf = g->frames - first < g->chunk_frames ? g->frames - first : g->chunk_frames;
-		struct egr_chunk ck = { .first_frame = first, .nframes = nf };
+	for (uint32_t chunk = 0; chunk < end; chunk++) {
+		struct egr_chunk ck = { 0 };
 
+		egr_layout_chunk(&j->lay, chunk, &ck.lat_first, &ck.lat_n, &ck.first_frame, &ck.nframes);
 		if (egr_producer_stop || egr_ring_job_state(p->ring, idx) != EGR_JOB_ACTIVE)
 			return -ECANCELED;
-		if (!egr_ring_chunk_needed(p->ring, idx, chunk))
-			continue;	/* resumed job: already published or written */
-		void *in = egr_producer_load_chunk(p, j, n, g, first, nf, read_ns, err, errlen);
-		if (!in)
+		if (!egr_ring_chunk_needed(p->ring, idx, chunk)) {
+			if (!egr_decoder_stateful(g->decoder))
+				continue;	/* resumed job: already published or written */
+			ck.replay = 1;	/* decoded again for the state it leaves, not published */
+			replayed++;
+		}
+		ck.latents = egr_producer_load_chunk(p, j, n, g, ck.lat_first, ck.lat_n, read_ns, err, errlen);
+		if (!ck.latents)
 			return -EINVAL;
-		/* backpressure: blocks while every slot is full */
-		rc = egr_ring_acquire(p->ring, idx, chunk, &ck.slot, blocked, &egr_producer_stop);
-		if (rc == -ECANCELED)
+		if ((rc = submit_one(p, idx, chunk, &ck, blocked, err, errlen)))
 			return rc;
-		ck.dst = egr_ring_slot_data(p->ring, ck.slot);
-		ck.latents = in;
-		__atomic_store_n(&p->inflight[ck.slot], 1, __ATOMIC_RELEASE);
-		rc = p->ops->submit(p->be, &ck, err, errlen);
-		if (rc)
-			return rc == -ECANCELED ? -EIO : rc;
+		if (ck.replay)
+			continue;
 		submitted++;
 #ifdef EGR_TESTING
 		fault_maybe_die(submitted);
 #endif
 	}
+	if (replayed)
+		egr_info("job %s: %u chunk%s decoded again to rebuild the %s decoder's state, not published", j->name,
+			 replayed, replayed == 1 ? "" : "s", egr_job_decoder_name(g->decoder));
 	return 0;
 }
 

@@ -35,9 +35,9 @@ struct producer {
  * /proc/self/fd/N, never a second lookup of the user's path.
  */
 struct egr_job_inputs {
-	struct egr_safepath_file f[2];	/* latents, weights */
+	struct egr_safepath_file f[3];	/* latents, then weights and vae_config where the job names them */
 	size_t n;
-	char latents[32], weights[32];	/* "/proc/self/fd/N" */
+	char latents[32], weights[32], vae_config[32];	/* "/proc/self/fd/N", or "" */
 	char weights_key[EGR_PATH_MAX + 128];	/* user path + identity, for caches */
 };
 void egr_producer_inputs_close(struct egr_job_inputs *in);
@@ -52,6 +52,9 @@ void egr_producer_notify(struct producer *p);
  * Open the latents, plan the job (limits, geometry, layout recorded in the
  * ring, temporary output created once per job) and start it on the backend:
  * the set-up every pipeline shares.  j is refreshed with the layout in force.
+ * A stateful decoder (taehv, wan_vae) is probed on the backend first: its
+ * output size and frame count plan the layout, chunk_frames counting latent
+ * frames (struct egr_job_layout); a backend without probe fails the job.
  */
 int egr_producer_begin_job(struct producer *p, struct egr_job_view *j, struct egr_npy *n,
 			   struct egr_job_geom *g, struct egr_job_inputs *in, char *err, size_t errlen);

@@ -81,11 +81,11 @@ void egr_status_queued(struct egr_status *st, uint32_t row, const char *name, co
 
 uint32_t egr_status_frames_done(const struct egr_job_view *j)
 {
-	uint64_t f = (uint64_t)j->chunks_written * j->lay.chunk_frames;
+	uint64_t lat = (uint64_t)j->chunks_written * j->lay.chunk_frames;
 
 	if (!j->planned)
 		return 0;
-	return f > j->lay.frames ? j->lay.frames : (uint32_t)f;
+	return egr_layout_frames_upto(&j->lay, lat > UINT32_MAX ? UINT32_MAX : (uint32_t)lat);
 }
 
 static double epoch_s(uint64_t realtime_ns)

@@ -22,7 +22,7 @@
  *   job = ID
  *   state = queued | running | cancelling
  *   owner_uid = 1000        the job file's owner (absent when unknown)
- *   frames_done = 64        chunks written to disk * chunk_frames, at most frames_total
+ *   frames_done = 64        frames of the chunks written to disk (from their count), at most frames_total
  *   frames_total = 240      0 until the producer has read the latents
  *   frames_per_s = 123.4    frames_done over the time since started_at
  *   eta_s = 1.4             (absent until there is a rate)
@@ -73,7 +73,7 @@ void egr_status_observe(struct egr_status *st, const struct egr_job_view *j, uin
 void egr_status_force(struct egr_status *st, const struct egr_job_view *j);
 /* The row's job has its record: its status file goes, the row is free. */
 void egr_status_ended(struct egr_status *st, uint32_t row);
-/* Frames on disk: chunks written * chunk_frames, at most the job's frames. */
+/* Frames on disk: what chunks written * chunk_frames latent frames decode to (egr_layout_frames_upto). */
 uint32_t egr_status_frames_done(const struct egr_job_view *j);
 
 #endif

@@ -12,6 +12,7 @@
 #include "config/conf.h"
 #include "config/job.h"
 #include "config/l2r_preset.h"
+#include "daemon/decode/taehv.h"
 
 #include "check.h"
 
@@ -176,8 +177,30 @@ static const struct {
 	{ "[job]\nlatents = /a.npy\noutput = /o.y4m\n", " missing key 'format' in [job]" },
 	{ "", " missing key 'latents' in [job]" },
 	{ HEAD "decoder = taesd\n", " [job] decoder = taesd needs weights = " },
-	{ HEAD "weights = /w.safetensors\n", " [job] weights applies to decoder = taesd only (decoder is latent2rgb)" },
-	{ HEAD "decoder = latent2rgb\nweights = /w.safetensors\n", " [job] weights applies to decoder = taesd only" },
+	{ HEAD "weights = /w.safetensors\n",
+	  " [job] weights applies to decoder = taesd, taehv and wan_vae only (decoder is latent2rgb)" },
+	{ HEAD "decoder = latent2rgb\nweights = /w.safetensors\n",
+	  " [job] weights applies to decoder = taesd, taehv and wan_vae only" },
+	/* the video decoders */
+	{ HEAD "decoder = taehv\ntaehv_model = wan21\n", " [job] decoder = taehv needs weights = " },
+	{ HEAD "decoder = wan_vae\n", " [job] decoder = wan_vae needs weights = " },
+	{ HEAD "decoder = taehv\nweights = /w.safetensors\n", " [job] decoder = taehv needs taehv_model = wan21, " },
+	{ HEAD "decoder = taehv\nweights = /w.safetensors\ntaehv_model = wan2.1\n",
+	  "7: [job] taehv_model: 'wan2.1' is not one of: wan21, wan22, hunyuan, hunyuan15, ltx2, cogvideox, opensora" },
+	{ HEAD "decoder = wan_vae\nweights = /w.safetensors\ntaehv_model = wan21\n",
+	  " [job] taehv_model applies to decoder = taehv only (decoder is wan_vae)" },
+	{ HEAD "decoder = taehv\nweights = /w.safetensors\ntaehv_model = wan21\nwan_denormalize = no\n",
+	  " [job] wan_denormalize applies to decoder = wan_vae only (decoder is taehv)" },
+	{ HEAD "decoder = taesd\nweights = /w.safetensors\nvae_config = /c.json\n",
+	  " [job] vae_config applies to decoder = wan_vae only (decoder is taesd)" },
+	{ HEAD "decoder = wan_vae\nweights = /w.safetensors\nvae_config = /c.json\n",
+	  " [job] vae_config gives the latents_mean / latents_std of wan_denormalize = yes (wan_denormalize is no)" },
+	{ HEAD "decoder = wan_vae\nweights = /w.safetensors\nwan_denormalize = 1\n",
+	  "7: [job] wan_denormalize: '1' is not one of: no, yes" },
+	{ HEAD "decoder = wan_vae\nweights = /w.safetensors\nl2r_preset = wan21\n",
+	  " [job] l2r_preset applies to decoder = latent2rgb only (decoder is wan_vae)" },
+	{ HEAD "decoder = wan_vae\nweights = /w.safetensors\nwan_denormalize = yes\nvae_config = c.json\n",
+	  "8: [job] vae_config: 'c.json' is not an absolute path" },
 	{ HEAD "decoder = taesd\nweights = /w.safetensors\nl2r_bias = 0,0,0\n",
 	  " [job] l2r_bias applies to decoder = latent2rgb only (decoder is taesd)" },
 	{ HEAD "decoder = taesd\nweights = /w.safetensors\nl2r_preset = wan21\n",
@@ -322,6 +345,33 @@ static void test_overwrite(void)
 	CHECK(r == -EINVAL && strstr(err, ":5: [job] overwrite: 'true' is not one of: no, yes"), "true: %d %s", r, err);
 }
 
+/* decoder = taehv and wan_vae with their keys, and their defaults */
+static void test_video(void)
+{
+	struct egr_jobspec js;
+	char err[512] = "";
+	int r;
+
+	r = egr_job_parse(job_file(HEAD "decoder = taehv\nweights = /w/taew2_1.safetensors\ntaehv_model = cogvideox\n"
+					"chunk_frames = 3\n"),
+			  &js, err, sizeof(err));
+	CHECK(r == 0, "taehv job: %d %s", r, err);
+	CHECK(js.decoder == EGR_DEC_TAEHV && js.taehv_model == EGR_TAEHV_COGVIDEOX && js.chunk_frames == 3 &&
+		      !strcmp(js.weights, "/w/taew2_1.safetensors"),
+	      "taehv: decoder %u model %u chunk %u '%s'", js.decoder, js.taehv_model, js.chunk_frames, js.weights);
+	r = egr_job_parse(job_file(HEAD "decoder = wan_vae\nweights = /w/vae.safetensors\n"), &js, err, sizeof(err));
+	CHECK(r == 0 && js.decoder == EGR_DEC_WAN_VAE && js.wan_denormalize == 0 && !js.vae_config[0],
+	      "wan_vae defaults: %d %s", r, err);
+	r = egr_job_parse(job_file(HEAD "decoder = wan_vae\nweights = /w/vae.safetensors\nwan_denormalize = yes\n"
+					"vae_config = /w/vae/config.json\n"),
+			  &js, err, sizeof(err));
+	CHECK(r == 0 && js.wan_denormalize == 1 && !strcmp(js.vae_config, "/w/vae/config.json"),
+	      "wan_vae denormalize: %d %s", r, err);
+	CHECK(!strcmp(egr_job_decoder_name(EGR_DEC_TAEHV), "taehv") &&
+		      !strcmp(egr_job_decoder_name(EGR_DEC_WAN_VAE), "wan_vae"),
+	      "video decoder names");
+}
+
 /* config/example.job, the shipped example, parses */
 /* format = mp4 | mkv: the video keys and their defaults, per codec */
 static void test_video_keys(void)
@@ -398,6 +448,7 @@ int main(void)
 	test_video_keys();
 	test_example();
 	test_overwrite();
+	test_video();
 
 	char cmd[128];
 	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);

@@ -134,7 +134,8 @@ def submit(latents, output, decoder=None, format=None, spool=None, config=None, 
     latents: a numpy array or torch tensor ([frames, channels, h, w], or 5-D
     as the job file's layout key says), or the path of a .npy/.safetensors
     file the daemon can read.  output: the y4m file or png directory to write
-    (made absolute).  decoder: latent2rgb (default) or taesd (then weights=).
+    (made absolute).  decoder: latent2rgb (default), taesd, taehv or wan_vae
+    (then weights=; taehv also taehv_model=).
     format: y4m or png (default: from output's name).  keys: any other job key
     (fps=24, chunk_frames=8, l2r_preset="wan21", layout="bcthw", ...)."""
     spool = _spool.find_spool(spool, config)
@@ -152,7 +153,7 @@ def submit(latents, output, decoder=None, format=None, spool=None, config=None, 
     if decoder:
         fields["decoder"] = decoder
     for k, v in keys.items():
-        if k in ("weights",) and v is not None:
+        if k in ("weights", "vae_config") and v is not None:
             v = os.path.abspath(os.fspath(v))
         fields[k] = v
     lines = ["[job]"]
