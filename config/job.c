@@ -55,7 +55,8 @@ struct choice {
 	uint32_t value;
 };
 
-static const struct choice formats[] = { { "y4m", EGR_FMT_Y4M }, { "png", EGR_FMT_PNG }, { NULL, 0 } };
+static const struct choice formats[] = { { "y4m", EGR_FMT_Y4M }, { "png", EGR_FMT_PNG }, { "null", EGR_FMT_NULL },
+					{ NULL, 0 } };
 static const struct choice decoders[] = { { "latent2rgb", EGR_DEC_LATENT2RGB }, { "taesd", EGR_DEC_TAESD },
 					  { NULL, 0 } };
 static const struct choice layouts[] = { { "tchw", EGR_LAYOUT_TCHW }, { "bcthw", EGR_LAYOUT_BCTHW },
@@ -383,6 +384,9 @@ static int job_check(const char *path, const struct egr_jobspec *js, unsigned se
 	size_t i;
 
 	for (i = 0; i < sizeof(required) / sizeof(required[0]); i++) {
+		/* format = null writes nothing: an output, if given, is ignored */
+		if (required[i] == JK_OUTPUT && js->format == EGR_FMT_NULL)
+			continue;
 		if (!(seen & SEEN(required[i]))) {
 			egr_errf(err, errlen, "%s: missing key '%s' in [job]", path, job_keys[required[i]]);
 			return -EINVAL;

@@ -7,8 +7,8 @@
  *   latents      = /data/clip.npy      ; .npy or .safetensors (see below)
  *   layout       = bcthw               ; tchw | bcthw | btchw (default: by rank)
  *   latents_key  = latents             ; .safetensors: which tensor (default: the only one)
- *   output       = /data/clip.y4m      ; file (y4m) or directory (png)
- *   format       = y4m                 ; y4m | png
+ *   output       = /data/clip.y4m      ; file (y4m) or directory (png); null: optional, ignored
+ *   format       = y4m                 ; y4m | png | null
  *   decoder      = latent2rgb          ; latent2rgb | taesd
  *   weights      = /data/taesd.safetensors  ; taesd only
  *   fps          = 24                  ; integer or rational "30000/1001"
@@ -36,6 +36,11 @@
  * with the file and line, never cut (conf.h).  Chosen over a JSON job format
  * (jansson): one format for the daemon's config and its jobs, the same
  * file:line error messages, and no second parser to keep in step.
+ *
+ * format = null decodes every frame and copies it to the workers as y4m's
+ * I420 bytes, which count them (the result's bytes) and drop them: no file,
+ * no temporary, nothing to finalize.  What ffmpeg -f null is for a decoder
+ * benchmark; output may be left out (when given it is parsed, then ignored).
  *
  * All paths must be absolute.  struct egr_jobspec is plain data with no
  * pointers: it is copied into the shared-memory job table as is.

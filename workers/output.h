@@ -26,6 +26,12 @@
  * (same filesystem: the rename is atomic) as ".<base>.<64 random bits>.
  * egressd-tmp".  Functions return 0 or -errno with err holding one line that
  * names the user's output path.
+ *
+ * format = null has no output: plan chooses no temporary name, prepare,
+ * discard, finalize and the journal do nothing, and write only adds the
+ * chunk's bytes to the job's bytes_written.  Its frames are y4m's (I420,
+ * egr_output_pixels), so the copy out of the GPU moves the bytes a y4m job's
+ * would.
  */
 #ifndef EGR_OUTPUT_H
 #define EGR_OUTPUT_H
@@ -40,6 +46,11 @@ struct egr_wio;
 struct egr_safepath;
 struct egr_safepath_file;
 
+/*
+ * The frame layout the backends produce for an output format: the format
+ * itself, except null, which takes y4m's frames (I420).
+ */
+uint32_t egr_output_pixels(uint32_t format);
 /*
  * Fill lay's output fields (frame_bytes, header_bytes, out_bytes, tmp_name,
  * tmp_path) for frames frames of width x height; the caller fills the rest.

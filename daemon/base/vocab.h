@@ -11,8 +11,12 @@
 /* element type of a latent tensor; the value is the element size in bytes */
 enum egr_dtype { EGR_DT_F16 = 2, EGR_DT_F32 = 4 };
 
-/* what the workers write; 0 is "raw" (float32 network output, tests only) */
-enum egr_format { EGR_FMT_RAW = 0, EGR_FMT_Y4M = 1, EGR_FMT_PNG = 2 };
+/*
+ * what the workers write; 0 is "raw" (float32 network output, tests only);
+ * null: nothing (frames decoded and copied as y4m's I420, then counted and
+ * dropped: a decoder benchmark, like ffmpeg -f null)
+ */
+enum egr_format { EGR_FMT_RAW = 0, EGR_FMT_Y4M = 1, EGR_FMT_PNG = 2, EGR_FMT_NULL = 3 };
 
 enum egr_decoder { EGR_DEC_LATENT2RGB = 1, EGR_DEC_TAESD = 2 };
 

@@ -85,7 +85,7 @@ static int fill_geom(const struct egr_job_view *j, const struct egr_npy *n, cons
 		     const struct egr_job_inputs *in, struct egr_job_geom *g, char *err, size_t errlen)
 {
 	memset(g, 0, sizeof(*g));
-	g->format = j->spec.format;
+	g->format = egr_output_pixels(j->spec.format);	/* null: y4m's frames, dropped by the workers */
 	g->decoder = j->spec.decoder;
 	g->dtype = n->dtype;
 	g->frames = l->frames;
