@@ -4,7 +4,8 @@
 #                                    egressd-mklatents, egressd-mktaesd, egressd-mktaehv, egressd-mkwanvae (developer tools)
 #   make test                        unit + integration tests, plain and ASan/UBSan builds (CI)
 #   make test-gpu                    GPU tests (needs an NVIDIA GPU)
-#   make bench                       benchmarks (GPU machine), see docs/BENCHMARKS.md
+#   make bench                       benchmarks (GPU machine): bench-taesd, bench-copy, bench-jobs (and
+#                                    bench-pipeline alone), each one 8-minute run; see docs/BENCHMARKS.md
 #   make demo                        install build deps, build, run one job, say where the video is
 #
 # Build variants live apart: build/ (release), build/t (tests: -DEGR_TESTING
@@ -110,7 +111,8 @@ UNIT_BINS := $(UNIT_SRC:tests/unit/%.c=$(B)/tests/%)
 GPU_TEST_SRC := $(sort $(wildcard tests/gpu/*.cu))
 GPU_TEST_BINS := $(GPU_TEST_SRC:tests/gpu/%.cu=$(B)/tests/gpu/%)
 
-.PHONY: all clean test test-gpu bench demo deps deps-bundle install uninstall tests-bin gpu-tests-bin
+.PHONY: all clean test test-gpu bench bench-taesd bench-copy bench-jobs bench-pipeline demo deps deps-bundle \
+	install uninstall tests-bin gpu-tests-bin
 all: $(BINS) $(TOOLS)
 
 $(B)/obj/%.o: %.c
@@ -186,8 +188,18 @@ test-gpu:
 	$(Q)$(MAKE) --no-print-directory VARIANT=test gpu-tests-bin
 	$(Q)tests/run.sh --bin build/t --gpu
 
-bench: all
-	$(Q)tests/bench/run.sh
+# Benchmarks (docs/BENCHMARKS.md), against the build of this VARIANT (release
+# by default), with the decode-alone and D2H tools beside it when CUDA=1.
+# `make bench` runs the targets one after the other; each fits one 8-minute
+# call on the GPU machine by itself.
+BENCH_TOOLS := $(if $(filter 1,$(CUDA)),$(B)/tests/gpu/test_taesd_gpu $(B)/tests/gpu/bench_d2h)
+bench: all $(BENCH_TOOLS)
+	$(Q)BENCH_BIN=$${BENCH_BIN:-$(B)} tests/bench/all.sh
+
+bench-taesd bench-copy bench-pipeline: all $(BENCH_TOOLS)
+bench-jobs: all
+bench-taesd bench-copy bench-jobs bench-pipeline:
+	$(Q)BENCH_BIN=$${BENCH_BIN:-$(B)} tests/bench/$(if $(filter bench-pipeline,$@),run,$@).sh
 
 demo:
 	$(Q)tests/demo.sh
