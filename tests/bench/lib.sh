@@ -396,6 +396,8 @@ run_peers() {
 	[ "${BENCH_PEERS:-1}" = 1 ] && [ "$BACKEND" = cuda ] || return 0
 	if over_budget; then
 		say "$reg peers: skipped (time budget)"
+		printf '%s\ttorch-%s\tskipped\t%s\t\t\t\t\t\t\t\t\t\ttime budget (BENCH_BUDGET=%ss) spent\n' \
+			"$reg" naive "$n" "$BUDGET" "$reg" full "$n" "$BUDGET" >>"$RES/rows.tsv"
 		return 0
 	fi
 	local ref=()
@@ -567,10 +569,10 @@ spool_case() {
 	local i kv args tag; tag=$(safe_name "$group-$case")
 	[ -f "$RES/spool.tsv" ] || printf 'group\tcase\tjobs\tframes\tbytes\twall_s\tframes_per_s\tgbps\td2h_gbps\tqueue_wait_avg\tqueue_wait_max\tstatus\ttarget\terror\n' >"$RES/spool.tsv"
 	if over_budget || [ -z "$DAEMON_PID" ]; then
-		local why="time budget (BENCH_BUDGET=${BUDGET}s) spent"
-		[ -z "$DAEMON_PID" ] && why="no daemon running"
-		printf '%s\t%s\t%s\t\t\t\t\t\t\t\t\tskipped\t%s\t%s\n' "$group" "$case" "$n" "$tgt" "$why" >>"$RES/spool.tsv"
-		say "$group, $case: skipped ($why)"
+		local why="time budget (BENCH_BUDGET=${BUDGET}s) spent" st=skipped
+		[ -z "$DAEMON_PID" ] && why="the daemon did not start (logs/daemon.log)" st=failed
+		printf '%s\t%s\t%s\t\t\t\t\t\t\t\t\t%s\t%s\t%s\n' "$group" "$case" "$n" "$st" "$tgt" "$why" >>"$RES/spool.tsv"
+		say "$group, $case: $st ($why)"
 		return
 	fi
 	rm -rf "$W/stage" && mkdir -p "$W/stage"
@@ -591,9 +593,12 @@ spool_case() {
 		"$(get queue_wait_avg)" "$(get queue_wait_max)" "$status" "$tgt" \
 		"$(sed -n 's/.* error=//p' <<<"$line" | tr '\t' ' ')" >>"$RES/spool.tsv"
 	say "$group, $case: $status, $(get frames_per_s) frames/s, $(get gbps) GB/s ($((SECONDS - t)) s)"
-	# the records stay for the logs; the outputs go
+	# a few records stay for the logs (not hundreds: $OUT travels back); the outputs go
 	mkdir -p "$RES/logs/results-$tag"
-	mv "$W"/spool/done/*.result "$W"/spool/failed/*.error "$RES/logs/results-$tag/" 2>/dev/null
+	local f
+	for f in $(ls "$W"/spool/done/*.result 2>/dev/null | head -n 3) $(ls "$W"/spool/failed/*.error 2>/dev/null | head -n 3); do
+		mv "$f" "$RES/logs/results-$tag/"
+	done
 	rm -f "$W"/spool/done/* "$W"/spool/failed/*
 }
 
@@ -642,5 +647,7 @@ bench_report() {
 	echo "$TARGET: done in $((SECONDS - T0)) s; $md; rows, CSV and logs in $RES"
 	echo "$TARGET summary:"
 	cat "$RES/summary.txt" "$RES/spool_summary.txt" 2>/dev/null | sed '/^$/d; s/^/  /'
-	! grep -qP '\t(failed|timeout|exit [0-9]+)\t' "$RES/rows.tsv" ${RES:+"$RES/spool.tsv"} 2>/dev/null
+	local tsv=("$RES/rows.tsv")
+	[ -f "$RES/spool.tsv" ] && tsv+=("$RES/spool.tsv")
+	! grep -qP '\t(failed|timeout|exit [0-9]+)\t' "${tsv[@]}"
 }

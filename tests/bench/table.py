@@ -233,7 +233,7 @@ def spool(d):
             summ.append("%s: %s jobs %.1f f/s = %.3f × one job of the same frames (%.1f f/s) [target ≥ %g: %s]" % (
                 r["group"], r["jobs"], fps, ratio, one[r["group"]], tgt, met(ratio >= tgt)))
         elif tgt:
-            summ.append("%s: %s did not complete or has no one-job reference (%s %s)" % (
+            summ.append("%s: %s did not complete or has no one-job reference (%s: %s)" % (
                 r["group"], r["case"], r["status"], r["error"]))
     errs = [r for r in rows if r["status"] != "done"]
     notes = []
