@@ -75,7 +75,7 @@ struct choice {
 };
 
 static const struct choice formats[] = { { "y4m", EGR_FMT_Y4M }, { "png", EGR_FMT_PNG }, { "mp4", EGR_FMT_MP4 },
-					 { "mkv", EGR_FMT_MKV }, { NULL, 0 } };
+					 { "mkv", EGR_FMT_MKV }, { "null", EGR_FMT_NULL }, { NULL, 0 } };
 static const struct choice decoders[] = { { "latent2rgb", EGR_DEC_LATENT2RGB }, { "taesd", EGR_DEC_TAESD },
 					  { "taehv", EGR_DEC_TAEHV },	      { "wan_vae", EGR_DEC_WAN_VAE },
 					  { NULL, 0 } };
@@ -640,6 +640,9 @@ static int job_check(const char *path, struct egr_jobspec *js, unsigned seen, ch
 	size_t i;
 
 	for (i = 0; i < sizeof(required) / sizeof(required[0]); i++) {
+		/* format = null writes nothing: an output, if given, is ignored */
+		if (required[i] == JK_OUTPUT && js->format == EGR_FMT_NULL)
+			continue;
 		if (!(seen & SEEN(required[i]))) {
 			egr_errf(err, errlen, "%s: missing key '%s' in [job]", path, job_keys[required[i]]);
 			return -EINVAL;

@@ -7,8 +7,8 @@
  *   latents      = /data/clip.npy      ; .npy or .safetensors (see below)
  *   layout       = bcthw               ; tchw | bcthw | btchw (default: by rank)
  *   latents_key  = latents             ; .safetensors: which tensor (default: the only one)
- *   output       = /data/clip.mp4      ; file (y4m, mp4, mkv) or directory (png)
- *   format       = mp4                 ; y4m | png | mp4 | mkv
+ *   output       = /data/clip.mp4      ; file (y4m, mp4, mkv) or directory (png); null: optional, ignored
+ *   format       = mp4                 ; y4m | png | mp4 | mkv | null
  *   decoder      = latent2rgb          ; latent2rgb | taesd | taehv | wan_vae
  *   weights      = /data/taesd.safetensors  ; taesd, taehv, wan_vae (required there)
  *   taehv_model  = wan21               ; taehv (required): wan21 | wan22 | hunyuan | hunyuan15 | ltx2 | cogvideox | opensora
@@ -60,6 +60,11 @@
  * with the file and line, never cut (conf.h).  Chosen over a JSON job format
  * (jansson): one format for the daemon's config and its jobs, the same
  * file:line error messages, and no second parser to keep in step.
+ *
+ * format = null decodes every frame and copies it to the workers as y4m's
+ * I420 bytes, which count them (the result's bytes) and drop them: no file,
+ * no temporary, nothing to finalize.  What ffmpeg -f null is for a decoder
+ * benchmark; output may be left out (when given it is parsed, then ignored).
  *
  * All paths must be absolute.  struct egr_jobspec is plain data with no
  * pointers: it is copied into the shared-memory job table as is.

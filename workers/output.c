@@ -71,7 +71,7 @@ static int job_live(struct egr_output_writer *w, uint32_t jix)
 
 uint32_t egr_output_pixels(uint32_t format)
 {
-	return egr_job_is_video(format) ? EGR_FMT_Y4M : format;
+	return egr_job_is_video(format) || format == EGR_FMT_NULL ? EGR_FMT_Y4M : format;
 }
 
 int egr_output_plan(const struct egr_jobspec *spec, const char *job_name, uint32_t width, uint32_t height,
@@ -85,6 +85,11 @@ int egr_output_plan(const struct egr_jobspec *spec, const char *job_name, uint32
 	lay->frame_bytes = fb;
 	lay->header_bytes = 0;
 	lay->out_bytes = fb * frames;
+	if (spec->format == EGR_FMT_NULL) {
+		lay->tmp_name[0] = 0;	/* nothing is created, so nothing to name */
+		lay->tmp_path[0] = 0;
+		return 0;
+	}
 	if (egr_job_is_video(spec->format) &&
 	    (rc = egr_output_video_plan(spec, lay, err, errlen)))
 		return rc;
@@ -173,6 +178,8 @@ int egr_output_prepare(const struct egr_safepath *sp, const struct egr_jobspec *
 	char name[sizeof(lay->tmp_name)];
 	struct stat st;
 
+	if (spec->format == EGR_FMT_NULL)
+		return 0;	/* no output: nothing to check or create */
 	if ((rc = egr_safepath_open_output(sp, "output", spec->output, &o, err, errlen)) < 0)
 		return rc;
 	if ((rc = egr_safepath_check_output(&o, (int)spec->overwrite, is_dir, inputs, ninputs, err, errlen)) < 0)
@@ -220,7 +227,7 @@ int egr_output_discard(const struct egr_safepath *sp, const struct egr_jobspec *
 	char err[EGR_ERR_MAX];
 	int rc;
 
-	if (!lay->tmp_name[0])
+	if (!lay->tmp_name[0] || spec->format == EGR_FMT_NULL)
 		return 0;
 	if (open_dir(sp, spec, lay, &o, err, sizeof(err)) < 0)
 		return 0;	/* nothing of ours can be reached there any more */
@@ -245,8 +252,11 @@ int egr_output_journal_write(const char *journal, const struct egr_jobspec *spec
 			     const struct egr_job_layout *lay, char *err, size_t errlen)
 {
 	char text[EGR_PATH_MAX + 512];
-	int n = snprintf(text, sizeof(text), "output = %s\ntmp_name = %s\n", spec->output, lay->tmp_name);
+	int n;
 
+	if (spec->format == EGR_FMT_NULL)
+		return 0;	/* nothing on disk for a restart to account for */
+	n = snprintf(text, sizeof(text), "output = %s\ntmp_name = %s\n", spec->output, lay->tmp_name);
 	if (lay->out_ino && n > 0 && (size_t)n < sizeof(text))
 		snprintf(text + n, sizeof(text) - (size_t)n, "dev = %" PRIu64 "\nino = %" PRIu64 "\n", lay->out_dev,
 			 lay->out_ino);
@@ -617,6 +627,11 @@ static int write_png(struct egr_output_writer *w, const struct egr_job_view *j, 
 int egr_output_write(struct egr_output_writer *w, const struct egr_job_view *j, const uint8_t *data,
 		     uint32_t first, uint32_t n, char *err, size_t errlen)
 {
+	if (j->spec.format == EGR_FMT_NULL) {
+		/* counted and dropped: the frames are not read */
+		egr_stat_add(&egr_ring_job_stats(w->r, j->index)->bytes_written, (uint64_t)n * j->lay.frame_bytes);
+		return 0;
+	}
 	if (j->spec.format == EGR_FMT_Y4M)
 		return write_y4m(w, j, data, first, n, err, errlen);
 	if (j->spec.format == EGR_FMT_PNG)
@@ -630,6 +645,10 @@ int egr_output_write(struct egr_output_writer *w, const struct egr_job_view *j, 
 int egr_output_open(const struct egr_safepath *sp, const struct egr_job_view *j, char *err, size_t errlen)
 {
 	struct stat st;
+	if (j->spec.format == EGR_FMT_NULL) {
+		egr_errf(err, errlen, "job %s: format = null has no output to open", j->name);
+		return -ENOTSUP;
+	}
 
 	return open_temp(sp, j, O_WRONLY, &st, err, errlen);
 }
@@ -688,6 +707,8 @@ int egr_output_finalize(struct egr_output_writer *w, const struct egr_safepath *
 	struct egr_safepath_out o;
 	struct stat st;
 
+	if (j->spec.format == EGR_FMT_NULL)
+		return 0;	/* nothing to sync or rename: the job is done */
 	if ((rc = open_dir(sp, &j->spec, &j->lay, &o, err, errlen)) < 0)
 		return rc;
 	if (o.exists != EGR_SAFEPATH_NONE && (uint64_t)o.st.st_ino == j->lay.out_ino &&

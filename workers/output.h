@@ -28,6 +28,12 @@
  * (same filesystem: the rename is atomic) as ".<base>.<64 random bits>.
  * egressd-tmp".  Functions return 0 or -errno with err holding one line that
  * names the user's output path.
+ *
+ * format = null has no output: plan chooses no temporary name, prepare,
+ * discard, finalize and the journal do nothing, and write only adds the
+ * chunk's bytes to the job's bytes_written.  Its frames are y4m's (I420,
+ * egr_output_pixels), so the copy out of the GPU moves the bytes a y4m job's
+ * would.
  */
 #ifndef EGR_OUTPUT_H
 #define EGR_OUTPUT_H
@@ -44,7 +50,7 @@ struct egr_safepath_file;
 
 /*
  * The frame layout the decoders write for an output format: EGR_FMT_Y4M
- * (I420: y4m, mp4, mkv) or EGR_FMT_PNG (RGB24).
+ * (I420: y4m, mp4, mkv, null) or EGR_FMT_PNG (RGB24).
  */
 uint32_t egr_output_pixels(uint32_t format);
 /*

@@ -14,9 +14,10 @@ enum egr_dtype { EGR_DT_F16 = 2, EGR_DT_F32 = 4 };
 /*
  * what the workers write; 0 is "raw" (float32 network output, tests only).
  * mp4 and mkv are encoded video (workers/output_video.c): their frames reach
- * the workers as y4m's do, I420.
+ * the workers as y4m's do, I420.  null: nothing (frames decoded and copied as
+ * y4m's I420, then counted and dropped: a decoder benchmark, like ffmpeg -f null)
  */
-enum egr_format { EGR_FMT_RAW = 0, EGR_FMT_Y4M = 1, EGR_FMT_PNG = 2, EGR_FMT_MP4 = 3, EGR_FMT_MKV = 4 };
+enum egr_format { EGR_FMT_RAW = 0, EGR_FMT_Y4M = 1, EGR_FMT_PNG = 2, EGR_FMT_MP4 = 3, EGR_FMT_MKV = 4, EGR_FMT_NULL = 5 };
 
 /* the video codec of format = mp4 | mkv (job key codec); 0: none (y4m, png) */
 enum egr_codec { EGR_CODEC_NONE = 0, EGR_CODEC_H264 = 1, EGR_CODEC_HEVC = 2, EGR_CODEC_AV1 = 3, EGR_CODEC_FFV1 = 4 };

@@ -123,7 +123,7 @@ static int decoder_output(struct producer *p, const struct egr_job_view *j, cons
 			  const struct egr_job_inputs *in, struct egr_job_geom *g, char *err, size_t errlen)
 {
 	memset(g, 0, sizeof(*g));
-	g->format = egr_output_pixels(j->spec.format);	/* mp4, mkv: I420 like y4m */
+	g->format = egr_output_pixels(j->spec.format);	/* mp4, mkv, null: I420 like y4m */
 	g->decoder = j->spec.decoder;
 	g->dtype = n->dtype;
 	g->lat_frames = (uint32_t)n->shape[0];

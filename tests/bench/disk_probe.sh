@@ -3,7 +3,7 @@
 # writer?  Runs the disk-bound job (latent2rgb 1024x1024 y4m, 8 workers) with
 # the test build, twice each: as is; with EGR_FORCE_PWRITE (no io_uring);
 # with EGR_PROBE_NO_FALLOCATE (no up-front posix_fallocate); and the plain
-# writer of tests/bench/run.sh on the same bytes.  Prints frames/s.
+# writer of tests/bench/lib.sh on the same bytes.  Prints frames/s.
 set -u
 cd "$(dirname "$0")/../.."
 B=build/t D=${BENCH_DIR:-/var/tmp/egressd-probe}
@@ -34,7 +34,7 @@ for i in 1 2; do
 	run "pwrite+no-fallocate-$i" EGR_FORCE_PWRITE=1 EGR_PROBE_NO_FALLOCATE=1
 done
 bytes=$(stat -c %s "$D/out/o.y4m")
-source <(sed -n '/^write_alone()/,/^}/p' tests/bench/run.sh)
+source <(sed -n '/^write_alone()/,/^}/p' tests/bench/lib.sh)
 for i in 1 2; do
 	gbs=$(write_alone "$D/out" "$bytes" $((8 * 1572870)) 8)
 	echo "plain-writer-$i: $(awk -v g="$gbs" -v b="$bytes" -v f="$F" 'BEGIN { printf "%.1f", g * 1e9 / (b / f) }') frames/s ($gbs GB/s)"

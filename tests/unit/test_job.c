@@ -86,6 +86,14 @@ static void test_good(void)
 	CHECK(js.fps_num == 1000000 && js.fps_den == 1 && js.chunk_frames == 1, "fps %u/%u chunk %u", js.fps_num,
 	      js.fps_den, js.chunk_frames);
 
+	/* format = null: output optional (ignored when given) */
+	memset(&js, 0xa5, sizeof(js));
+	r = egr_job_parse(job_file("[job]\nlatents=/a.npy\nformat=null\n"), &js, err, sizeof(err));
+	CHECK(r == 0 && js.format == EGR_FMT_NULL && js.output[0] == '\0', "null job without output: %d %s", r, err);
+	r = egr_job_parse(job_file("[job]\nlatents=/a.npy\noutput=/o.y4m\nformat=null\n"), &js, err, sizeof(err));
+	CHECK(r == 0 && js.format == EGR_FMT_NULL, "null job with output: %d %s", r, err);
+	CHECK(!strcmp(egr_job_format_name(EGR_FMT_NULL), "null"), "format name null");
+
 	/* 384 weights: 128 channels, the most */
 	static char text[8192];
 	snprintf(text, sizeof(text), "[job]\nlatents=/a.npy\noutput=/o\nformat=png\nl2r_weights=");
