@@ -705,3 +705,21 @@ int egr_conf_reload(struct egr_conf *cur, const struct egr_conf *next, char *ref
 	}
 	return n;
 }
+
+int egr_conf_uid_allowed(const struct egr_conf *c, unsigned uid)
+{
+	const char *p = c->submit_uids;
+
+	if (!p[strspn(p, " \t,")])
+		return 1;
+	while (*p) {
+		char *end;
+		unsigned long v = strtoul(p, &end, 10);
+		if (end == p)
+			return 0;	/* a malformed list allows nobody: fail closed */
+		if (v == uid)
+			return 1;
+		p = end + strspn(end, " \t,");
+	}
+	return 0;
+}

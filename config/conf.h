@@ -34,6 +34,7 @@
 	X(daemon, workers, U32, workers, "4", 1, 64, "writer processes") \
 	X(daemon, backend, ENUM, backend, "auto", 0, 0, "producer backend: cpu | cuda | auto") \
 	X(daemon, log_level, ENUM, log_level, "info", 0, 0, "err | warning | notice | info | debug") \
+	X(daemon, submit_uids, STR, submit_uids, "", 0, 0, "uids whose job files run (\"1000 1001\"); empty: whoever can write incoming/") \
 	X(paths, allow_read, PATHS, allow_read, "", 0, 0, "directories jobs may read latents and weights under (none: no job runs)") \
 	X(paths, allow_write, PATHS, allow_write, "", 0, 0, "directories jobs may write outputs under (none: no job runs)") \
 	X(ring, slots, U32, slots, "8", 2, 4096, "slot buffers in shared memory") \
@@ -59,6 +60,7 @@ struct egr_conf {
 	uint32_t workers;
 	char backend[16];
 	char log_level[16];
+	char submit_uids[256];
 	char allow_read[EGR_PATH_MAX];	/* [paths]: see daemon/base/safepath.h */
 	char allow_write[EGR_PATH_MAX];
 	uint32_t slots;
@@ -112,6 +114,8 @@ void egr_conf_dump(const struct egr_conf *c, FILE *f);
  * went into list (at most max), or -EINVAL with err set.
  */
 int egr_conf_devices(const struct egr_conf *c, int ngpus, uint32_t *list, int max, char *err, size_t errlen);
+/* 1 if a job file owned by uid may run under [daemon] submit_uids (empty: any) */
+int egr_conf_uid_allowed(const struct egr_conf *c, unsigned uid);
 /* syslog level for c->log_level */
 int egr_conf_log_level(const struct egr_conf *c);
 /*

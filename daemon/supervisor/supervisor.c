@@ -665,6 +665,13 @@ static void claim_job(struct sup *s, const char *name)
 		egr_warn("job %s refused: %s", cj.id, err);
 	} else if (rc < 0 && rc != -ENOENT && rc != -EALREADY) {
 		egr_err("%s", err);
+	} else if (rc == 0 && !egr_conf_uid_allowed(s->c, (unsigned)cj.uid)) {
+		/* the administrator's list of submitters ([daemon] submit_uids) */
+		snprintf(err, sizeof(err), "job file owned by uid %u, who may not submit jobs here ([daemon] submit_uids)\n",
+			 (unsigned)cj.uid);
+		egr_warn("job %s refused: %.*s", cj.id, (int)strcspn(err, "\n"), err);
+		if (egr_spool_finish(s->c->spool, cj.id, 0, err, path, sizeof(path)) < 0)
+			egr_err("job %s: %s", cj.id, path);
 	} else if (rc == 0 && egr_spool_path(path, sizeof(path), s->c->spool, EGR_SPOOL_ACTIVE, cj.id) == 0) {
 		egr_info("job %s claimed (submitted by uid %u)", cj.id, (unsigned)cj.uid);
 		queue_job(s, cj.id, path);
