@@ -61,13 +61,14 @@ CUDA_LIBS := -L$(CUDA_HOME)/lib64 -lcudart_static -ldl -lstdc++
 # ---- who links what ----
 # Each binary names the rooms it uses (README "Where things live").  The
 # ground floor (base/), formats and config are shared by every role.
-BASE_SRC := daemon/base/args.c daemon/base/fs.c daemon/base/half.c daemon/base/log.c daemon/base/safepath.c
+BASE_SRC := daemon/base/args.c daemon/base/fence.c daemon/base/fs.c daemon/base/half.c daemon/base/log.c \
+	    daemon/base/safepath.c
 # job files name latent2rgb presets (l2r_preset), checked when the job is parsed
 CONF_SRC := config/conf.c config/job.c config/inih/ini.c config/l2r_preset.c
 # a job's output on disk (workers/output.c) and what it calls: the frame
 # encoders, the write path, frame sizes
 OUTPUT_SRC := workers/output.c workers/wio.c daemon/formats/png.c daemon/formats/y4m.c daemon/decode/frame.c
-SUP_SRC := daemon/supervisor/cancel.c daemon/supervisor/egressd.c daemon/supervisor/metrics.c \
+SUP_SRC := daemon/supervisor/cancel.c daemon/supervisor/egressd.c daemon/supervisor/lease.c daemon/supervisor/metrics.c \
 	   daemon/supervisor/queue.c daemon/supervisor/spool.c daemon/supervisor/status.c daemon/supervisor/supervisor.c \
 	   daemon/base/sdnotify.c \
 	   shm/ring.c $(OUTPUT_SRC) $(CONF_SRC) $(BASE_SRC)
