@@ -450,8 +450,10 @@ static void requeue_job(struct egr_lease *l, const char *dir, const char *name, 
 
 	snprintf(job, sizeof(job), "%s/%s", dir, name);
 	if (egr_output_journal_path(job, journal, sizeof(journal)) < 0 ||
-	    egr_spool_path(to, sizeof(to), l->spool, EGR_SPOOL_INCOMING, name) < 0)
+	    egr_spool_path(to, sizeof(to), l->spool, EGR_SPOOL_INCOMING, name) < 0) {
+		n->left++;	/* cannot happen with a spool path that loads; never removed unseen */
 		return;
+	}
 	rc = egr_output_recover(l->roots, journal, err, sizeof(err));
 	if (rc < 0 || (rc == 0 && err[0]))
 		egr_warn("job %s: %s", name, err);
