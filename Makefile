@@ -78,7 +78,7 @@ CUDA_LIBS := -L$(CUDA_HOME)/lib64 -lcudart_static -ldl -lstdc++
 # ---- who links what ----
 # Each binary names the rooms it uses (README "Where things live").  The
 # ground floor (base/), formats and config are shared by every role.
-BASE_SRC := daemon/base/args.c daemon/base/fault.c daemon/base/fs.c daemon/base/half.c daemon/base/log.c \
+BASE_SRC := daemon/base/args.c daemon/base/fault.c daemon/base/fence.c daemon/base/fs.c daemon/base/half.c daemon/base/log.c \
 	    daemon/base/safepath.c
 # job files name latent2rgb presets (l2r_preset) and TAEHV models (taehv_model,
 # daemon/decode/taehv.c's table), checked when the job is parsed
@@ -89,7 +89,7 @@ CONF_SRC := config/conf.c config/job.c config/inih/ini.c config/l2r_preset.c \
 # links OUTPUT_SRC links AV_LIBS), the write path, frame sizes
 OUTPUT_SRC := workers/output.c workers/output_video.c workers/wio.c daemon/formats/png.c daemon/formats/y4m.c \
 	      $(VIDEO_SRC) daemon/decode/frame.c
-SUP_SRC := daemon/supervisor/cancel.c daemon/supervisor/egressd.c daemon/supervisor/metrics.c \
+SUP_SRC := daemon/supervisor/cancel.c daemon/supervisor/egressd.c daemon/supervisor/lease.c daemon/supervisor/metrics.c \
 	   daemon/supervisor/queue.c daemon/supervisor/spool.c daemon/supervisor/status.c daemon/supervisor/supervisor.c \
 	   daemon/base/sdnotify.c \
 	   shm/ring.c $(OUTPUT_SRC) $(CONF_SRC) $(BASE_SRC)

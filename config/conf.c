@@ -256,6 +256,7 @@ static const char *const enum_pipeline[] = {
 _Static_assert(sizeof(enum_pipeline) / sizeof(enum_pipeline[0]) == EGR_PIPE_ONE_WORKER + 2,
 	       "enum_pipeline names every enum egr_pipeline value, in order");
 static const char *const enum_log_level[] = { "err", "warning", "notice", "info", "debug", NULL };
+static const char *const enum_shared_spool[] = { "no", "yes", NULL };
 
 struct conf_key {
 	const char *section;
@@ -366,6 +367,11 @@ static int conf_set(const struct conf_key *k, const char *section, struct egr_co
 		}
 		if (k->type == CT_PATHS && !paths_ok(k, value, msg, msglen))
 			return 0;
+		if (k->off == offsetof(struct egr_conf, host_id) && *value && !shm_name_ok(value)) {
+			egr_errf(msg, msglen, "[%s] %s: '%s' is not a valid name (1 to 63 of A-Z a-z 0-9 . _ -)",
+				 section, k->name, value);
+			return 0;
+		}
 		if (k->off == offsetof(struct egr_conf, instance) && !shm_name_ok(value)) {
 			egr_errf(msg, msglen,
 				 "[%s] %s: '%s' is not a valid shm name (1 to 63 of A-Z a-z 0-9 . _ -)",

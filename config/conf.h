@@ -35,6 +35,9 @@
 	X(daemon, backend, ENUM, backend, "auto", 0, 0, "producer backend: cpu | cuda | auto") \
 	X(daemon, log_level, ENUM, log_level, "info", 0, 0, "err | warning | notice | info | debug") \
 	X(daemon, submit_uids, STR, submit_uids, "", 0, 0, "uids whose job files run (\"1000 1001\"); empty: whoever can write incoming/") \
+	X(daemon, shared_spool, ENUM, shared_spool, "no", 0, 0, "several daemons serve the spool (docs/SCALING.md): no | yes") \
+	X(daemon, host_id, STR, host_id, "", 0, 0, "this machine in shared-spool names (empty: the hostname)") \
+	X(daemon, lease_timeout, U32, lease_timeout, "30", 2, 86400, "seconds without a heartbeat before a daemon's jobs are requeued") \
 	X(paths, allow_read, PATHS, allow_read, "", 0, 0, "directories jobs may read latents and weights under (none: no job runs)") \
 	X(paths, allow_write, PATHS, allow_write, "", 0, 0, "directories jobs may write outputs under (none: no job runs)") \
 	X(ring, slots, U32, slots, "8", 2, 4096, "slot buffers in shared memory") \
@@ -61,6 +64,9 @@ struct egr_conf {
 	char backend[16];
 	char log_level[16];
 	char submit_uids[256];
+	char shared_spool[4];	/* "no" | "yes": see daemon/supervisor/lease.h */
+	char host_id[64];	/* "" = the hostname (egr_lease_identity) */
+	uint32_t lease_timeout;
 	char allow_read[EGR_PATH_MAX];	/* [paths]: see daemon/base/safepath.h */
 	char allow_write[EGR_PATH_MAX];
 	uint32_t slots;

@@ -18,6 +18,7 @@
 #include <unistd.h>
 
 #include "daemon/base/fault.h"
+#include "daemon/base/fence.h"
 #include "daemon/base/fs.h"
 #include "daemon/base/log.h"
 #include "daemon/base/safepath.h"
@@ -287,6 +288,28 @@ static int journal_read(const char *journal, struct egr_jobspec *spec, struct eg
 	return spec->output[0] && lay->tmp_name[0] ? 0 : -EINVAL;
 }
 
+/*
+ * Remove the temporary name in one atomic step: a file is unlinked; a
+ * directory (png) is renamed to a fresh name first, so that nobody can
+ * rename a half-removed tree into place, then removed.
+ */
+static int consume_temp(struct egr_safepath_out *o, const char *name)
+{
+	char fresh[300];
+	struct stat st;
+
+	if (fstatat(o->dirfd, name, &st, AT_SYMLINK_NOFOLLOW) < 0)
+		return errno == ENOENT ? 0 : -errno;
+	if (!S_ISDIR(st.st_mode))
+		return unlinkat(o->dirfd, name, 0) < 0 && errno != ENOENT ? -errno : 0;
+	int rc = egr_safepath_temp_name(o->name, fresh, sizeof(fresh));
+	if (rc < 0)
+		return rc;
+	if (renameat(o->dirfd, name, o->dirfd, fresh) < 0)
+		return errno == ENOENT ? 0 : -errno;
+	return egr_safepath_remove_at(o->dirfd, fresh);
+}
+
 int egr_output_recover(const struct egr_safepath *sp, const char *journal, char *err, size_t errlen)
 {
 	struct egr_jobspec spec = { 0 };
@@ -304,10 +327,17 @@ int egr_output_recover(const struct egr_safepath *sp, const char *journal, char 
 	}
 	if (egr_safepath_open_output(sp, "output", spec.output, &o, err, errlen) < 0)
 		return 0;	/* out of reach now: the rerun will say why */
+	/*
+	 * The temporary is taken away first, then the output looked at: a
+	 * killed run's finalizer still alive (a daemon that lost its lease on a
+	 * shared spool, daemon/supervisor/lease.h) either renamed it into place
+	 * before (seen below: done) or finds it gone (it commits nothing).
+	 */
+	rc = consume_temp(&o, lay.tmp_name);
+	egr_safepath_inspect(&o);
 	/* the rename keeps the inode: an output in place with the journalled one is this job's */
 	done = lay.out_ino && o.exists != EGR_SAFEPATH_NONE && (uint64_t)o.st.st_dev == lay.out_dev &&
 	       (uint64_t)o.st.st_ino == lay.out_ino;
-	rc = egr_safepath_remove_at(o.dirfd, lay.tmp_name);
 	egr_safepath_out_close(&o);
 	if (rc < 0)
 		egr_errf(err, errlen, "output \"%s\": removing the temporary output of a killed run: %s",
@@ -724,7 +754,8 @@ int egr_output_finalize(struct egr_output_writer *w, const struct egr_safepath *
 	if (egr_job_is_video(j->spec.format)) {
 		/* encode what is missing, mux into <tmp>/out, fsync it; that file is renamed into place */
 		char final[sizeof(j->lay.tmp_name) + 16];
-		if ((rc = egr_output_video_mux(w ? w->video : NULL, j, err, errlen)) < 0)
+		if ((rc = egr_output_video_mux(w ? w->video : NULL, j, err, errlen)) < 0 ||
+		    (rc = egr_fence_check(j->path, err, errlen)) < 0)
 			goto out;
 		snprintf(final, sizeof(final), "%s/" EGR_OUTPUT_VIDEO_FINAL, j->lay.tmp_name);
 		rc = egr_safepath_commit(&o, final, 0, (int)j->spec.overwrite, err, errlen);
@@ -733,7 +764,8 @@ int egr_output_finalize(struct egr_output_writer *w, const struct egr_safepath *
 		egr_safepath_remove_at(o.dirfd, j->lay.tmp_name);	/* the spool and the segments */
 		goto sync_dir;
 	}
-	if ((rc = sync_temp(w, j, o.dirfd, err, errlen)) < 0)
+	/* shared spool: a daemon that lost its lease commits nothing (daemon/base/fence.h) */
+	if ((rc = sync_temp(w, j, o.dirfd, err, errlen)) < 0 || (rc = egr_fence_check(j->path, err, errlen)) < 0)
 		goto out;
 	rc = egr_safepath_commit(&o, j->lay.tmp_name, is_dir, (int)j->spec.overwrite, err, errlen);
 	if (rc < 0)

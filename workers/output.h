@@ -74,8 +74,9 @@ int egr_output_open(const struct egr_safepath *sp, const struct egr_job_view *j,
 
 /*
  * The journal: a small file beside the job file in <spool>/active/
- * (".<job>.egressd-wal"), written before the temporary output exists (its
- * name) and again once it does (its device and inode), removed after the
+ * (".<job>.egressd-wal"; a shared spool's daemon has active/<host_id>.
+ * <instance>/), written before the temporary output exists (its name)
+ * and again once it does (its device and inode), removed after the
  * job's record is in done/ or failed/.  It survives a supervisor crash, which the ring
  * does not, so the next start can tell what the killed run left:
  *
@@ -83,8 +84,11 @@ int egr_output_open(const struct egr_safepath *sp, const struct egr_job_view *j,
  *             lay holds it)
  *   recover   (supervisor, rerunning active/) 1 when the output in place is
  *             the one this job wrote (the run was killed after the rename,
- *             before its record): the job is done, not rerun; 0 otherwise,
- *             after removing the killed run's temporary output
+ *             before its record): the job is done, not rerun; 0 otherwise.
+ *             The killed run's temporary output is taken away first, and
+ *             only then is the output looked at, so a finalizer of that run
+ *             still alive (shared spool: a daemon that lost its lease)
+ *             either committed before (1) or commits nothing
  *   end       (supervisor) remove it
  */
 int egr_output_journal_path(const char *job_path, char *buf, size_t len);

@@ -279,6 +279,24 @@ static void fill_numbers(struct egr_client_job *j)
 		j->uid = (long)num(j, "owner_uid", -1);
 }
 
+/* shared_spool (docs/SCALING.md): 1 if id is in a daemon's directory active/<host_id>.<instance>/ */
+static int in_active_subdir(const struct egr_client *c, const char *id)
+{
+	char p[EGR_PATH_MAX + 600];
+	struct dirent *de;
+	int found = 0;
+	DIR *d;
+
+	egr_client_path(c, p, sizeof(p), "active", NULL);
+	if (!(d = opendir(p)))
+		return 0;
+	while (!found && (de = readdir(d)))
+		if (de->d_name[0] != '.' && snprintf(p, sizeof(p), "%s/active/%s/%s", c->spool, de->d_name, id) > 0)
+			found = access(p, F_OK) == 0;
+	closedir(d);
+	return found;
+}
+
 int egr_client_lookup(const struct egr_client *c, const char *id, struct egr_client_job *j)
 {
 	char p[EGR_PATH_MAX + 300];
@@ -293,7 +311,7 @@ int egr_client_lookup(const struct egr_client *c, const char *id, struct egr_cli
 	found = from_records(c, id, j) || from_status(c, id, j);
 	if (!found) {
 		egr_client_path(c, p, sizeof(p), "active", id);
-		found = access(p, F_OK) == 0;
+		found = access(p, F_OK) == 0 || in_active_subdir(c, id);
 		egr_client_path(c, p, sizeof(p), "incoming", id);
 		found = found || access(p, F_OK) == 0;
 		/* it may have ended meanwhile: the record is written before the job file moves */
@@ -374,6 +392,7 @@ static int list_dir(const struct egr_client *c, const char *dir, struct listed *
 		const char *s = de->d_name;
 		size_t l = strlen(s);
 		if (s[0] == '.' || (l > 7 && !strcmp(s + l - 7, ".result")) || (l > 6 && !strcmp(s + l - 6, ".error")) ||
+		    (l > 6 && !strcmp(s + l - 6, ".lease")) ||
 		    (l > 4 && !strcmp(s + l - 4, ".tmp")) || fstatat(dirfd(d), s, &sb, AT_SYMLINK_NOFOLLOW) < 0 ||
 		    !S_ISREG(sb.st_mode))
 			continue;
@@ -393,6 +412,26 @@ static int list_dir(const struct egr_client *c, const char *dir, struct listed *
 	return de ? -ENOMEM : 0;
 }
 
+/* shared_spool: the jobs of every daemon's active/<host_id>.<instance>/ */
+static int list_active_subdirs(const struct egr_client *c, struct listed **v, size_t *n, size_t *cap)
+{
+	char p[EGR_PATH_MAX + 300], sub[600];
+	struct dirent *de;
+	struct stat sb;
+	int rc = 0;
+	DIR *d;
+
+	egr_client_path(c, p, sizeof(p), "active", NULL);
+	if (!(d = opendir(p)))
+		return 0;
+	while (rc == 0 && (de = readdir(d)))
+		if (de->d_name[0] != '.' && fstatat(dirfd(d), de->d_name, &sb, AT_SYMLINK_NOFOLLOW) == 0 &&
+		    S_ISDIR(sb.st_mode) && snprintf(sub, sizeof(sub), "active/%s", de->d_name) < (int)sizeof(sub))
+			rc = list_dir(c, sub, v, n, cap);
+	closedir(d);
+	return rc;
+}
+
 int egr_client_list(const struct egr_client *c, int unfinished, char ***ids, size_t *n, char *err, size_t errlen)
 {
 	static const char *const dirs[] = { "incoming", "active", "done", "failed", "cancelled" };
@@ -404,6 +443,8 @@ int egr_client_list(const struct egr_client *c, int unfinished, char ***ids, siz
 	*n = 0;
 	for (size_t i = 0; i < (unfinished ? 2 : sizeof(dirs) / sizeof(dirs[0])) && rc == 0; i++)
 		rc = list_dir(c, dirs[i], &v, &cnt, &cap);
+	if (rc == 0)
+		rc = list_active_subdirs(c, &v, &cnt, &cap);
 	if (rc == 0 && cnt && !(*ids = malloc(cnt * sizeof(**ids))))
 		rc = -ENOMEM;
 	if (rc < 0) {

@@ -16,12 +16,24 @@ int egr_cancel_finish(const char *spool, const char *from, const char *id, const
 		      size_t errlen)
 {
 	char src[4400], dst[4400], rec[4500];
+	int rc;
 
 	snprintf(src, sizeof(src), "%s/%s/%s", spool, from, id);
+	if (!strcmp(from, "active"))
+		egr_spool_path(src, sizeof(src), spool, EGR_SPOOL_ACTIVE, id);	/* shared spool: our own */
 	snprintf(dst, sizeof(dst), "%s/cancelled/%s", spool, id);
 	snprintf(rec, sizeof(rec), "%s.error", dst);
+	/* shared spool: another daemon may claim it from incoming/ meanwhile: the rename decides first */
+	if (egr_spool_shared() && !strcmp(from, "incoming")) {
+		if (rename(src, dst) < 0) {
+			rc = -errno;
+			egr_errf(err, errlen, "rename(\"%s\", \"%s\"): %s", src, dst, strerror(-rc));
+			return rc;
+		}
+		return egr_fs_write_atomic(rec, text, err, errlen);
+	}
 	/* the record first: a crash in between reruns the job, never loses it */
-	int rc = egr_fs_write_atomic(rec, text, err, errlen);
+	rc = egr_fs_write_atomic(rec, text, err, errlen);
 	if (rc == 0 && rename(src, dst) < 0 && errno != ENOENT) {
 		rc = -errno;
 		egr_errf(err, errlen, "rename(\"%s\", \"%s\"): %s", src, dst, strerror(-rc));
@@ -65,32 +77,44 @@ static void cancel_row(struct egr_status *st, struct egr_ring *r, uint32_t row, 
 	}
 }
 
-/* The job is not in the table: from incoming/ or active/ straight to cancelled/. */
-static void cancel_waiting(struct egr_status *st, const char *id, long uid, const char *why)
+/*
+ * The job is not in the table: from incoming/ or active/ straight to
+ * cancelled/.  1 when the request is another daemon's to act on (shared
+ * spool: the job is in its active directory), else 0.
+ */
+static int cancel_waiting(struct egr_status *st, const char *id, long uid, const char *why)
 {
-	static const char *const from[] = { "incoming", "active" };
+	static const enum egr_spool_dir from[] = { EGR_SPOOL_INCOMING, EGR_SPOOL_ACTIVE };
 	char path[4400], err[512], text[128];
 	struct stat sb;
 
 	for (size_t i = 0; i < sizeof(from) / sizeof(from[0]); i++) {
-		snprintf(path, sizeof(path), "%s/%s/%s", st->spool, from[i], id);
+		egr_spool_path(path, sizeof(path), st->spool, from[i], id);
 		if (lstat(path, &sb) < 0)
 			continue;
 		if (!may_cancel(uid, (long)sb.st_uid)) {
 			refuse(id, uid, (long)sb.st_uid);
-			return;
+			return 0;
 		}
 		snprintf(text, sizeof(text), "%s\n", why);
-		if (egr_cancel_finish(st->spool, from[i], id, text, err, sizeof(err)) < 0)
+		int rc = egr_cancel_finish(st->spool, from[i] == EGR_SPOOL_ACTIVE ? "active" : "incoming", id, text,
+					   err, sizeof(err));
+		if (rc == -ENOENT && egr_spool_active_elsewhere(st->spool, id))
+			return 1;	/* claimed by another daemon meanwhile */
+		if (rc < 0)
 			egr_err("job %s: %s", id, err);
 		else
 			egr_notice("job %s: %s before it started", id, why);
-		return;
+		return 0;
 	}
+	if (egr_spool_active_elsewhere(st->spool, id))
+		return 1;
 	egr_info("cancel request from uid %ld for job %s: no such job is waiting or running", uid, id);
+	return 0;
 }
 
-static void act(struct egr_status *st, struct egr_ring *r, const char *id, long uid)
+/* 1: the request stays (another daemon's job, shared spool) */
+static int act(struct egr_status *st, struct egr_ring *r, const char *id, long uid)
 {
 	char why[64];
 
@@ -98,10 +122,10 @@ static void act(struct egr_status *st, struct egr_ring *r, const char *id, long 
 	for (uint32_t i = 0; i < EGR_RING_JOBS; i++) {
 		if (st->rows[i].name[0] && !strcmp(st->rows[i].name, id)) {
 			cancel_row(st, r, i, uid, why);
-			return;
+			return 0;
 		}
 	}
-	cancel_waiting(st, id, uid, why);
+	return cancel_waiting(st, id, uid, why);
 }
 
 void egr_cancel_scan(struct egr_status *st, struct egr_ring *r)
@@ -119,9 +143,9 @@ void egr_cancel_scan(struct egr_status *st, struct egr_ring *r)
 
 		if (!egr_spool_eligible(id) || fstatat(dirfd(d), id, &sb, AT_SYMLINK_NOFOLLOW) < 0)
 			continue;
-		if (S_ISREG(sb.st_mode))
-			act(st, r, id, (long)sb.st_uid);
-		else
+		if (S_ISREG(sb.st_mode) && act(st, r, id, (long)sb.st_uid))
+			continue;
+		if (!S_ISREG(sb.st_mode))
 			egr_warn("cancel request \"%s/%s\" is not a regular file: removed", dir, id);
 		if (unlinkat(dirfd(d), id, 0) < 0 && errno != ENOENT)
 			egr_warn("unlink(\"%s/%s\"): %s", dir, id, strerror(errno));

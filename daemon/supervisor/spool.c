@@ -21,10 +21,14 @@
 
 static const char *const dir_names[NDIRS] = { "incoming", "active", "done", "failed", "tmp" };
 
+/* shared_spool: this daemon's own directory under active/ (egr_spool_open_shared); "" otherwise */
+static char active_sub[EGR_SPOOL_ID_MAX];
+
 int egr_spool_path(char *buf, size_t len, const char *spool, enum egr_spool_dir d, const char *name)
 {
-	int n = name ? snprintf(buf, len, "%s/%s/%s", spool, dir_names[d], name)
-		     : snprintf(buf, len, "%s/%s", spool, dir_names[d]);
+	const char *sub = d == EGR_SPOOL_ACTIVE ? active_sub : "";
+	int n = name ? snprintf(buf, len, "%s/%s%s%s/%s", spool, dir_names[d], *sub ? "/" : "", sub, name)
+		     : snprintf(buf, len, "%s/%s%s%s", spool, dir_names[d], *sub ? "/" : "", sub);
 	return n < 0 || (size_t)n >= len ? -ENAMETOOLONG : 0;
 }
 
@@ -239,13 +243,24 @@ static void one_line(const char *text, char *buf, size_t len)
 int egr_spool_finish(const char *spool, const char *id, int ok, const char *text, char *err,
 		     size_t errlen)
 {
+	char from[4096];
+
+	if (egr_spool_path(from, sizeof(from), spool, EGR_SPOOL_ACTIVE, id) < 0) {
+		egr_errf(err, errlen, "job name \"%s\" makes a path too long", id);
+		return -ENAMETOOLONG;
+	}
+	return egr_spool_finish_from(spool, from, id, ok, text, err, errlen);
+}
+
+int egr_spool_finish_from(const char *spool, const char *from, const char *id, int ok, const char *text,
+			  char *err, size_t errlen)
+{
 	enum egr_spool_dir d = ok ? EGR_SPOOL_DONE : EGR_SPOOL_FAILED;
-	char side[4200], from[4096], to[4096], dir[4096], line[4096];
+	char side[4200], to[4096], dir[4096], line[4096];
 	const char *name = id;
 	int rc;
 
-	if (egr_spool_path(from, sizeof(from), spool, EGR_SPOOL_ACTIVE, name) < 0 ||
-	    egr_spool_path(to, sizeof(to), spool, d, name) < 0 ||
+	if (egr_spool_path(to, sizeof(to), spool, d, name) < 0 ||
 	    egr_spool_path(dir, sizeof(dir), spool, d, NULL) < 0) {
 		egr_errf(err, errlen, "job name \"%s\" makes a path too long", name);
 		return -ENAMETOOLONG;
@@ -389,7 +404,8 @@ void egr_spool_name_show(const char *name, char *buf, size_t len)
 
 struct egr_spool {
 	char path[4096];
-	int dfd[NDIRS];		/* the directories, O_PATH */
+	int dfd[NDIRS];		/* the directories, O_PATH (active: this daemon's own) */
+	int active_root;	/* shared_spool: <spool>/active, O_PATH; else -1 */
 	int lock_fd;
 	struct {
 		dev_t dev;
@@ -398,10 +414,10 @@ struct egr_spool {
 	unsigned nseen;
 };
 
-/* take <spool>/.lock; -EBUSY with the holder's pid in err */
-static int take_lock(struct egr_spool *sp, char *err, size_t errlen)
+/* take <spool>/.lock (shared: F_RDLCK); -EBUSY with the holder's pid in err */
+static int take_lock(struct egr_spool *sp, int shared, char *err, size_t errlen)
 {
-	struct flock fl = { .l_type = F_WRLCK, .l_whence = SEEK_SET };
+	struct flock fl = { .l_type = shared ? F_RDLCK : F_WRLCK, .l_whence = SEEK_SET };
 	char p[4200], pid[32] = "";
 	ssize_t n;
 
@@ -416,15 +432,33 @@ static int take_lock(struct egr_spool *sp, char *err, size_t errlen)
 	if (fcntl(sp->lock_fd, F_OFD_SETLK, &fl) < 0) {
 		int e = errno;
 
+		if (shared && (e == ENOLCK || e == EINVAL || e == ENOSYS || e == EOPNOTSUPP)) {	/* no locks here */
+			egr_warn("fcntl(\"%s\", F_OFD_SETLK): %s: a daemon without shared_spool on this spool "
+				 "cannot be told apart", p, strerror(e));
+			return 0;
+		}
 		if (e != EAGAIN && e != EACCES) {
 			egr_errf(err, errlen, "fcntl(\"%s\", F_OFD_SETLK): %s", p, strerror(e));
 			return -e;
 		}
 		n = pread(sp->lock_fd, pid, sizeof(pid) - 1, 0);
-		pid[n > 0 ? strspn(pid, "0123456789") : 0] = '\0';
-		egr_errf(err, errlen, "spool %s is in use by another egressd (pid %s); give each daemon its own spool",
-			 sp->path, pid[0] ? pid : "unknown");
+		pid[n > 0 ? n : 0] = '\0';
+		if (!strncmp(pid, "shared", 6)) {
+			egr_errf(err, errlen, "spool %s is served by egressd daemons with shared_spool = yes; set it "
+				 "here too (docs/SCALING.md) or give this daemon its own spool", sp->path);
+			return -EBUSY;
+		}
+		pid[strspn(pid, "0123456789")] = '\0';
+		egr_errf(err, errlen, "spool %s is in use by %s egressd (pid %s)%s; give each daemon its own spool",
+			 sp->path, shared ? "an" : "another", pid[0] ? pid : "unknown",
+			 shared ? " without shared_spool = yes" : "");
 		return -EBUSY;
+	}
+	if (shared) {
+		/* no pid: several hold it; this tells a daemon without shared_spool who they are */
+		if (pwrite(sp->lock_fd, "shared\n", 7, 0) != 7)
+			egr_warn("writing \"%s\": %s", p, strerror(errno));
+		return 0;
 	}
 	n = snprintf(pid, sizeof(pid), "%d\n", (int)getpid());
 	if (ftruncate(sp->lock_fd, 0) < 0 || pwrite(sp->lock_fd, pid, (size_t)n, 0) != n)
@@ -432,7 +466,10 @@ static int take_lock(struct egr_spool *sp, char *err, size_t errlen)
 	return 0;
 }
 
-int egr_spool_open(const char *spool, struct egr_spool **out, char *err, size_t errlen)
+static int open_shared(struct egr_spool *sp, const char *sub, char *err, size_t errlen);
+
+/* egr_spool_open, or with sub (not NULL) egr_spool_open_shared */
+static int spool_open(const char *spool, const char *sub, struct egr_spool **out, char *err, size_t errlen)
 {
 	struct egr_spool *sp = calloc(1, sizeof(*sp));
 	char p[4096];
@@ -441,13 +478,15 @@ int egr_spool_open(const char *spool, struct egr_spool **out, char *err, size_t 
 	*out = NULL;
 	if (!sp)
 		return -ENOMEM;
-	sp->lock_fd = -1;
+	sp->lock_fd = sp->active_root = -1;
 	for (int d = 0; d < NDIRS; d++)
 		sp->dfd[d] = -1;
 	snprintf(sp->path, sizeof(sp->path), "%s", spool);
 	rc = egr_spool_init(spool, err, errlen);
 	if (rc == 0)
-		rc = take_lock(sp, err, errlen);
+		rc = take_lock(sp, sub != NULL, err, errlen);
+	if (rc == 0 && sub)
+		rc = open_shared(sp, sub, err, errlen);
 	for (int d = 0; d < NDIRS && rc == 0; d++) {
 		egr_spool_path(p, sizeof(p), spool, (enum egr_spool_dir)d, NULL);
 		sp->dfd[d] = open(p, O_PATH | O_DIRECTORY | O_CLOEXEC);
@@ -464,10 +503,24 @@ int egr_spool_open(const char *spool, struct egr_spool **out, char *err, size_t 
 	return 0;
 }
 
+int egr_spool_open(const char *spool, struct egr_spool **out, char *err, size_t errlen)
+{
+	return spool_open(spool, NULL, out, err, errlen);
+}
+
+int egr_spool_open_shared(const char *spool, const char *sub, struct egr_spool **out, char *err, size_t errlen)
+{
+	return spool_open(spool, sub, out, err, errlen);
+}
+
 void egr_spool_close(struct egr_spool *sp)
 {
 	if (!sp)
 		return;
+	if (sp->active_root >= 0) {
+		close(sp->active_root);
+		active_sub[0] = 0;
+	}
 	for (int d = 0; d < NDIRS; d++)
 		if (sp->dfd[d] >= 0)
 			close(sp->dfd[d]);
@@ -485,6 +538,86 @@ static int exists_at(int dfd, const char *name, const char *suffix)
 	return fstatat(dfd, p, &st, AT_SYMLINK_NOFOLLOW) == 0;
 }
 
+/* ---- shared spools (daemon/supervisor/lease.h) ---- */
+
+int egr_spool_shared(void)
+{
+	return active_sub[0] != 0;
+}
+
+/* <spool>/active/<sub>/ created, opened as this daemon's active directory */
+static int open_shared(struct egr_spool *sp, const char *sub, char *err, size_t errlen)
+{
+	char p[4400];
+	int n = snprintf(active_sub, sizeof(active_sub), "%s", sub);
+
+	if (n <= 0 || (size_t)n >= sizeof(active_sub) || strchr(sub, '/') || sub[0] == '.') {
+		active_sub[0] = 0;
+		egr_errf(err, errlen, "shared spool: \"%s\" is not a directory name", sub);
+		return -EINVAL;
+	}
+	snprintf(p, sizeof(p), "%s/active", sp->path);
+	sp->active_root = open(p, O_PATH | O_DIRECTORY | O_CLOEXEC);
+	if (sp->active_root < 0 || (mkdirat(sp->active_root, sub, 0750) < 0 && errno != EEXIST)) {
+		int rc = -errno;
+		egr_errf(err, errlen, "mkdir(\"%s/%s\"): %s", p, sub, strerror(errno));
+		active_sub[0] = 0;
+		return rc;
+	}
+	return 0;
+}
+
+/*
+ * 1 if id is in a directory under dfd: depth 0 looks in dfd itself, 1 in
+ * its subdirectories too (every daemon's active/ of a shared spool), 2 in
+ * theirs (jobs being requeued, lease.c).  skip: a subdirectory to leave out.
+ */
+static int in_tree(int dfd, const char *id, int depth, const char *skip)
+{
+	struct dirent *de;
+	int found = exists_at(dfd, id, ""), fd;
+	DIR *d;
+
+	if (found || depth == 0 || (fd = openat(dfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0)
+		return found;
+	if (!(d = fdopendir(fd))) {
+		close(fd);
+		return 0;
+	}
+	while (!found && (de = readdir(d))) {
+		/* daemons' directories, then their requeue directories (".reap-...") */
+		int want = depth == 2 ? de->d_name[0] != '.' : !strncmp(de->d_name, ".reap-", 6);
+		int sub;
+		if (!want || (skip && !strcmp(de->d_name, skip)) || (de->d_type != DT_DIR && de->d_type != DT_UNKNOWN))
+			continue;
+		if ((sub = openat(dirfd(d), de->d_name, O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)) < 0)
+			continue;
+		found = in_tree(sub, id, depth - 1, NULL);
+		close(sub);
+	}
+	closedir(d);
+	return found;
+}
+
+/* 1 if id is in this daemon's active directory, or (shared) in any daemon's */
+static int in_active(struct egr_spool *sp, const char *id)
+{
+	return sp->active_root >= 0 ? in_tree(sp->active_root, id, 2, NULL) : exists_at(sp->dfd[EGR_SPOOL_ACTIVE], id, "");
+}
+
+int egr_spool_active_elsewhere(const char *spool, const char *id)
+{
+	char p[4200];
+	int fd, found;
+
+	if (!active_sub[0] || snprintf(p, sizeof(p), "%s/active", spool) >= (int)sizeof(p) ||
+	    (fd = open(p, O_PATH | O_DIRECTORY | O_CLOEXEC)) < 0)
+		return 0;
+	found = in_tree(fd, id, 2, active_sub);
+	close(fd);
+	return found;
+}
+
 /* the first of base, base.2, base.3, ... with no trace in active/, done/ or failed/ */
 static int make_id(struct egr_spool *sp, const char *base, char *id, size_t len)
 {
@@ -493,7 +626,7 @@ static int make_id(struct egr_spool *sp, const char *base, char *id, size_t len)
 
 		if (n < 0 || (size_t)n >= len)
 			return -ENAMETOOLONG;
-		if (!exists_at(sp->dfd[EGR_SPOOL_ACTIVE], id, "") && !exists_at(sp->dfd[EGR_SPOOL_DONE], id, "") &&
+		if (!in_active(sp, id) && !exists_at(sp->dfd[EGR_SPOOL_DONE], id, "") &&
 		    !exists_at(sp->dfd[EGR_SPOOL_DONE], id, ".result") &&
 		    !exists_at(sp->dfd[EGR_SPOOL_FAILED], id, "") && !exists_at(sp->dfd[EGR_SPOOL_FAILED], id, ".error"))
 			return 0;

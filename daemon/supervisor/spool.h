@@ -2,11 +2,14 @@
  * spool: the job directories.
  *
  *   <spool>/.lock      held (F_OFD_SETLK) by the one daemon using the spool
+ *                      (shared by every daemon with shared_spool = yes)
  *   <spool>/tmp/       submitters create a job file here (setgid, sticky,
  *                      group-writable: 3770 when egressd creates it) ...
  *   <spool>/incoming/  ... and rename() it here (same mode), Maildir's way
  *   <spool>/active/    claimed by rename() under a unique id; left here by
- *                      a crash, rerun on start
+ *                      a crash, rerun on start (shared_spool: one directory
+ *                      per daemon, active/<host_id>.<instance>/, beside its
+ *                      lease file: daemon/supervisor/lease.h)
  *   <spool>/done/      the job file and ID.result
  *   <spool>/failed/    the job file and ID.error (one line: why)
  *
@@ -62,6 +65,9 @@ int egr_spool_claim(const char *spool, const char *name, char *err, size_t errle
  */
 int egr_spool_finish(const char *spool, const char *id, int ok, const char *text, char *err,
 		     size_t errlen);
+/* The same for a job file at from (a path anywhere in the spool: lease.h's requeue). */
+int egr_spool_finish_from(const char *spool, const char *from, const char *id, int ok, const char *text,
+			  char *err, size_t errlen);
 
 /*
  * For `egressd -t` (run as the daemon's user, as the unit's ExecStartPre=
@@ -84,6 +90,25 @@ struct egr_spool;
 int egr_spool_open(const char *spool, struct egr_spool **sp, char *err, size_t errlen);
 /* Release the lock and free sp (NULL is fine). */
 void egr_spool_close(struct egr_spool *sp);
+
+/*
+ * shared_spool = yes (daemon/supervisor/lease.h): several daemons on one
+ * spool.  The same as egr_spool_open, except that
+ *   - <spool>/.lock is held shared (F_RDLCK): daemons that share open
+ *     together, a daemon without shared_spool is refused while any of them
+ *     runs and vice versa (-EBUSY, err says which); where the filesystem
+ *     has no locks (ENOLCK) this is a warning, not a refusal;
+ *   - this daemon's active directory is <spool>/active/<sub>/ (created if
+ *     missing): for the rest of the process, egr_spool_path(EGR_SPOOL_ACTIVE)
+ *     names it, so claims, listings and records use it unchanged;
+ *   - a claim's unique id avoids the ids in every daemon's active directory.
+ * sub: "<host_id>.<instance>", a valid file name.
+ */
+int egr_spool_open_shared(const char *spool, const char *sub, struct egr_spool **sp, char *err, size_t errlen);
+/* 1 after egr_spool_open_shared in this process (until egr_spool_close) */
+int egr_spool_shared(void);
+/* Shared spool: 1 if job id is in another daemon's active directory (one of <spool>/active/<other>/). */
+int egr_spool_active_elsewhere(const char *spool, const char *id);
 
 struct egr_spool_job {
 	char id[EGR_SPOOL_ID_MAX];	/* its name in active/, done/ and failed/ */

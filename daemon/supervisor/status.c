@@ -9,6 +9,7 @@
 
 #include "daemon/base/fs.h"
 #include "daemon/base/log.h"
+#include "daemon/supervisor/spool.h"
 #include "daemon/supervisor/status.h"
 
 #define DROP_MODE 03770		/* setgid, sticky, group-writable: submitters drop, nobody removes another's */
@@ -64,7 +65,8 @@ int egr_status_init(struct egr_status *st, const char *spool, char *err, size_t 
 			return -e;
 		}
 	}
-	sweep_status(spool);
+	if (!egr_spool_shared())	/* shared spool: the other daemons' files are live */
+		sweep_status(spool);
 	return 0;
 }
 

@@ -31,6 +31,7 @@
 #include "daemon/base/safepath.h"
 #include "daemon/base/sdnotify.h"
 #include "daemon/supervisor/cancel.h"
+#include "daemon/supervisor/lease.h"
 #include "daemon/supervisor/metrics.h"
 #include "daemon/supervisor/queue.h"
 #include "daemon/supervisor/spool.h"
@@ -83,6 +84,7 @@ struct sup {
 	int exit_code;
 	uint64_t last_scan_ns;
 	struct egr_spool *spool;	/* locked for the daemon's life (not --oneshot) */
+	struct egr_lease *lease;	/* shared_spool = yes (lease.h); else NULL */
 	struct egr_safepath roots;	/* [paths]: to remove outputs of failed jobs */
 	long oom_kills;		/* the cgroup's count when last read, -1 unknown */
 	uint64_t frames_ended;	/* frames of jobs reported, for STATUS= */
@@ -449,6 +451,8 @@ static void job_report(struct sup *s, uint32_t i, int ok)
 		s->oneshot_status = EGR_EXIT_OK;
 	} else if (s->oneshot) {
 		oneshot_failed(s, j->name, j->error);
+	} else if (s->lease && !egr_lease_held(s->lease)) {
+		egr_warn("job %s: no record written: this daemon no longer holds its lease (lease.h)", j->name);
 	} else if ((cancelled ? egr_cancel_finish(s->c->spool, "active", j->name, text, err, sizeof(err))
 			      : egr_spool_finish(s->c->spool, j->name, ok, text, err, sizeof(err))) < 0) {
 		egr_err("job %s: %s", j->name, err);
@@ -563,7 +567,9 @@ static void sweep_spool(struct sup *s)
 	for (size_t d = 0; d < sizeof(dirs) / sizeof(dirs[0]); d++) {
 		DIR *dp;
 		struct dirent *de;
-		if (egr_spool_path(dir, sizeof(dir), s->c->spool, dirs[d], NULL) < 0 || !(dp = opendir(dir)))
+		/* shared spool: done/ and failed/ temporaries may be another daemon's, in flight */
+		if ((s->lease && d > 0) || egr_spool_path(dir, sizeof(dir), s->c->spool, dirs[d], NULL) < 0 ||
+		    !(dp = opendir(dir)))
 			continue;
 		while ((de = readdir(dp))) {
 			const char *n = de->d_name;
@@ -685,7 +691,7 @@ static void fill_table(struct sup *s)
 	char err[512], path[4096];
 
 	s->last_scan_ns = egr_log_now_ns();
-	if (table_free(s) == 0)
+	if (table_free(s) == 0 || (s->lease && !egr_lease_held(s->lease)))
 		return;
 	/* claimed before a crash first, then new ones */
 	if (egr_spool_list(s->c->spool, EGR_SPOOL_ACTIVE, &names, &n, err, sizeof(err)) == 0) {
@@ -875,8 +881,9 @@ static int sup_setup(struct sup *s, const struct egr_conf *c, int oneshot)
 		egr_err("%s", err);
 		return EGR_EXIT_CONFIG;
 	}
-	/* the spool is one daemon's: a second one stops here, before any shared memory */
-	if (!oneshot && (rc = egr_spool_open(c->spool, &s->spool, err, sizeof(err))) < 0) {
+	/* the spool is one daemon's (or shared: lease.h): a second one stops here, before any shared memory */
+	if (!oneshot && (rc = strcmp(c->shared_spool, "yes") ? egr_spool_open(c->spool, &s->spool, err, sizeof(err))
+			      : egr_lease_open(c, &s->roots, &s->spool, &s->lease, err, sizeof(err))) < 0) {
 		egr_err("%s", err);
 		return rc == -EBUSY ? EGR_EXIT_UNAVAILABLE : EGR_EXIT_CONFIG;
 	}
@@ -956,6 +963,8 @@ static void sup_teardown(struct sup *s)
 	egr_metrics_close(s->metrics);	/* the textfile's last version */
 	s->metrics = NULL;
 	egr_queue_free(&s->queue);
+	egr_lease_close(s->lease, s->ring != NULL);	/* children gone: a clean stop requeues what is left */
+	s->lease = NULL;
 	if (s->inotify_fd >= 0)
 		close(s->inotify_fd);
 	if (s->notify_rd >= 0)
@@ -1041,6 +1050,16 @@ static void reload(struct sup *s)
 	egr_notice("SIGHUP: reloaded %s ([limits], [metrics], log_level = %s)", s->conf.path, s->conf.log_level);
 }
 
+/* The lease is lost (lease.h): the jobs are another daemon's now; nothing of ours may touch them. */
+static void lease_lost(struct sup *s)
+{
+	for (uint32_t i = 0; i < s->nkids; i++)
+		if (s->kids[i].pid > 0)
+			kill(s->kids[i].pid, SIGKILL);
+	s->stopping = 1;
+	s->exit_code = EGR_EXIT_OSERR;
+}
+
 static int sup_loop(struct sup *s)
 {
 	sigset_t waitmask = orig_mask;
@@ -1076,6 +1095,8 @@ static int sup_loop(struct sup *s)
 		uint64_t ping_ns = egr_sdnotify_watchdog_tick(now);
 		if (ping_ns && ping_ns < wait_ns)
 			wait_ns = ping_ns;
+		if (s->lease && egr_lease_next_ns(s->lease) < wait_ns)
+			wait_ns = egr_lease_next_ns(s->lease);
 		struct timespec ts = { (time_t)(wait_ns / 1000000000ull), (long)(wait_ns % 1000000000ull) };
 		int nm = egr_metrics_pollfds(s->metrics, pfd + 2, EGR_METRICS_MAX_FDS);
 		int n = ppoll(pfd, 2 + (nfds_t)nm, &ts, &waitmask);
@@ -1096,6 +1117,8 @@ static int sup_loop(struct sup *s)
 			sig_chld = 0;
 			reap(s);
 		}
+		if (s->lease && egr_lease_tick(s->lease) < 0)
+			lease_lost(s);
 		if (n > 0 && (pfd[0].revents & POLLIN))
 			drain_fd(s->notify_rd);
 		if (n > 0)

@@ -8,6 +8,7 @@ the daemon writes the record before it moves the job file and removes the
 status file, so a job that ends during a lookup is never missed.
 """
 import configparser
+import glob
 import os
 import re
 import secrets
@@ -116,6 +117,8 @@ def lookup(spool, job_id):
     except (FileNotFoundError, configparser.Error):
         pass
     waiting = any(os.path.exists(os.path.join(spool, d, job_id)) for d in ("active", "incoming"))
+    # shared_spool (docs/SCALING.md): each daemon's jobs are in active/<host_id>.<instance>/
+    waiting = waiting or bool(glob.glob(os.path.join(glob.escape(spool), "active", "*", glob.escape(job_id))))
     rec = _records(spool, job_id)
     if rec:
         return rec
