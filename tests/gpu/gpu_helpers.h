@@ -249,7 +249,7 @@ static inline int chunk_stage(void *be, struct slot_harness *h, const struct egr
 	}
 	uint32_t src = lat_pool ? (first % lat_pool) : first;
 	memcpy(in, (const uint8_t *)lat + (size_t)src * g->lat_frame_bytes, lb);
-	*ch = egr_chunk{slot, dst, first, n, in};
+	*ch = egr_chunk{slot, dst, first, n, first, n, 0, in};
 	return 0;
 }
 

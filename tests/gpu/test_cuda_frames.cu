@@ -520,10 +520,10 @@ static void test_bad_submits(void)
 	void *in = egr_backend_cuda.input_buffer(be, 4 * j.g.lat_frame_bytes, err, sizeof(err));
 	CHECK(in != NULL, "input_buffer: %s", err);
 	uint8_t outside[64];
-	struct egr_chunk c = {1, outside, 0, 4, in};
+	struct egr_chunk c = {1, outside, 0, 4, 0, 4, 0, in};
 	rc = egr_backend_cuda.submit(be, &c, err, sizeof(err));
 	CHECK(rc == -EINVAL && strstr(err, "slot 1"), "submit(outside the slot area): %d %s", rc, err);
-	struct egr_chunk c2 = {0, h.base, 0, 5, in};
+	struct egr_chunk c2 = {0, h.base, 0, 5, 0, 5, 0, in};
 	rc = egr_backend_cuda.submit(be, &c2, err, sizeof(err));
 	CHECK(rc == -EINVAL, "submit(5 frames, chunk 4): %d %s", rc, err);
 	rc = egr_backend_cuda.job_end(be, 0, &st, err, sizeof(err));
