@@ -74,7 +74,9 @@ int egr_frame_l2r_init_job(struct egr_l2r *p, uint32_t channels, const struct eg
 
 /*
  * Source coordinate for output index o at scale 8, align_corners=False:
- * s = (o + 0.5) / 8 - 0.5 = (2o - 7) / 16, exact in binary32.
+ * s = (o + 0.5) / 8 - 0.5 = (2o - 7) / 16, exact in binary32.  Mirrored on
+ * purpose in l2r_cuda.cuh's egr_d_src: GPU frames equal CPU frames byte for
+ * byte only while the two stay the same arithmetic.
  */
 static inline void l2r_src(uint32_t o, uint32_t n, uint32_t *i0, uint32_t *i1, float *f)
 {

@@ -70,7 +70,7 @@ static __device__ __forceinline__ uint8_t egr_d_quant(float v)
 	return (uint8_t)__float2int_rz(t);
 }
 
-/* frame.c's l2r_src: source cell and weight for output index o */
+/* frame.c's l2r_src, mirrored on purpose (bit-exact CPU/GPU): source cell and weight for output index o */
 static __device__ __forceinline__ void egr_d_src(uint32_t o, uint32_t n, uint32_t *i0, uint32_t *i1,
 						 float *f)
 {
