@@ -113,6 +113,71 @@ static int pid_alive(pid_t pid)
  * An existing segment: whose is it?  0 if stale (safe to replace), -EBUSY
  * if a live egressd owns it.
  */
+/*
+ * 1 if pid runs an egressd child ("egressd-...") attached to segment name
+ * (its command line has "--shm name"): /proc/PID/cmdline, so a reused pid
+ * running anything else is never taken for one.
+ */
+static int orphan_of(pid_t pid, const char *name)
+{
+	char path[64], buf[4096];
+	ssize_t n;
+	int fd, prev_shm = 0;
+
+	snprintf(path, sizeof(path), "/proc/%d/cmdline", (int)pid);
+	if ((fd = open(path, O_RDONLY | O_CLOEXEC)) < 0)
+		return 0;
+	n = read(fd, buf, sizeof(buf) - 1);
+	close(fd);
+	if (n <= 0)
+		return 0;
+	buf[n] = 0;
+	const char *base = strrchr(buf, '/');
+	if (strncmp(base ? base + 1 : buf, "egressd-", 8) != 0)
+		return 0;
+	for (char *a = buf; a < buf + n; a += strlen(a) + 1) {
+		if (prev_shm && strcmp(a, name) == 0)
+			return 1;
+		prev_shm = strcmp(a, "--shm") == 0;
+	}
+	return 0;
+}
+
+/*
+ * The children of a dead supervisor die with it (PR_SET_PDEATHSIG), but not
+ * at once: one inside a system call (creating a temporary output, say)
+ * finishes it first.  Before the segment is rebuilt and the new supervisor
+ * recovers the old run's outputs from their journals, every process still
+ * attached to the old segment is killed and waited for, so nothing of the
+ * old run acts behind the recovery's back (rebuild on doubt).
+ */
+static void reap_orphans(const char *name)
+{
+	for (int round = 0; round < 200; round++) {	/* 2 s at most */
+		DIR *d = opendir("/proc");
+		struct dirent *de;
+		int found = 0;
+
+		if (!d)
+			return;
+		while ((de = readdir(d))) {
+			char *end;
+			long pid = strtol(de->d_name, &end, 10);
+			if (*end || pid <= 1 || pid == getpid() || !orphan_of((pid_t)pid, name))
+				continue;
+			if (round == 0)
+				egr_notice("killing pid %ld, left attached to stale shared memory %s", pid, name);
+			kill((pid_t)pid, SIGKILL);
+			found = 1;
+		}
+		closedir(d);
+		if (!found)
+			return;
+		struct timespec ts = { 0, 10000000 };
+		nanosleep(&ts, NULL);
+	}
+}
+
 static int ring_check_stale(const char *name, char *err, size_t errlen)
 {
 	struct stat st;
@@ -133,6 +198,7 @@ static int ring_check_stale(const char *name, char *err, size_t errlen)
 			} else {
 				egr_notice("replacing stale shared memory %s (its creator, pid %d, is gone)",
 					   name, (int)h->supervisor);
+				reap_orphans(name);
 			}
 			munmap(h, sizeof(*h));
 		}
