@@ -298,13 +298,20 @@ static int consume_temp(struct egr_safepath_out *o, const char *name)
 	char fresh[300];
 	struct stat st;
 
+	/*
+	 * A directory goes aside under a name derived from its own (not a new
+	 * random one, which nothing would record): a recovery killed while
+	 * removing it is redone from the same journal, and finds it there.
+	 */
+	int n = snprintf(fresh, sizeof(fresh), "%s.gone", name), rc;
+	if (n < 0 || (size_t)n >= sizeof(fresh))
+		return -ENAMETOOLONG;
+	if ((rc = egr_safepath_remove_at(o->dirfd, fresh)) < 0)
+		return rc;
 	if (fstatat(o->dirfd, name, &st, AT_SYMLINK_NOFOLLOW) < 0)
 		return errno == ENOENT ? 0 : -errno;
 	if (!S_ISDIR(st.st_mode))
 		return unlinkat(o->dirfd, name, 0) < 0 && errno != ENOENT ? -errno : 0;
-	int rc = egr_safepath_temp_name(o->name, fresh, sizeof(fresh));
-	if (rc < 0)
-		return rc;
 	if (renameat(o->dirfd, name, o->dirfd, fresh) < 0)
 		return errno == ENOENT ? 0 : -errno;
 	return egr_safepath_remove_at(o->dirfd, fresh);

@@ -134,7 +134,7 @@ need_numpy() { python3 -c 'import numpy' 2>/dev/null || skip "numpy not installe
 # leftovers DIR...: the temporary files of egressd under DIRs (temp outputs,
 # finalize markers, half-written records, journals): none may outlive a restart
 leftovers() {
-	find "$@" \( -name '*.egressd-tmp' -o -name '.egressd-finalizing' -o -name '*.tmp' \
+	find "$@" \( -name '*.egressd-tmp' -o -name '*.egressd-tmp.gone' -o -name '.egressd-finalizing' -o -name '*.tmp' \
 		-o -name '*.egressd-wal*' \) -print 2>/dev/null
 }
 
