@@ -12,7 +12,9 @@ built with the same configuration, loads the same safetensors
 and decodes the same latents with vae.decode on the GPU in fp32 with TF32 off
 (its own _decode: latent frame by latent frame with feat_cache).  Checks:
 frame count exact (1 + 4 (T - 1)), egressd cpu fp32 vs diffusers fp32 rel err
-<= 1e-3.  diffusers' bf16 decode vs its fp32 is printed for scale.
+<= 1e-3.  Then egressd's GPU decoder (bf16; EGR_BIN_DIR/tests/gpu/test_wanvae_gpu
+--decode), fed 1 and T latent frames at a time, against diffusers fp32: its
+error must stay within 1.25x diffusers' own bf16-vs-fp32 error (both printed).
 
 Cases use reduced widths (decoder_base_dim 16) so the CPU side takes seconds;
 EGR_WANVAE_FULL=1 adds the real widths (96 for Wan 2.1, 256 for Wan 2.2 5B)
@@ -38,6 +40,7 @@ CASES = [
     ("wan2.1 dim16", "2.1", 16, 3, 6, 8, 1),
     ("wan2.2 dim16", "2.2", 16, 3, 4, 6, 2),
     ("wan2.1 dim16 T=1", "2.1", 16, 1, 5, 7, 3),
+    ("wan2.1 dim96 (real widths)", "2.1", 96, 2, 4, 4, 6),
 ]
 FULL = [
     ("wan2.1 dim96 (real widths)", "2.1", 96, 2, 2, 3, 4),
@@ -100,7 +103,18 @@ def egressd_decode(mk, d, preset, dim, t, h, w, seed, z_dim):
     return wpath, lat, outs
 
 
-def check_case(mk, d, case):
+def egressd_gpu_decode(tool, d, wpath, t, h, w):
+    """egressd's GPU decoder on the latents egressd_decode wrote: feeds of 1 and of t"""
+    outs = []
+    for chunk in (1, t):
+        opath = os.path.join(d, "gpu%d.f32" % chunk)
+        run([tool, "--decode", wpath, "--latents", os.path.join(d, "lat.f32"), "--frames", str(t), "--size",
+             "%dx%d" % (h, w), "--chunk", str(chunk), "-o", opath])
+        outs.append(np.fromfile(opath, dtype="<f4"))
+    return outs
+
+
+def check_case(mk, gpu_tool, d, case):
     name, preset, dim, t, h, w, seed = case
     z_dim = 48 if preset == "2.2" else 16
     wpath, lat, (ours, ours_whole) = egressd_decode(mk, d, preset, dim, t, h, w, seed, z_dim)
@@ -116,15 +130,29 @@ def check_case(mk, d, case):
     ok = frames_ok and np.array_equal(ours, ours_whole)
     e_cpu = rel(ours.reshape(f, 3, hh, ww), ref.transpose(1, 0, 2, 3)) if frames_ok else float("inf")
     ok = ok and e_cpu <= 1e-3
+    e16 = rel(ref16, ref)
     print("TORCHCHECK %s: %d tensors, %d latent frames %dx%d -> %d frames %dx%d | egressd cpu fp32 vs diffusers "
           "fp32 %.2e (<=1e-3) | one feed == frame by frame: %s | diffusers bf16 vs fp32 %.2e  %s"
-          % (name, nt, t, w, h, f, ww, hh, e_cpu, np.array_equal(ours, ours_whole), rel(ref16, ref),
+          % (name, nt, t, w, h, f, ww, hh, e_cpu, np.array_equal(ours, ours_whole), e16,
              "ok" if ok else "FAIL"))
+    if gpu_tool and frames_ok:
+        refT = ref.transpose(1, 0, 2, 3)
+        errs = [rel(g.reshape(f, 3, hh, ww), refT) if g.size == ours.size else float("inf")
+                for g in egressd_gpu_decode(gpu_tool, d, wpath, t, h, w)]
+        gok = all(e <= 1.25 * e16 for e in errs)
+        print("TORCHCHECK %s: egressd gpu bf16 vs diffusers fp32 %.2e (feeds of 1), %.2e (one feed) | diffusers "
+              "bf16 vs fp32 %.2e | ratio %.2f (<=1.25)  %s"
+              % (name, errs[0], errs[1], e16, max(errs) / e16, "ok" if gok else "FAIL"))
+        ok = ok and gok
     return ok
 
 
 def main(argv):
     mk = os.path.join(argv[1], "egressd-mkwanvae") if len(argv) == 2 else None
+    gpu_tool = os.path.join(argv[1], "tests", "gpu", "test_wanvae_gpu") if mk else None
+    if gpu_tool and not os.access(gpu_tool, os.X_OK):
+        print("wanvae_torch_check: %s missing: the GPU decoder is not checked" % gpu_tool)
+        gpu_tool = None
     if not mk:
         sys.stderr.write(__doc__)
         return 2
@@ -141,7 +169,7 @@ def main(argv):
     with tempfile.TemporaryDirectory(prefix="egr-wanvae-torch.") as d:
         for case in cases:
             try:
-                bad += not check_case(mk, d, case)
+                bad += not check_case(mk, gpu_tool, d, case)
             except Exception as e:     # one broken case must not hide the others
                 print("TORCHCHECK %s: error: %s  FAIL" % (case[0], e))
                 bad += 1
