@@ -225,7 +225,12 @@ static int gn_conv_desc(struct gn_ctx *g, const struct gn_conv *c, uint32_t n, u
 	return 0;
 }
 
-/* the algorithm for this shape: cached, else searched once (synchronous) */
+/*
+ * The algorithm for this shape: cached, else cuDNN's heuristics' first
+ * choice that fits 2 GiB of workspace.  Not cudnnFind's timed search: its
+ * pick can differ from one process to the next, and a producer that replaces
+ * a dead one must decode the same bytes (backend.h, replay).
+ */
 static int gn_conv_algo(struct gn_ctx *g, const struct gn_conv *c, uint32_t n, uint32_t h, uint32_t w,
 			const struct gn_algo **out, char *err, size_t errlen)
 {
@@ -241,10 +246,9 @@ static int gn_conv_algo(struct gn_ctx *g, const struct gn_conv *c, uint32_t n, u
 			return 0;
 		}
 	}
-	GN_CU(cudaStreamSynchronize(g->s), "cudaStreamSynchronize(before a cuDNN algorithm search)");
-	GN_DNN(cudnnFindConvolutionForwardAlgorithm(g->dnn, g->xd, g->wd, g->cd, g->yd, 8, &got, perf),
-	       "cudnnFindConvolutionForwardAlgorithm(%u -> %u, %ux%ux%u, %u frames of %ux%u)", c->cin, c->cout, c->kt,
-	       c->ks, c->ks, n, h, w);
+	GN_DNN(cudnnGetConvolutionForwardAlgorithm_v7(g->dnn, g->xd, g->wd, g->cd, g->yd, 8, &got, perf),
+	       "cudnnGetConvolutionForwardAlgorithm_v7(%u -> %u, %ux%ux%u, %u frames of %ux%u)", c->cin, c->cout,
+	       c->kt, c->ks, c->ks, n, h, w);
 	g->searches++;
 	for (int i = 0; i < got && pick < 0; i++)
 		if (perf[i].status == CUDNN_STATUS_SUCCESS && perf[i].memory <= (2ull << 30))
@@ -257,6 +261,8 @@ static int gn_conv_algo(struct gn_ctx *g, const struct gn_conv *c, uint32_t n, u
 	key.algo = perf[pick].algo;
 	key.ws = perf[pick].memory;
 	if (key.ws > g->ws_cap) {
+		/* the old workspace may still be in use by queued convs */
+		GN_CU(cudaStreamSynchronize(g->s), "cudaStreamSynchronize(before growing the cuDNN workspace)");
 		if (g->ws)
 			GN_CU(cudaFree(g->ws), "cudaFree(cuDNN workspace)");
 		g->ws = NULL;

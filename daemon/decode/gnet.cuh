@@ -19,9 +19,11 @@
  * lays two history frames before the new ones) gives n - 2 output frames;
  * gn_conv runs it as one 3-D cuDNN convolution with no time padding.
  *
- * Every call is asynchronous on the context's stream, but a conv on a shape
- * not seen before runs cuDNN's algorithm search once (synchronous; the
- * decoders warm their shapes up before a job's first chunk).  Calls return
+ * Every call is asynchronous on the context's stream (a conv shape not seen
+ * before asks cuDNN's heuristics for its algorithm, once, and may grow the
+ * workspace: that waits for the stream; the decoders warm their shapes up
+ * before a job's first chunk).  The algorithm depends on the shape only, so
+ * two processes decoding the same latents make the same bytes.  Calls return
  * 0 or -errno with err naming the failing call and shape.
  * Internal to the .cu files of daemon/decode: nothing in C includes it.
  */
@@ -78,7 +80,7 @@ struct gn_ctx {
 	size_t ws_cap;
 	uint32_t nalgo;
 	struct gn_algo algo[GN_ALGO_CACHE];
-	uint64_t searches;	/* algorithm searches run (tests, logs) */
+	uint64_t searches;	/* conv shapes looked up (tests, logs) */
 };
 
 /* A convolution's weights on the device: [cout][kt][ks][ks][cin] in the

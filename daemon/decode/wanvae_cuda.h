@@ -44,7 +44,7 @@ int egr_wanvae_gpu_create(const struct egr_wanvae *net, struct CUstream_st *stre
 			  char *err, size_t errlen);
 void egr_wanvae_gpu_destroy(struct egr_wanvae_gpu *g);
 
-/* conv shapes searched by cuDNN so far (each costs one synchronous search) */
+/* conv shapes looked up in cuDNN so far (each waits for the stream once) */
 uint64_t egr_wanvae_gpu_searches(const struct egr_wanvae_gpu *g);
 
 /*
@@ -78,7 +78,7 @@ int egr_wanvae_gpu_feed(struct egr_wanvae_gpu_stream *s, const void *d_lat, uint
 
 /*
  * Run the shapes of a first feed and of a full one on zero latents (into a
- * scratch the stream owns for the call), so cuDNN's searches happen now and
+ * scratch the stream owns for the call), so every shape is looked up now and
  * not in the middle of a job; then start the video over.  Synchronous.
  */
 int egr_wanvae_gpu_stream_warm_up(struct egr_wanvae_gpu_stream *s, char *err, size_t errlen);

@@ -90,7 +90,7 @@ int egr_cuda_video_begin(struct egr_cuda_video *v, const struct egr_job_geom *g,
 	if ((rc = egr_wanvae_gpu_stream_warm_up(v->ws, err, errlen)) < 0)
 		return rc;
 	v->warm_h = g->lat_h, v->warm_w = g->lat_w, v->warm_chunk = g->chunk_frames;
-	egr_info("wan vae %ux%u: batches of %u latent frames, %.2f GiB of device workspace, warmed up in %.0f ms (%llu cuDNN searches so far)",
+	egr_info("wan vae %ux%u: batches of %u latent frames, %.2f GiB of device workspace, warmed up in %.0f ms (%llu conv shapes so far)",
 		 g->width, g->height, batch, bytes / 1073741824.0, (egr_log_now_ns() - t0) / 1e6,
 		 (unsigned long long)egr_wanvae_gpu_searches(v->wan));
 	return 0;

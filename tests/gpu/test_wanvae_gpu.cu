@@ -323,7 +323,7 @@ static int tool_bench(const char *preset, uint32_t T, uint32_t h, uint32_t w, ui
 	}
 	cudaMemGetInfo(&free1, &total);
 	size_t ws = egr_wanvae_gpu_stream_bytes(s, &batch);
-	printf("WANBENCH wan %s %ux%u, %u latent frames -> %u frames, feeds of %u (batch %u): best %.1f frames/s (%.3f s); stream workspace %.2f GiB, device memory in use %.2f GiB, cuDNN searches %llu\n",
+	printf("WANBENCH wan %s %ux%u, %u latent frames -> %u frames, feeds of %u (batch %u): best %.1f frames/s (%.3f s); stream workspace %.2f GiB, device memory in use %.2f GiB, conv shapes %llu\n",
 	       preset, W, H, T, F, chunk, batch, F / (best / 1e3), best / 1e3, ws / 1073741824.0,
 	       (free0 - free1) / 1073741824.0, (unsigned long long)egr_wanvae_gpu_searches(g));
 	egr_wanvae_gpu_stream_free(s);
