@@ -144,7 +144,7 @@ static int decoder_output(struct producer *p, const struct egr_job_view *j, cons
 		return 0;
 	}
 	if (!p->ops->probe) {
-		egr_errf(err, errlen, "decoder = %s runs on the cpu backend in this build; the GPU kernels are not written yet (this producer's backend is %s: set backend = cpu in egressd.ini for such jobs)",
+		egr_errf(err, errlen, "decoder = %s needs a backend that decodes video (cpu, or cuda in a CUDA build); this producer's backend is %s: set backend = cpu in egressd.ini for such jobs",
 			 egr_job_decoder_name(g->decoder), p->ops->name);
 		return -ENOTSUP;
 	}
