@@ -5,8 +5,8 @@
 #   make test                        unit + integration tests, plain and ASan/UBSan builds (CI)
 #   make test-gpu                    GPU tests (needs an NVIDIA GPU)
 #   make soak                        the long random-SIGKILL campaign, see docs/RELIABILITY.md
-#   make bench                       benchmarks (GPU machine): bench-taesd, bench-copy, bench-jobs (and
-#                                    bench-pipeline alone), each one 8-minute run; see docs/BENCHMARKS.md
+#   make bench                       benchmarks (GPU machine): bench-taesd, bench-copy, bench-jobs, bench-encode
+#                                    (and bench-pipeline alone), each one 8-minute run; see docs/BENCHMARKS.md
 #   make demo                        install build deps, build, run one job, say where the video is
 #
 # Build variants live apart: build/ (release), build/t (tests: -DEGR_TESTING
@@ -238,8 +238,11 @@ bench: all $(BENCH_TOOLS)
 	$(Q)BENCH_BIN=$${BENCH_BIN:-$(B)} tests/bench/all.sh
 
 bench-taesd bench-copy bench-pipeline: all $(BENCH_TOOLS)
-bench-jobs: all
-bench-taesd bench-copy bench-jobs bench-pipeline:
+# bench-encode: the encode-bound rows of docs/ENCODE.md (issue 10); on the GPU
+# machine build with DEPS=.deps after tests/bench/ffmpeg_unpack.sh
+.PHONY: bench-encode
+bench-jobs bench-encode: all
+bench-taesd bench-copy bench-jobs bench-encode bench-pipeline:
 	$(Q)BENCH_BIN=$${BENCH_BIN:-$(B)} tests/bench/$(if $(filter bench-pipeline,$@),run,$@).sh
 
 demo:
