@@ -197,15 +197,15 @@ def one_case(bindir, tmp, case):
 
 
 def main():
-    if len(sys.argv) != 2:
-        print(__doc__)
-        return 64
     if not torch.cuda.is_available():
         print("taehv_torch_check: no CUDA device for torch, skipped")
         return 77
-    torch.backends.cudnn.allow_tf32 = False
-    torch.backends.cuda.matmul.allow_tf32 = False
+    if len(sys.argv) != 2:
+        print(__doc__)
+        return 64
     ok = True
+    # fp32 means fp32: no TF32 in cuDNN's convs
+    torch.backends.cudnn.allow_tf32 = torch.backends.cuda.matmul.allow_tf32 = False
     with tempfile.TemporaryDirectory(prefix="egr-taehv-torch.") as tmp:
         for case in CASES:
             try:
