@@ -168,7 +168,7 @@ static uint32_t gpu_decode(struct egr_taehv_gpu *g, cudaStream_t st, const struc
 	const size_t lf = (size_t)C * t->h * t->w * t->ldtype, fb = out_frame_bytes(format, H, W);
 	uint32_t total = 0, nout = 0;
 
-	CU(cudaMemset(d_out, format == EGR_FMT_RAW ? 0xff : 0xab, out_cap));
+	CU(cudaMemsetAsync(d_out, format == EGR_FMT_RAW ? 0xff : 0xab, out_cap, st));
 	if (egr_taehv_gpu_stream_create(g, t->h, t->w, t->T, chunk, &s, err, sizeof(err)) < 0) {
 		CHECK(0, "gpu stream create: %s", err);
 		return 0;
@@ -296,7 +296,7 @@ static void run_case(const struct tcase *t)
 	const size_t fpx = (size_t)3 * H * W, cap = (size_t)(nexp + 1) * fpx * sizeof(float);
 	const uint32_t C = net->channels;
 	CHECK(cpu.frames == nexp, "cpu: %u frames, expected %u", cpu.frames, nexp);
-	CU(cudaStreamCreateWithFlags(&st, cudaStreamNonBlocking));
+	CU(cudaStreamCreate(&st));	/* blocking: ordered with the default stream's copies */
 	if (egr_taehv_gpu_create(net, st, &g, err, sizeof(err)) < 0) {
 		CHECK(0, "gpu create: %s", err);
 		return;
