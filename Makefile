@@ -73,7 +73,18 @@ AV_LIBS := $(if $(filter 1,$(VIDEO)),$(or $(shell pkg-config --libs $(AV_PKGS) 2
 NVFLAGS := -O2 -std=c++17 -gencode arch=compute_90,code=sm_90 -gencode arch=compute_90,code=compute_90 \
 	   -Xcompiler -Wall,-Wextra,-Wno-unused-parameter -fmad=false -DEGR_CUDA=1 \
 	   -I. $(if $(filter-out release,$(VARIANT)),-DEGR_TESTING=1 -g)
-CUDA_LIBS := -L$(CUDA_HOME)/lib64 -lcudart_static -ldl -lstdc++
+# cuDNN and cuBLAS (the video decoders' convolutions and attention, gnet.cu),
+# linked dynamically with an RPATH: the toolkit's by default; where cuDNN or
+# cuBLAS come as Python wheels (the GPU machine), CUDNN_DIR / CUBLAS_DIR name
+# the package directory (.../site-packages/nvidia/cudnn), lib/ or lib64/ inside.
+CUDNN_DIR ?= $(CUDA_HOME)
+CUBLAS_DIR ?= $(CUDA_HOME)
+libdir_of = $(firstword $(wildcard $(1)/lib64/$(2) $(1)/lib/$(2)) $(1)/lib64/$(2))
+CUDNN_LIB := $(dir $(call libdir_of,$(CUDNN_DIR),libcudnn.so.9))
+CUBLAS_LIB := $(dir $(call libdir_of,$(CUBLAS_DIR),libcublas.so.13))
+NVFLAGS += -I$(CUDNN_DIR)/include $(if $(filter-out $(CUDA_HOME),$(CUBLAS_DIR)),-I$(CUBLAS_DIR)/include)
+CUDA_LIBS := -L$(CUDA_HOME)/lib64 -lcudart_static -L$(CUDNN_LIB) -l:libcudnn.so.9 -Wl,-rpath,$(CUDNN_LIB) \
+	     -L$(CUBLAS_LIB) -l:libcublas.so.13 -Wl,-rpath,$(CUBLAS_LIB) -ldl -lstdc++
 
 # ---- who links what ----
 # Each binary names the rooms it uses (README "Where things live").  The

@@ -35,6 +35,27 @@
 #include <cuda_runtime.h>
 #include <cudnn.h>
 
+#include "daemon/base/cuda_check.cuh"
+
+/* on a CUDA error: err = "what: reason", return -errno (no cleanup to do) */
+#define GN_CU(call, ...)                                                                                   \
+	do {                                                                                               \
+		cudaError_t e_ = (call);                                                                   \
+		if (e_ != cudaSuccess)                                                                     \
+			return egr_cuda_fail(e_, err, errlen, __VA_ARGS__);                                \
+	} while (0)
+
+/* a kernel launch's error */
+#define GN_LAUNCHED(what) GN_CU(cudaGetLastError(), "%s launch", what)
+
+/* propagate a negative return */
+#define GN_TRY(x)                                                                                          \
+	do {                                                                                               \
+		int r_ = (x);                                                                              \
+		if (r_ < 0)                                                                                \
+			return r_;                                                                         \
+	} while (0)
+
 enum gn_dtype { GN_BF16 = 0, GN_F16 = 1 };
 
 #define GN_ALGO_CACHE 256

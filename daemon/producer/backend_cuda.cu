@@ -218,6 +218,7 @@ static void cb_close(void *vbe)
 	if (be->lin)
 		cudaFree(be->lin);
 	egr_taesd_resident_release(&be->taesd);	/* the streams are idle: nothing reads its weights */
+	egr_cuda_video_free(be->video);
 	cb_destroy_events(be);
 	if (be->s_upload)
 		cudaStreamDestroy(be->s_upload);
@@ -412,6 +413,11 @@ int egr_backend_cuda_decode(struct cuda_be *be, const struct egr_job_geom *g, co
 {
 	int rc = 0;
 
+	if (egr_decoder_stateful(g->decoder)) {
+		/* the chunk's latent count: be->cur_lat_n (set by submit) */
+		rc = egr_cuda_video_feed(be->video, lat, be->cur_lat_n, frames, nframes, err, errlen);
+		return rc;
+	}
 	if (g->decoder == EGR_DEC_TAESD) {
 		char why[256];
 		rc = egr_taesd_gpu_decode(be->taesd.gpu, be->s_compute, lat, g->dtype, nframes, g->lat_h, g->lat_w,
@@ -431,14 +437,21 @@ fail:
 
 static int cb_check_geom(const struct egr_job_geom *g, char *err, size_t errlen)
 {
-	const int taesd = g->decoder == EGR_DEC_TAESD;
+	const int taesd = g->decoder == EGR_DEC_TAESD, video = egr_decoder_stateful(g->decoder);
 
-	if (egr_decoder_stateful(g->decoder)) {
-		/* the producer refuses these first (no probe); this is for direct callers */
-		egr_errf(err, errlen, "decoder = %s runs on the cpu backend in this build; the GPU kernels are not written yet",
-			 g->decoder == EGR_DEC_TAEHV ? "taehv" : "wan_vae");
-		return -ENOTSUP;
+	if (video && (!g->chunk_frames || g->chunk_frames > 65535 || !g->time_up ||
+		      g->frame_bytes != egr_frame_bytes(g->format, g->width, g->height) ||
+		      g->lat_frame_bytes != (uint64_t)g->channels * g->lat_h * g->lat_w * g->dtype)) {
+		egr_errf(err, errlen, "backend cuda: inconsistent job geometry (%u latent frames of %ux%ux%u -> %ux%u, chunk %u)",
+			 g->lat_frames, g->channels, g->lat_h, g->lat_w, g->width, g->height, g->chunk_frames);
+		return -EINVAL;
 	}
+	if (video && g->dtype != EGR_DT_F16 && g->dtype != EGR_DT_F32) {
+		egr_errf(err, errlen, "backend cuda: latent dtype %u is not float16 or float32", g->dtype);
+		return -EINVAL;
+	}
+	if (video)
+		return 0;
 	if (g->decoder != EGR_DEC_LATENT2RGB && !taesd) {
 		egr_errf(err, errlen, "backend cuda: decoder %u is unknown", g->decoder);
 		return -ENOTSUP;
@@ -463,9 +476,10 @@ static int cb_check_geom(const struct egr_job_geom *g, char *err, size_t errlen)
 /* VRAM buffers and scratch for chunks of g: they only grow */
 static int cb_grow_buffers(struct cuda_be *be, const struct egr_job_geom *g, char *err, size_t errlen)
 {
-	size_t fbytes = (size_t)g->chunk_frames * g->frame_bytes;
+	/* a stateful decoder's latent frame makes up to time_up frames */
+	size_t fbytes = (size_t)g->chunk_frames * (egr_decoder_stateful(g->decoder) ? g->time_up : 1) * g->frame_bytes;
 	size_t lbytes = (size_t)g->chunk_frames * g->lat_frame_bytes;
-	size_t linb = g->decoder == EGR_DEC_TAESD ? 0 : (size_t)g->chunk_frames * g->lat_h * g->lat_w * sizeof(float4);
+	size_t linb = g->decoder != EGR_DEC_LATENT2RGB ? 0 : (size_t)g->chunk_frames * g->lat_h * g->lat_w * sizeof(float4);
 	int grow = 0, rc = 0;
 
 	for (uint32_t i = 0; i < be->nbuf; i++)
@@ -551,6 +565,19 @@ static int cb_job_begin(void *vbe, const struct egr_job_geom *g, char *err, size
 		return rc;
 	if (g->decoder == EGR_DEC_TAESD && (rc = cb_taesd_prepare(be, g, err, errlen)) < 0)
 		return rc;
+	if (egr_decoder_stateful(g->decoder)) {
+		if (be->mode == EGR_PIPE_NAIVE) {
+			egr_errf(err, errlen, "pipeline = naive runs latent2rgb and taesd only; decoder = %s needs the full pipeline",
+				 egr_job_decoder_name(g->decoder));
+			return -ENOTSUP;
+		}
+		/* the stream's warm-up runs on the compute stream: let earlier work finish first */
+		cudaError_t e = cudaStreamSynchronize(be->s_compute);
+		if (e != cudaSuccess)
+			return egr_cuda_fail(e, err, errlen, "cudaStreamSynchronize(compute stream)");
+		if ((rc = egr_cuda_video_begin(be->video, g, err, errlen)) < 0)
+			return rc;
+	}
 
 	be->g = *g;
 	be->in_job = 1;
@@ -616,7 +643,13 @@ static int cb_check_chunk(struct cuda_be *be, const struct egr_chunk *c, char *e
 	}
 	if ((rc = cb_async_error(be, err, errlen)) < 0)
 		return rc;
-	if (!c->nframes || c->nframes > g->chunk_frames) {
+	if (egr_decoder_stateful(g->decoder)) {
+		if (!c->lat_n || c->lat_n > g->chunk_frames || c->nframes > c->lat_n * g->time_up) {
+			egr_errf(err, errlen, "backend cuda: chunk of %u latent frames (1..%u) making %u frames",
+				 c->lat_n, g->chunk_frames, c->nframes);
+			return -EINVAL;
+		}
+	} else if (!c->nframes || c->nframes > g->chunk_frames) {
 		egr_errf(err, errlen, "backend cuda: chunk of %u frames (1..%u)", c->nframes, g->chunk_frames);
 		return -EINVAL;
 	}
@@ -666,7 +699,8 @@ static int cb_upload(struct cuda_be *be, uint32_t k, const struct egr_chunk *c, 
 {
 	struct cb_vbuf *b = &be->buf[k];
 	struct cb_stage *s = &be->stage[be->cur_stage];
-	const size_t lbytes = (size_t)c->nframes * be->g.lat_frame_bytes;
+	const size_t lbytes = (size_t)(egr_decoder_stateful(be->g.decoder) ? c->lat_n : c->nframes) *
+			      be->g.lat_frame_bytes;
 	int rc = 0;
 
 	if (b->used)
@@ -759,6 +793,30 @@ static void cb_enqueue(struct cuda_be *be, struct cb_inflight *e, const struct e
 	pthread_mutex_unlock(&be->mu);
 }
 
+/*
+ * A resumed job's chunk decoded again only to rebuild the decoder's state
+ * (backend.h): upload, decode into the next VRAM buffer, wait; nothing is
+ * copied out or published.  Rare (a producer restart), so plainly serial.
+ */
+static int cb_replay(struct cuda_be *be, const struct egr_chunk *c, char *err, size_t errlen)
+{
+	const uint32_t k = be->next_buf;
+	struct cb_vbuf *b = &be->buf[k];
+	int rc = 0;
+
+	EGR_CU(cudaStreamSynchronize(be->s_copy), "cudaStreamSynchronize(copy stream, before a replay)");
+	EGR_CU(cudaStreamSynchronize(be->s_upload), "cudaStreamSynchronize(upload stream, before a replay)");
+	EGR_CU(cudaMemcpyAsync(b->lat, c->latents, (size_t)c->lat_n * be->g.lat_frame_bytes, cudaMemcpyHostToDevice,
+			       be->s_compute),
+	       "cudaMemcpyAsync(latent buffer %u <- staging, replay)", k);
+	if ((rc = egr_backend_cuda_decode(be, &be->g, b->lat, b->frames, k, c->nframes, err, errlen)) < 0)
+		return rc;
+	EGR_CU(cudaStreamSynchronize(be->s_compute), "cudaStreamSynchronize(compute stream, replay)");
+	return 0;
+fail:
+	return rc;
+}
+
 static int cb_submit(void *vbe, const struct egr_chunk *c, char *err, size_t errlen)
 {
 	struct cuda_be *be = (struct cuda_be *)vbe;
@@ -769,6 +827,9 @@ static int cb_submit(void *vbe, const struct egr_chunk *c, char *err, size_t err
 
 	if ((rc = cb_check_chunk(be, c, err, errlen)) < 0)
 		return rc;
+	be->cur_lat_n = c->lat_n;
+	if (c->replay)
+		return cb_replay(be, c, err, errlen);
 	if ((rc = cb_wait_buffer(be, k, &waited, err, errlen)) < 0)
 		goto fail;
 	e = cb_queue_entry(be);
@@ -794,6 +855,8 @@ static int cb_job_end(void *vbe, int abort, struct egr_backend_stats *st, char *
 
 	cb_drain(be, abort);
 	be->in_job = 0;
+	if (egr_decoder_stateful(be->g.decoder))
+		egr_cuda_video_end(be->video);	/* the drain left nothing in flight that reads it */
 	pthread_mutex_lock(&be->mu);
 	if (st) {
 		st->decode_ns = be->decode_ns;
@@ -826,6 +889,19 @@ extern "C" const void *egr_cuda_test_taesd(void *vbe, uint32_t *loads, uint32_t 
 }
 #endif
 
+/* stateful decoders: load (cpu_video's checks), upload once, fill the geometry */
+static int cb_probe(void *vbe, struct egr_job_geom *g, char *err, size_t errlen)
+{
+	struct cuda_be *be = (struct cuda_be *)vbe;
+	int rc = 0;
+
+	/* a new net replaces the old one's weights: nothing may still run on them */
+	EGR_CU(cudaStreamSynchronize(be->s_compute), "cudaStreamSynchronize(compute stream, before a probe)");
+	return egr_cuda_video_probe(&be->video, g, (struct CUstream_st *)be->s_compute, err, errlen);
+fail:
+	return rc;
+}
+
 extern "C" const struct egr_backend_ops egr_backend_cuda = {
-	"cuda", cb_open, cb_job_begin, cb_input_buffer, cb_submit, cb_job_end, cb_close, NULL,
+	"cuda", cb_open, cb_job_begin, cb_input_buffer, cb_submit, cb_job_end, cb_close, cb_probe,
 };

@@ -18,6 +18,7 @@ extern "C" {
 }
 #include "daemon/producer/backend.h"
 #include "daemon/decode/taesd_resident.h"
+#include "daemon/producer/cuda_video.h"
 
 #define CB_MAX_BUFS 8
 
@@ -85,6 +86,9 @@ struct cuda_be {
 
 	/* decoder = taesd: one GPU decoder per producer, kept across jobs */
 	struct egr_taesd_resident taesd;
+	/* decoder = wan_vae (stateful): network kept across jobs, a stream per job */
+	struct egr_cuda_video *video;
+	uint32_t cur_lat_n;	/* latent frames of the chunk being submitted */
 
 	/* job stats, under mu */
 	uint64_t kernel_ns, wall_ns, d2h_bytes, d2h_ns, decode_ns, gpu_wait_ns;

@@ -129,25 +129,41 @@ int egr_cpu_video_probe(struct egr_cpu_video **vp, struct egr_job_geom *g, char 
 	return net_geometry(*vp, g, err, errlen);
 }
 
-/* wan_denormalize = yes: the mean and std of vae_config, else the built-in ones for C channels */
-static int wan_stats(struct egr_cpu_video *v, const struct egr_job_geom *g, char *err, size_t errlen)
+/* cpu_video.h */
+int egr_cpu_video_wan_stats(const struct egr_job_geom *g, float *mean, float *std, int *denorm, char *err,
+			    size_t errlen)
 {
-	const float *mean, *std;
+	const float *m, *sd;
 	uint32_t C = g->channels;
 
-	v->denorm = g->wan_denormalize != 0;
-	if (!v->denorm)
+	*denorm = g->wan_denormalize != 0;
+	if (!*denorm)
 		return 0;
 	if (g->vae_config && *g->vae_config)
-		return egr_wanvae_config_stats(g->vae_config, C, v->mean, v->std, err, errlen);
-	if (egr_wanvae_builtin_stats(C, &mean, &std) < 0) {
+		return egr_wanvae_config_stats(g->vae_config, C, mean, std, err, errlen);
+	if (egr_wanvae_builtin_stats(C, &m, &sd) < 0) {
 		egr_errf(err, errlen, "wan_denormalize = yes: no built-in latents_mean / latents_std for %u-channel latents (16: Wan 2.1, 48: Wan 2.2 5B); give vae_config = /path/to/vae/config.json",
 			 C);
 		return -EINVAL;
 	}
-	memcpy(v->mean, mean, C * sizeof(float));
-	memcpy(v->std, std, C * sizeof(float));
+	memcpy(mean, m, C * sizeof(float));
+	memcpy(std, sd, C * sizeof(float));
 	return 0;
+}
+
+static int wan_stats(struct egr_cpu_video *v, const struct egr_job_geom *g, char *err, size_t errlen)
+{
+	return egr_cpu_video_wan_stats(g, v->mean, v->std, &v->denorm, err, errlen);
+}
+
+const struct egr_wanvae *egr_cpu_video_wan(const struct egr_cpu_video *v)
+{
+	return v ? v->wan : NULL;
+}
+
+const struct egr_taehv *egr_cpu_video_taehv(const struct egr_cpu_video *v)
+{
+	return v ? v->taehv : NULL;
 }
 
 int egr_cpu_video_begin(struct egr_cpu_video *v, const struct egr_job_geom *g, char *err, size_t errlen)

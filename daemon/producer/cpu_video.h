@@ -48,6 +48,22 @@ int egr_cpu_video_begin(struct egr_cpu_video *v, const struct egr_job_geom *g, c
 int egr_cpu_video_feed(struct egr_cpu_video *v, float *lat, int last, egr_cpu_video_emit_fn emit, void *ctx,
 		       char *err, size_t errlen);
 
+/*
+ * The loaded network, for a GPU backend that decodes it itself (NULL when
+ * the probe loaded the other decoder); owned by v, valid until the next probe.
+ */
+struct egr_wanvae;
+struct egr_taehv;
+const struct egr_wanvae *egr_cpu_video_wan(const struct egr_cpu_video *v);
+const struct egr_taehv *egr_cpu_video_taehv(const struct egr_cpu_video *v);
+
+/*
+ * wan_denormalize: *denorm = the job asks for it; then mean and std (g->channels
+ * values each, EGR_WANVAE_MAX_Z at most) from vae_config or the built-in ones.
+ */
+int egr_cpu_video_wan_stats(const struct egr_job_geom *g, float *mean, float *std, int *denorm, char *err,
+			    size_t errlen);
+
 /* The job's stream goes (done, failed or stopped); the network stays. */
 void egr_cpu_video_end(struct egr_cpu_video *v);
 void egr_cpu_video_free(struct egr_cpu_video *v);
