@@ -13,6 +13,9 @@ extern "C" {
 #include "daemon/base/vocab.h"
 #include "daemon/producer/cpu_video.h"
 }
+#include "daemon/decode/taehv.h"
+#include "daemon/decode/taehv_cuda.h"
+#include "daemon/decode/wanvae.h"
 #include "daemon/decode/wanvae_cuda.h"
 #include "daemon/producer/cuda_video.h"
 
@@ -20,8 +23,10 @@ struct egr_cuda_video {
 	struct egr_cpu_video *cpu;	/* loads and checks the weights, keeps the net */
 	char key[4096 + 64];		/* the weights the GPU copy was made from */
 	struct CUstream_st *stream;
-	struct egr_wanvae_gpu *wan;
+	struct egr_wanvae_gpu *wan;	/* decoder = wan_vae */
 	struct egr_wanvae_gpu_stream *ws;
+	struct egr_taehv_gpu *taehv;	/* decoder = taehv */
+	struct egr_taehv_gpu_stream *ts;
 	uint32_t warm_h, warm_w, warm_chunk, dtype, format;
 };
 
@@ -29,7 +34,9 @@ static void cv_drop_gpu(struct egr_cuda_video *v)
 {
 	egr_cuda_video_end(v);
 	egr_wanvae_gpu_destroy(v->wan);
+	egr_taehv_gpu_destroy(v->taehv);
 	v->wan = NULL;
+	v->taehv = NULL;
 	v->key[0] = 0;
 	v->warm_h = v->warm_w = v->warm_chunk = 0;
 }
@@ -47,22 +54,24 @@ int egr_cuda_video_probe(struct egr_cuda_video **vp, struct egr_job_geom *g, str
 	v->stream = stream;
 	if ((rc = egr_cpu_video_probe(&v->cpu, g, err, errlen)) < 0)
 		return rc;
-	if (g->decoder != EGR_DEC_WAN_VAE) {
-		egr_errf(err, errlen, "decoder = %s runs on the cpu backend in this build (backend = cpu); its GPU kernels are not written yet",
-			 egr_job_decoder_name(g->decoder));
-		return -ENOTSUP;
-	}
-	const struct egr_wanvae *net = egr_cpu_video_wan(v->cpu);
 	char key[sizeof(v->key)];
-	snprintf(key, sizeof(key), "%u %s", g->decoder, g->weights_key ? g->weights_key : g->weights);
-	if (v->wan && strcmp(key, v->key) == 0)
+	snprintf(key, sizeof(key), "%u %u %s", g->decoder, g->decoder == EGR_DEC_TAEHV ? g->taehv_model : 0,
+		 g->weights_key ? g->weights_key : g->weights);
+	if ((v->wan || v->taehv) && strcmp(key, v->key) == 0)
 		return 0;
 	cv_drop_gpu(v);
-	if ((rc = egr_wanvae_gpu_create(net, stream, &v->wan, err, errlen)) < 0)
-		return rc;
+	if (g->decoder == EGR_DEC_WAN_VAE) {
+		const struct egr_wanvae *net = egr_cpu_video_wan(v->cpu);
+		if ((rc = egr_wanvae_gpu_create(net, stream, &v->wan, err, errlen)) < 0)
+			return rc;
+		egr_info("wan vae decoder on the GPU: %u latent channels, %u weights uploaded as bf16", net->cfg.z_dim,
+			 net->nparams);
+	} else {
+		if ((rc = egr_taehv_gpu_create(egr_cpu_video_taehv(v->cpu), stream, &v->taehv, err, errlen)) < 0)
+			return rc;
+		egr_info("taehv decoder (%s) on the GPU, weights uploaded as bf16", egr_taehv_model_name(g->taehv_model));
+	}
 	snprintf(v->key, sizeof(v->key), "%s", key);
-	egr_info("wan vae decoder on the GPU: %u latent channels, %u weights uploaded as bf16", net->cfg.z_dim,
-		 net->nparams);
 	return 0;
 }
 
@@ -71,17 +80,20 @@ int egr_cuda_video_begin(struct egr_cuda_video *v, const struct egr_job_geom *g,
 	float mean[EGR_WANVAE_MAX_Z], std[EGR_WANVAE_MAX_Z];
 	int denorm = 0, rc;
 
-	if (!v || !v->wan) {
+	if (!v || (!v->wan && !v->taehv)) {
 		egr_errf(err, errlen, "decoder = %s: the job was not probed", egr_job_decoder_name(g->decoder));
 		return -EINVAL;
 	}
 	egr_cuda_video_end(v);
+	v->dtype = g->dtype;
+	v->format = g->format;
+	if (v->taehv)	/* cuDNN's heuristics are instant: nothing to warm up */
+		return egr_taehv_gpu_stream_create(v->taehv, g->lat_h, g->lat_w, g->lat_frames, g->chunk_frames, &v->ts,
+						   err, errlen);
 	if ((rc = egr_cpu_video_wan_stats(g, mean, std, &denorm, err, errlen)) < 0 ||
 	    (rc = egr_wanvae_gpu_stream_create(v->wan, g->lat_h, g->lat_w, g->chunk_frames, denorm ? mean : NULL,
 					       denorm ? std : NULL, &v->ws, err, errlen)) < 0)
 		return rc;
-	v->dtype = g->dtype;
-	v->format = g->format;
 	if (v->warm_h == g->lat_h && v->warm_w == g->lat_w && v->warm_chunk == g->chunk_frames)
 		return 0;
 	uint32_t batch;
@@ -102,18 +114,21 @@ int egr_cuda_video_feed(struct egr_cuda_video *v, const void *d_lat, uint32_t n,
 	uint32_t got = 0;
 	int rc;
 
-	if (!v->ws) {
-		egr_errf(err, errlen, "wan vae: feed outside a job");
+	if (!v->ws && !v->ts) {
+		egr_errf(err, errlen, "video decoder: feed outside a job");
 		return -EINVAL;
 	}
-	if (egr_wanvae_gpu_stream_out_frames(v->ws, n) != frames) {
-		egr_errf(err, errlen, "wan vae: %u latent frames make %u frames here, the plan says %u", n,
-			 egr_wanvae_gpu_stream_out_frames(v->ws, n), frames);
+	const uint32_t expect = v->ws ? egr_wanvae_gpu_stream_out_frames(v->ws, n) : egr_taehv_gpu_stream_out_frames(v->ts, n);
+	if (expect != frames) {
+		egr_errf(err, errlen, "%s: %u latent frames make %u frames here, the plan says %u",
+			 v->ws ? "wan vae" : "taehv", n, expect, frames);
 		return -EINVAL;
 	}
-	if ((rc = egr_wanvae_gpu_feed(v->ws, d_lat, v->dtype, n, v->format, d_out, &got, err, errlen)) < 0)
-		return rc;
-	return 0;
+	if (v->ws)
+		rc = egr_wanvae_gpu_feed(v->ws, d_lat, v->dtype, n, v->format, d_out, &got, err, errlen);
+	else
+		rc = egr_taehv_gpu_feed(v->ts, d_lat, v->dtype, n, v->format, d_out, &got, err, errlen);
+	return rc < 0 ? rc : 0;
 }
 
 void egr_cuda_video_end(struct egr_cuda_video *v)
@@ -121,7 +136,9 @@ void egr_cuda_video_end(struct egr_cuda_video *v)
 	if (!v)
 		return;
 	egr_wanvae_gpu_stream_free(v->ws);
+	egr_taehv_gpu_stream_free(v->ts);
 	v->ws = NULL;
+	v->ts = NULL;
 }
 
 void egr_cuda_video_free(struct egr_cuda_video *v)

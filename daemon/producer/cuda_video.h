@@ -1,12 +1,13 @@
 /*
  * cuda_video: the CUDA backend's stateful video decoders (backend.h,
- * "Stateful decoders"): decoder = wan_vae on the GPU (wanvae_cuda.h).  The
+ * "Stateful decoders"): decoder = wan_vae (wanvae_cuda.h) and decoder =
+ * taehv (taehv_cuda.h) on the GPU.  The
  * weights are loaded and checked by cpu_video (the same probe, the same
  * geometry, the same errors as the cpu backend), then uploaded once and
  * kept while the job's weights stay the same.
  *
- * Per job: probe, begin (the GPU stream, warmed up once per geometry so
- * cuDNN's searches never land inside a job), feed each chunk's latents
+ * Per job: probe, begin (the GPU stream; the Wan VAE's is warmed up once
+ * per geometry so its first chunk runs at speed), feed each chunk's latents
  * (device memory) in order, end.  0 or -errno with err set.
  */
 #ifndef EGR_CUDA_VIDEO_H

@@ -10,7 +10,12 @@
 #      memory stays flat; output identical to an unthrottled GPU run;
 #  (d) TAESD (random weights from egressd-mktaesd): GPU frames within 2 code
 #      values of the CPU backend's (fp16 network vs the fp32 reference);
-#  (e) pipeline = naive and every ablation: output identical to full.
+#  (e) pipeline = naive and every ablation: output identical to full;
+#  (f) the stateful video decoders on the GPU (decoder = wan_vae, width 8;
+#      decoder = taehv, taehv_model = wan21; seeded weights): frames within
+#      a few codes of the CPU backend's (bf16 vs fp32), and a producer
+#      SIGKILLed after its 2nd chunk: the resumed job replays the published
+#      chunks and its output is byte-identical to an uninterrupted GPU run.
 # Run by `make test-gpu` (tests/run.sh --gpu) with EGR_BIN=build/t; skipped
 # (77) where `nvidia-smi -L` fails.
 . "$(dirname "$0")/../it/lib.sh"
@@ -257,5 +262,42 @@ else
 	else
 		fail "(d) CPU taesd reference jobs"
 	fi
+fi
+# ---- (f) wan_vae and taehv on the GPU: near the CPU's; a producer kill changes no byte ----
+rm -rf "$T/spool"
+"$EGR_BIN/egressd-mkwanvae" -o "$T/wan.safetensors" --dim 8 --seed 41 >/dev/null || die "mkwanvae"
+"$EGR_BIN/egressd-mktaehv" -o "$T/taehv.safetensors" -m wan21 --seed 42 >/dev/null || die "mktaehv"
+python3 - "$T" <<'PY' || die "video latents"
+import sys
+import numpy as np
+r = np.random.default_rng(43)
+np.save(sys.argv[1] + "/fw.npy", r.standard_normal((1, 16, 6, 6, 8)).astype(np.float16))
+np.save(sys.argv[1] + "/ft.npy", r.standard_normal((1, 16, 7, 8, 8)).astype(np.float32))
+PY
+jobs_f() {	# OUTDIR
+	echo fw.job latents="$T/fw.npy" output="$1/fw.y4m" format=y4m decoder=wan_vae weights="$T/wan.safetensors" \
+		chunk_frames=2 --
+	echo ft.job latents="$T/ft.npy" output="$1/ft.y4m" format=y4m decoder=taehv taehv_model=wan21 \
+		weights="$T/taehv.safetensors" chunk_frames=2
+}
+mkdir -p "$T/fref" "$T/fgpu" "$T/fkill"
+# shellcheck disable=SC2046
+if daemon_jobs cpu -- $(jobs_f "$T/fref") && rm -rf "$T/spool" && daemon_jobs $BE -- $(jobs_f "$T/fgpu"); then
+	check "(f) wan_vae backend recorded as $BE" [ "$(result fw.job backend)" = $BE ]
+	check "(f) wan_vae 6 latent frames -> 21 frames 64x48: GPU within 6 codes of CPU" \
+		y4m_cmp "$T/fref/fw.y4m" "$T/fgpu/fw.y4m" 6
+	check "(f) taehv wan21 7 latent frames -> 25 frames 64x64: GPU within 6 codes of CPU" \
+		y4m_cmp "$T/fref/ft.y4m" "$T/fgpu/ft.y4m" 6
+	rm -rf "$T/spool" "$T/once"
+	# shellcheck disable=SC2046
+	if daemon_jobs $BE EGR_FAULT_PRODUCER_KILL_AT=2 EGR_FAULT_KILL_ONCE="$T/once" -- $(jobs_f "$T/fkill"); then
+		check "(f) the producer was killed mid-job" [ -e "$T/once" ]
+		check "(f) wan_vae after a producer kill: byte-identical to the uninterrupted GPU run" \
+			cmp "$T/fgpu/fw.y4m" "$T/fkill/fw.y4m"
+		check "(f) taehv after a producer kill: byte-identical to the uninterrupted GPU run" \
+			cmp "$T/fgpu/ft.y4m" "$T/fkill/ft.y4m"
+	fi
+else
+	fail "(f) video decoder jobs"
 fi
 finish
