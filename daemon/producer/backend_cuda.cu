@@ -653,7 +653,7 @@ static int cb_check_chunk(struct cuda_be *be, const struct egr_chunk *c, char *e
 		egr_errf(err, errlen, "backend cuda: chunk of %u frames (1..%u)", c->nframes, g->chunk_frames);
 		return -EINVAL;
 	}
-	if (base && (dst < base || dst + bytes > base + be->env.data_len)) {
+	if (base && !c->replay && (dst < base || dst + bytes > base + be->env.data_len)) {	/* a replay writes nothing */
 		egr_errf(err, errlen, "backend cuda: slot %u destination %p (+%zu) is outside the slot area",
 			 c->slot, c->dst, bytes);
 		return -EINVAL;
