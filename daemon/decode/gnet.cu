@@ -18,6 +18,7 @@ extern "C" {
 #include "daemon/decode/frame.h"
 }
 #include "daemon/decode/gnet.cuh"
+#include "daemon/decode/quant_cuda.cuh"
 
 #define GN_DNN(call, ...)                                                                                  \
 	do {                                                                                               \
@@ -551,15 +552,6 @@ int gn_attention(struct gn_ctx *g, const void *qkv, uint32_t nf, uint32_t N, uin
 
 /* ---- frames out ------------------------------------------------------- */
 
-__device__ __forceinline__ uint8_t gn_quant(float u)
-{
-	if (!(u > 0.0f))
-		u = 0.0f;
-	if (u > 1.0f)
-		u = 1.0f;
-	float t = __fadd_rn(__fmul_rn(u, 255.0f), 0.5f);
-	return (uint8_t)__float2int_rz(t);
-}
 
 /* one thread per 2x2 block of output pixels of one frame */
 template <typename T>
@@ -585,7 +577,7 @@ __global__ void gn_k_emit(const T *x, gn_emit_args a, void *dst, uint64_t frame_
 				if (a.format == EGR_FMT_RAW)
 					((float *)dst)[(size_t)f * 3 * H * W + ((size_t)c * H + Y) * W + X] = v;
 				else
-					rgb[k][c] = gn_quant(__fmul_rn(__fadd_rn(v, a.off), a.mul));
+					rgb[k][c] = egr_d_quant01(__fmul_rn(__fadd_rn(v, a.off), a.mul));
 			}
 		}
 		if (a.format == EGR_FMT_RAW)

@@ -41,6 +41,7 @@ extern "C" {
 #include "daemon/base/log.h"
 }
 #include "daemon/decode/taesd_cuda.h"
+#include "daemon/decode/quant_cuda.cuh"
 
 #define TH 8
 #define TW 16
@@ -98,15 +99,10 @@ __device__ __forceinline__ void mma16816(float *c, const uint32_t *a, const uint
 		     : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b[0]), "r"(b[1]));
 }
 
-/* egr_taesd_quant_u8, the same operations */
+/* egr_taesd_quant_u8, the same operations (quant_cuda.cuh) */
 __device__ __forceinline__ int quant_u8(float v)
 {
-	if (!(v > 0.0f))
-		v = 0.0f;
-	if (v > 1.0f)
-		v = 1.0f;
-	float t = __fadd_rn(__fmul_rn(v, 255.0f), 0.5f);
-	return (int)t;
+	return egr_d_quant01(v);
 }
 
 template <int CIN, int COUTP>

@@ -96,6 +96,27 @@ out:
 	return rc;
 }
 
+/* seeded random weights of preset at width dim (0: the preset's), loaded; NULL with a message */
+static struct egr_wanvae *random_net(const char *preset, uint32_t dim, uint64_t seed)
+{
+	char err[512], path[] = "/tmp/egr-wanvae-gpu.XXXXXX";
+	struct egr_wanvae_cfg cfg;
+	struct egr_wanvae *net = NULL;
+	int fd = mkstemp(path);
+
+	if (fd < 0)
+		return NULL;
+	close(fd);
+	egr_wanvae_cfg_preset(&cfg, preset);
+	if (dim)
+		cfg.dim = dim;
+	if (egr_wanvae_write_random(path, &cfg, seed, EGR_ST_F32, err, sizeof(err)) < 0 ||
+	    egr_wanvae_load(path, &net, err, sizeof(err)) < 0)
+		printf("weights (%s, dim %u): %s\n", preset, dim, err);
+	unlink(path);
+	return net;
+}
+
 struct wcase {
 	const char *name, *preset;
 	uint32_t dim, T, h, w;
@@ -103,24 +124,15 @@ struct wcase {
 
 static void check_case(const struct wcase *c)
 {
-	char err[512], path[] = "/tmp/egr-wanvae-gpu.XXXXXX";
-	struct egr_wanvae_cfg cfg;
-	struct egr_wanvae *net = NULL;
+	char err[512];
+	struct egr_wanvae *net = random_net(c->preset, c->dim, 7);
 	struct egr_wanvae_stream *cs = NULL;
 	struct egr_wanvae_gpu *g = NULL;
-	int fd = mkstemp(path);
 
-	CHECK(fd >= 0, "mkstemp");
-	close(fd);
-	egr_wanvae_cfg_preset(&cfg, c->preset);
-	cfg.dim = c->dim;
-	if (egr_wanvae_write_random(path, &cfg, 7, EGR_ST_F32, err, sizeof(err)) < 0 ||
-	    egr_wanvae_load(path, &net, err, sizeof(err)) < 0) {
-		CHECK(0, "%s: weights: %s", c->name, err);
-		unlink(path);
+	if (!net) {
+		CHECK(0, "%s: weights", c->name);
 		return;
 	}
-	unlink(path);
 	const uint32_t z = net->cfg.z_dim, F = egr_wanvae_out_frames(net, c->T);
 	const uint32_t H = c->h * net->scale, W = c->w * net->scale;
 	const size_t fr = (size_t)3 * H * W, lat_n = (size_t)c->T * z * c->h * c->w;
@@ -192,24 +204,18 @@ out:
 /* a width that is not a multiple of 8 is refused, naming it */
 static void check_refusal(void)
 {
-	char err[512], path[] = "/tmp/egr-wanvae-gpu.XXXXXX";
-	struct egr_wanvae_cfg cfg;
-	struct egr_wanvae *net = NULL;
+	char err[512];
+	struct egr_wanvae *net = random_net("2.1", 4, 1);
 	struct egr_wanvae_gpu *g = NULL;
-	int fd = mkstemp(path);
 
-	close(fd);
-	egr_wanvae_cfg_preset(&cfg, "2.1");
-	cfg.dim = 4;
-	if (egr_wanvae_write_random(path, &cfg, 1, EGR_ST_F32, err, sizeof(err)) == 0 &&
-	    egr_wanvae_load(path, &net, err, sizeof(err)) == 0) {
+	CHECK(net != NULL, "dim 4 weights");
+	if (net) {
 		int rc = egr_wanvae_gpu_create(net, 0, &g, err, sizeof(err));
 		CHECK(rc == -EINVAL && strstr(err, "multiple of 8"), "dim 4: rc %d, %s", rc, err);
 		printf("WANGPU dim 4 refused: %s\n", err);
 		egr_wanvae_gpu_destroy(g);
 	}
 	egr_wanvae_free(net);
-	unlink(path);
 }
 
 static void *read_all(const char *path, size_t want)
@@ -262,23 +268,14 @@ static int tool_decode(const char *wpath, const char *lpath, uint32_t T, uint32_
 /* --bench: decode alone, y4m frames into device memory, real widths */
 static int tool_bench(const char *preset, uint32_t T, uint32_t h, uint32_t w, uint32_t chunk, uint32_t reps)
 {
-	char err[512], path[] = "/tmp/egr-wanvae-bench.XXXXXX";
-	struct egr_wanvae_cfg cfg;
-	struct egr_wanvae *net = NULL;
+	char err[512];
+	struct egr_wanvae *net = random_net(preset, 0, 11);
 	struct egr_wanvae_gpu *g = NULL;
 	struct egr_wanvae_gpu_stream *s = NULL;
-	int fd = mkstemp(path);
 	size_t free0, total, free1;
 
-	close(fd);
-	egr_wanvae_cfg_preset(&cfg, preset);
-	if (egr_wanvae_write_random(path, &cfg, 11, EGR_ST_F32, err, sizeof(err)) < 0 ||
-	    egr_wanvae_load(path, &net, err, sizeof(err)) < 0) {
-		fprintf(stderr, "%s\n", err);
-		unlink(path);
+	if (!net)
 		return 1;
-	}
-	unlink(path);
 	cudaMemGetInfo(&free0, &total);
 	if (egr_wanvae_gpu_create(net, 0, &g, err, sizeof(err)) < 0 ||
 	    egr_wanvae_gpu_stream_create(g, h, w, chunk, NULL, NULL, &s, err, sizeof(err)) < 0 ||
