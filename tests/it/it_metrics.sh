@@ -55,6 +55,11 @@ CTL submit --wait --latents "$T/l.npy" --output "$T/out/b.y4m" chunk_frames=4 >/
 CTL submit --wait --latents "$T/junk.npy" --output "$T/out/c.y4m" >/dev/null 2>&1
 long=$(CTL submit --latents "$T/long.npy" --output "$T/out/long.y4m" chunk_frames=1)
 for _ in $(seq 200); do grep -q "frames_done = [1-9]" "$T/spool/status/$long.status" 2>/dev/null && break; sleep 0.05; done
+# the gauges are sampled (every SUP_GAUGES_MS): give them a few samples to see the job run
+for _ in $(seq 40); do
+	parse "$URL" 'm["egressd_jobs_running"] == 1 and m["egressd_slots_busy"] >= 1' >/dev/null 2>&1 && break
+	sleep 0.05
+done
 check "while a job runs: jobs_running 1, slots busy" parse "$URL" 'm["egressd_jobs_running"] == 1 and m["egressd_slots_busy"] >= 1'
 CTL cancel "$long" >/dev/null
 sleep 1.3	# the textfile is rewritten every second
