@@ -4,6 +4,7 @@
  *
  *   test_taehv_gpu            checks (exit 0 / 1, 77 without a GPU)
  *   test_taehv_gpu --decode MODEL WEIGHTS LAT.f32 T HxW OUT.f32 [CHUNK]
+ *   test_taehv_gpu --bench MODEL T HxW CHUNK     (decode alone: frames/s)
  *                             decode raw float32 latents [T][C][H][W] on the
  *                             GPU, CHUNK latent frames a feed (default all),
  *                             and write the frames, float32 [F][3][H'][W']
@@ -420,6 +421,70 @@ static void bad_channels(void)
 	printf("taehv gpu: refused as expected: %s\n", err);
 }
 
+/*
+ * --bench MODEL T HxW CHUNK: decode alone, seeded weights, constant f16
+ * latents, y4m frames into device memory, CUDA events; best of 3.
+ */
+static int bench(int argc, char **argv)
+{
+	char err[512];
+	uint32_t model, h, w;
+
+	if (argc < 6 || egr_taehv_model_parse(argv[2], &model) < 0 || sscanf(argv[4], "%ux%u", &h, &w) != 2) {
+		printf("usage: test_taehv_gpu --bench MODEL T HxW CHUNK\n");
+		return 2;
+	}
+	const uint32_t T = (uint32_t)atoi(argv[3]), chunk = (uint32_t)atoi(argv[5]);
+	const struct tcase t = { model, h, w, T, 2, 9 };
+	struct egr_taehv *net = make_net(&t);
+	struct egr_taehv_gpu *g = NULL;
+	uint32_t H, W;
+
+	egr_taehv_out_size(net, h, w, &H, &W);
+	const size_t lb = (size_t)T * net->channels * h * w * 2, fb = egr_frame_bytes(EGR_FMT_Y4M, W, H);
+	const uint64_t F = egr_taehv_out_frames(net, T);
+	void *dl = NULL, *dout = NULL;
+	cudaEvent_t e0, e1;
+	float best = 1e30f;
+
+	if (egr_taehv_gpu_create(net, NULL, &g, err, sizeof(err)) < 0 || cudaMalloc(&dl, lb) != cudaSuccess ||
+	    cudaMalloc(&dout, (size_t)(chunk * 8 + 8) * fb) != cudaSuccess) {
+		printf("bench: %s\n", err);
+		return 1;
+	}
+	cudaMemset(dl, 0x3c, lb);
+	cudaEventCreate(&e0), cudaEventCreate(&e1);
+	for (int r = 0; r < 4; r++) {	/* the first run looks the shapes up */
+		struct egr_taehv_gpu_stream *s = NULL;
+		uint32_t got;
+		if (egr_taehv_gpu_stream_create(g, h, w, T, chunk, &s, err, sizeof(err)) < 0) {
+			printf("bench: %s\n", err);
+			return 1;
+		}
+		cudaEventRecord(e0, 0);
+		for (uint32_t i = 0; i < T; i += chunk) {
+			const uint32_t n = T - i < chunk ? T - i : chunk;
+			if (egr_taehv_gpu_feed(s, (char *)dl + (size_t)i * net->channels * h * w * 2, EGR_DT_F16, n, EGR_FMT_Y4M,
+					       dout, &got, err, sizeof(err)) < 0) {
+				printf("bench: %s\n", err);
+				return 1;
+			}
+		}
+		cudaEventRecord(e1, 0);
+		cudaEventSynchronize(e1);
+		float ms;
+		cudaEventElapsedTime(&ms, e0, e1);
+		if (r)
+			best = ms < best ? ms : best;
+		egr_taehv_gpu_stream_free(s);
+	}
+	printf("TAEHVBENCH %s %ux%u, %u latent frames -> %llu frames, feeds of %u: best %.1f frames/s (%.1f ms)\n",
+	       egr_taehv_model_name(model), W, H, T, (unsigned long long)F, chunk, F / (best / 1e3), best);
+	egr_taehv_gpu_destroy(g);
+	egr_taehv_free(net);
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
 	int ndev = 0;
@@ -431,6 +496,8 @@ int main(int argc, char **argv)
 	}
 	if (argc >= 2 && !strcmp(argv[1], "--decode"))
 		return decode_file(argc, argv);
+	if (argc >= 2 && !strcmp(argv[1], "--bench"))
+		return bench(argc, argv);
 	static const struct tcase cases[] = {
 		{ EGR_TAEHV_WAN21, 8, 12, 5, 4, 1 },
 		{ EGR_TAEHV_WAN22, 8, 12, 5, 2, 2 },
