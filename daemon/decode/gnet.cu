@@ -71,12 +71,6 @@ template <typename T> __device__ __forceinline__ void gn_st8(T *p, const float *
 	*(uint4 *)p = u;
 }
 
-static unsigned gn_blocks(size_t n, unsigned per)
-{
-	size_t b = (n + per - 1) / per;
-	return (unsigned)(b < 1 ? 1 : b > (1u << 30) ? (1u << 30) : b);
-}
-
 /* ---- context ---------------------------------------------------------- */
 
 int gn_init(struct gn_ctx *g, int dtype, cudaStream_t s, char *err, size_t errlen)
@@ -323,9 +317,9 @@ int gn_bias(struct gn_ctx *g, void *y, size_t npix, uint32_t C, const float *b, 
 	if ((!b && !relu) || !nvec)
 		return 0;
 	if (g->dtype == GN_BF16)
-		gn_k_bias<<<gn_blocks(nvec, 256 * 4), 256, 0, g->s>>>((__nv_bfloat16 *)y, nvec, C / 8, b, relu);
+		gn_k_bias<<<gn_grid(nvec, 256 * 4), 256, 0, g->s>>>((__nv_bfloat16 *)y, nvec, C / 8, b, relu);
 	else
-		gn_k_bias<<<gn_blocks(nvec, 256 * 4), 256, 0, g->s>>>((__half *)y, nvec, C / 8, b, relu);
+		gn_k_bias<<<gn_grid(nvec, 256 * 4), 256, 0, g->s>>>((__half *)y, nvec, C / 8, b, relu);
 	GN_LAUNCHED("gnet bias");
 	return 0;
 }
@@ -383,14 +377,14 @@ static void gn_rmsnorm_launch(struct gn_ctx *g, const void *x, const float *xb, 
 	T *yt = (T *)y;
 
 	if (C8 <= 4 * 4)
-		gn_k_rmsnorm<T, 4><<<gn_blocks(npix * 4, 256), 256, 0, g->s>>>(xt, xb, npix, C, gamma, scale, silu, yt);
+		gn_k_rmsnorm<T, 4><<<gn_grid(npix * 4, 256), 256, 0, g->s>>>(xt, xb, npix, C, gamma, scale, silu, yt);
 	else if (C8 <= 8 * 4)
-		gn_k_rmsnorm<T, 8><<<gn_blocks(npix * 8, 256), 256, 0, g->s>>>(xt, xb, npix, C, gamma, scale, silu, yt);
+		gn_k_rmsnorm<T, 8><<<gn_grid(npix * 8, 256), 256, 0, g->s>>>(xt, xb, npix, C, gamma, scale, silu, yt);
 	else if (C8 <= 16 * 4)
-		gn_k_rmsnorm<T, 16><<<gn_blocks(npix * 16, 256), 256, 0, g->s>>>(xt, xb, npix, C, gamma, scale, silu,
+		gn_k_rmsnorm<T, 16><<<gn_grid(npix * 16, 256), 256, 0, g->s>>>(xt, xb, npix, C, gamma, scale, silu,
 										  yt);
 	else
-		gn_k_rmsnorm<T, 32><<<gn_blocks(npix * 32, 256), 256, 0, g->s>>>(xt, xb, npix, C, gamma, scale, silu,
+		gn_k_rmsnorm<T, 32><<<gn_grid(npix * 32, 256), 256, 0, g->s>>>(xt, xb, npix, C, gamma, scale, silu,
 										  yt);
 }
 
@@ -446,11 +440,11 @@ int gn_upsample(struct gn_ctx *g, const void *src, size_t src_fs, uint32_t src_p
 	if (!n)
 		return 0;
 	if (g->dtype == GN_BF16)
-		gn_k_upsample<<<gn_blocks(n, 256 * 4), 256, 0, g->s>>>((const __nv_bfloat16 *)src, src_fs, src_pc, coff,
+		gn_k_upsample<<<gn_grid(n, 256 * 4), 256, 0, g->s>>>((const __nv_bfloat16 *)src, src_fs, src_pc, coff,
 								       bias, nf, h, w, C, up,
 								       (__nv_bfloat16 *)dst, dst_fs);
 	else
-		gn_k_upsample<<<gn_blocks(n, 256 * 4), 256, 0, g->s>>>((const __half *)src, src_fs, src_pc, coff, bias,
+		gn_k_upsample<<<gn_grid(n, 256 * 4), 256, 0, g->s>>>((const __half *)src, src_fs, src_pc, coff, bias,
 								       nf, h, w, C, up, (__half *)dst, dst_fs);
 	GN_LAUNCHED("gnet upsample");
 	return 0;
@@ -617,9 +611,9 @@ int gn_emit(struct gn_ctx *g, const void *x, const struct gn_emit_args *a, void 
 	if (!n)
 		return 0;
 	if (g->dtype == GN_BF16)
-		gn_k_emit<<<gn_blocks(n, 256), 256, 0, g->s>>>((const __nv_bfloat16 *)x, *a, dst, fb);
+		gn_k_emit<<<gn_grid(n, 256), 256, 0, g->s>>>((const __nv_bfloat16 *)x, *a, dst, fb);
 	else
-		gn_k_emit<<<gn_blocks(n, 256), 256, 0, g->s>>>((const __half *)x, *a, dst, fb);
+		gn_k_emit<<<gn_grid(n, 256), 256, 0, g->s>>>((const __half *)x, *a, dst, fb);
 	GN_LAUNCHED("gnet emit");
 	return 0;
 }
@@ -629,7 +623,7 @@ int gn_emit(struct gn_ctx *g, const void *x, const struct gn_emit_args *a, void 
 /* one thread per (frame, pixel, 8 channels): gathers 8 planes, writes one vector */
 template <typename Tin, typename T>
 __global__ void gn_k_latents(const Tin *lat, uint32_t n, uint32_t C, size_t hw, const float *inv,
-			     const float *mean, T *dst)
+			     const float *mean, int tanh_clamp, T *dst)
 {
 	const uint32_t C8 = C / 8;
 	const size_t total = (size_t)n * hw * C8;
@@ -644,6 +638,8 @@ __global__ void gn_k_latents(const Tin *lat, uint32_t n, uint32_t C, size_t hw, 
 			float x = (float)lat[(f * C + c) * hw + pix];
 			if (mean)
 				x = __fadd_rn(__fdiv_rn(x, inv[c]), mean[c]);
+			if (tanh_clamp)
+				x = tanhf(x / 3.0f) * 3.0f;
 			v[k] = x;
 		}
 		gn_st8(dst + i * 8, v);
@@ -651,7 +647,7 @@ __global__ void gn_k_latents(const Tin *lat, uint32_t n, uint32_t C, size_t hw, 
 }
 
 int gn_latents(struct gn_ctx *g, const void *lat, int f32, uint32_t n, uint32_t C, size_t hw, const float *inv,
-	       const float *mean, void *dst, char *err, size_t errlen)
+	       const float *mean, int tanh_clamp, void *dst, char *err, size_t errlen)
 {
 	const size_t total = (size_t)n * hw * (C / 8);
 
@@ -662,7 +658,7 @@ int gn_latents(struct gn_ctx *g, const void *lat, int f32, uint32_t n, uint32_t 
 	if (!total)
 		return 0;
 #define GN_LAT(TIN, T)                                                                                    \
-	gn_k_latents<<<gn_blocks(total, 256 * 4), 256, 0, g->s>>>((const TIN *)lat, n, C, hw, inv, mean, (T *)dst)
+	gn_k_latents<<<gn_grid(total, 256 * 4), 256, 0, g->s>>>((const TIN *)lat, n, C, hw, inv, mean, tanh_clamp, (T *)dst)
 	if (f32 && g->dtype == GN_BF16)
 		GN_LAT(float, __nv_bfloat16);
 	else if (f32)

@@ -94,11 +94,11 @@ struct gn_conv {
 int gn_init(struct gn_ctx *g, int dtype, cudaStream_t s, char *err, size_t errlen);
 void gn_fini(struct gn_ctx *g);
 
-/* bytes of one element */
-static inline size_t gn_esize(const struct gn_ctx *g)
+/* blocks for a grid-stride kernel over n items, per items a block (capped: the loop covers the rest) */
+static inline unsigned gn_grid(size_t n, unsigned per)
 {
-	(void)g;
-	return 2;
+	size_t b = (n + per - 1) / per;
+	return (unsigned)(b < 1 ? 1 : b > (1u << 30) ? (1u << 30) : b);
 }
 
 /*
@@ -176,10 +176,15 @@ struct gn_emit_args {
 };
 int gn_emit(struct gn_ctx *g, const void *x, const struct gn_emit_args *a, void *dst, char *err, size_t errlen);
 
-/* Latents [n][C][hw] (float32 if f32, else float16) to NHWC; with mean (else NULL)
- * x = x / inv + mean per channel, inv = 1 / std computed by the caller in binary32 */
+/*
+ * Latents [n][C][hw] (float32 if f32, else float16) to NHWC, each value
+ * through one transform on the way: with mean (else NULL) x / inv + mean
+ * per channel (inv = 1 / std computed by the caller in binary32: the Wan
+ * pipelines' de-normalisation); with tanh_clamp, tanh(x / 3) * 3 (TAEHV's
+ * input Clamp).
+ */
 int gn_latents(struct gn_ctx *g, const void *lat, int f32, uint32_t n, uint32_t C, size_t hw, const float *inv,
-	       const float *mean, void *dst, char *err, size_t errlen);
+	       const float *mean, int tanh_clamp, void *dst, char *err, size_t errlen);
 
 /* copy nf frames of fbytes bytes, in frame order (overlapping ranges with dst before src are safe) */
 int gn_copy_frames(struct gn_ctx *g, void *dst, const void *src, uint32_t nf, size_t fbytes, char *err,

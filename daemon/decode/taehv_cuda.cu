@@ -97,18 +97,6 @@ static inline void *th_frame(void *base, size_t fe, size_t i)
 	return (char *)base + i * fe * sizeof(__nv_bfloat16);
 }
 
-/* decoder.0 Clamp (tanh(x / 3) * 3), NCHW of T -> NHWC bf16; i indexes the output */
-template <typename T>
-__global__ void th_prep(const T *lat, uint32_t C, size_t hw, size_t total, __nv_bfloat16 *dst)
-{
-	const size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x;
-	if (i >= total)
-		return;
-	const size_t c = i % C, p = (i / C) % hw, f = i / ((size_t)C * hw);
-	const float v = (float)lat[(f * C + c) * hw + p];
-	dst[i] = __float2bfloat16_rn(tanhf(v / 3.0f) * 3.0f);
-}
-
 /* ---- weights ---- */
 
 /* conv c's input channels [off, off + cnt) as gc, with its bias if bias; cout padded to a multiple of 8 */
@@ -409,22 +397,13 @@ static int th_input(struct egr_taehv_gpu_stream *s, const void *d_lat, uint32_t 
 {
 	struct egr_taehv_gpu *g = s->g;
 	const uint32_t C = g->plan.channels;
-	const size_t hw = (size_t)s->h * s->w, total = (size_t)n * hw * C;
-	const unsigned blocks = (unsigned)((total + 255) / 256);
+	const size_t hw = (size_t)s->h * s->w;
 	void *x1 = th_frame(s->st[0].x, hw * th_nf[0], 1);
 	int r;
 
-	if (dtype == EGR_DT_F32)
-		th_prep<float><<<blocks, 256, 0, g->s>>>((const float *)d_lat, C, hw, total, (__nv_bfloat16 *)s->b);
-	else
-		th_prep<__half><<<blocks, 256, 0, g->s>>>((const __half *)d_lat, C, hw, total, (__nv_bfloat16 *)s->b);
-	cudaError_t e = cudaGetLastError();
-	if (e != cudaSuccess) {
-		egr_errf(err, errlen, "taehv gpu th_prep launch (%u latent frames of %ux%u x %u): %s", n, s->w, s->h, C,
-			 cudaGetErrorString(e));
-		return -EIO;
-	}
-	if ((r = gn_conv(&g->gn, &g->first, s->b, n, s->h, s->w, x1, 0.0f, err, errlen)) < 0 ||
+	/* decoder.0 Clamp, tanh(x / 3) * 3, on the way from NCHW f16/f32 to NHWC bf16 */
+	if ((r = gn_latents(&g->gn, d_lat, dtype == EGR_DT_F32, n, C, hw, NULL, NULL, 1, s->b, err, errlen)) < 0 ||
+	    (r = gn_conv(&g->gn, &g->first, s->b, n, s->h, s->w, x1, 0.0f, err, errlen)) < 0 ||
 	    (r = gn_bias(&g->gn, x1, (size_t)n * hw, th_nf[0], g->first.b, 1, err, errlen)) < 0)
 		return th_fail(r, err, errlen, "decoder.1 (%u frames of %ux%u, %u -> %u channels)", n, s->w, s->h, C,
 			       th_nf[0]);

@@ -100,8 +100,12 @@ static int wg_dev_floats(struct egr_wanvae_gpu *g, const float *src, uint32_t n,
 			 size_t errlen)
 {
 	*out = NULL;
-	if (!src || g->ndev == sizeof(g->dev) / sizeof(g->dev[0]))
-		return src ? -ENOMEM : 0;
+	if (!src)
+		return 0;
+	if (g->ndev == sizeof(g->dev) / sizeof(g->dev[0])) {
+		egr_errf(err, errlen, "wan vae: more than %zu parameter arrays", sizeof(g->dev) / sizeof(g->dev[0]));
+		return -ENOMEM;
+	}
 	GN_CU(cudaMalloc((void **)out, n * sizeof(float)), "cudaMalloc(wan vae parameters, %u floats)", n);
 	g->dev[g->ndev++] = *out;
 	GN_CU(cudaMemcpy(*out, src, n * sizeof(float), cudaMemcpyHostToDevice), "cudaMemcpy(wan vae parameters)");
@@ -419,8 +423,7 @@ static int wg_up_block(struct egr_wanvae_gpu_stream *s, const struct wg_up *u, s
 	}
 	if (u->dup_repeats && !s->dry) {
 		const size_t n = (size_t)F2 * y.h * y.w * y.C;
-		wg_k_dup_add<<<(unsigned)((n + 1023) / 1024 < (1u << 30) ? (n + 1023) / 1024 : (1u << 30)), 256, 0,
-			       gn->s>>>((const __nv_bfloat16 *)in.p, in.C, in.h, in.w, (__nv_bfloat16 *)y.p, F2, y.C,
+		wg_k_dup_add<<<gn_grid(n, 1024), 256, 0, gn->s>>>((const __nv_bfloat16 *)in.p, in.C, in.h, in.w, (__nv_bfloat16 *)y.p, F2, y.C,
 					u->dup_ft, first ? u->dup_ft - 1 : 0, u->dup_repeats);
 		GN_CU(cudaGetLastError(), "wan vae DupUp3D kernel launch");
 	}
@@ -443,7 +446,7 @@ static int wg_decode(struct egr_wanvae_gpu_stream *s, const void *d_lat, uint32_
 	int xb = WB_X;
 
 	if (!s->dry)
-		GN_TRY(gn_latents(gn, d_lat, dtype == EGR_DT_F32, n, z, hw, s->inv, s->mean, lat, WG_ERR));
+		GN_TRY(gn_latents(gn, d_lat, dtype == EGR_DT_F32, n, z, hw, s->inv, s->mean, 0, lat, WG_ERR));
 	/* post_quant_conv (1x1x1) writes conv_in's input; conv_in's output is x */
 	GN_TRY(wg_causal_in(s, &g->conv_in, n, s->h, s->w, &H, &fresh));
 	if (!s->dry) {

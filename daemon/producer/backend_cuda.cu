@@ -409,15 +409,12 @@ fail:
 
 /* backend_cuda.cuh */
 int egr_backend_cuda_decode(struct cuda_be *be, const struct egr_job_geom *g, const void *lat, uint8_t *frames,
-			    uint32_t k, uint32_t nframes, char *err, size_t errlen)
+			    uint32_t k, uint32_t nframes, uint32_t lat_n, char *err, size_t errlen)
 {
 	int rc = 0;
 
-	if (egr_decoder_stateful(g->decoder)) {
-		/* the chunk's latent count: be->cur_lat_n (set by submit) */
-		rc = egr_cuda_video_feed(be->video, lat, be->cur_lat_n, frames, nframes, err, errlen);
-		return rc;
-	}
+	if (egr_decoder_stateful(g->decoder))
+		return egr_cuda_video_feed(be->video, lat, lat_n, frames, nframes, err, errlen);
 	if (g->decoder == EGR_DEC_TAESD) {
 		char why[256];
 		rc = egr_taesd_gpu_decode(be->taesd.gpu, be->s_compute, lat, g->dtype, nframes, g->lat_h, g->lat_w,
@@ -439,26 +436,23 @@ static int cb_check_geom(const struct egr_job_geom *g, char *err, size_t errlen)
 {
 	const int taesd = g->decoder == EGR_DEC_TAESD, video = egr_decoder_stateful(g->decoder);
 
-	if (video && (!g->chunk_frames || g->chunk_frames > 65535 || !g->time_up ||
-		      g->frame_bytes != egr_frame_bytes(g->format, g->width, g->height) ||
-		      g->lat_frame_bytes != (uint64_t)g->channels * g->lat_h * g->lat_w * g->dtype)) {
-		egr_errf(err, errlen, "backend cuda: inconsistent job geometry (%u latent frames of %ux%ux%u -> %ux%u, chunk %u)",
-			 g->lat_frames, g->channels, g->lat_h, g->lat_w, g->width, g->height, g->chunk_frames);
-		return -EINVAL;
-	}
-	if (video && g->dtype != EGR_DT_F16 && g->dtype != EGR_DT_F32) {
-		egr_errf(err, errlen, "backend cuda: latent dtype %u is not float16 or float32", g->dtype);
-		return -EINVAL;
-	}
-	if (video)
-		return 0;
-	if (g->decoder != EGR_DEC_LATENT2RGB && !taesd) {
+	if (g->decoder != EGR_DEC_LATENT2RGB && !taesd && !video) {
 		egr_errf(err, errlen, "backend cuda: decoder %u is unknown", g->decoder);
 		return -ENOTSUP;
 	}
 	if (g->dtype != EGR_DT_F16 && g->dtype != EGR_DT_F32) {
 		egr_errf(err, errlen, "backend cuda: latent dtype %u is not float16 or float32", g->dtype);
 		return -EINVAL;
+	}
+	if (video) {	/* the probe set the output size: only consistency to check */
+		if (!g->chunk_frames || g->chunk_frames > 65535 || !g->time_up ||
+		    g->frame_bytes != egr_frame_bytes(g->format, g->width, g->height) ||
+		    g->lat_frame_bytes != (uint64_t)g->channels * g->lat_h * g->lat_w * g->dtype) {
+			egr_errf(err, errlen, "backend cuda: inconsistent job geometry (%u latent frames of %ux%ux%u -> %ux%u, chunk %u)",
+				 g->lat_frames, g->channels, g->lat_h, g->lat_w, g->width, g->height, g->chunk_frames);
+			return -EINVAL;
+		}
+		return 0;
 	}
 	if (!g->chunk_frames || !g->lat_h || !g->lat_w || g->chunk_frames > 65535 ||
 	    g->width != g->lat_w * EGR_L2R_SCALE || g->height != g->lat_h * EGR_L2R_SCALE ||
@@ -719,7 +713,7 @@ fail:
 }
 
 /* compute stream: decode into frame buffer k once its latents are in and its last copy is out */
-static int cb_compute(struct cuda_be *be, uint32_t k, struct cb_inflight *e, uint32_t nframes, char *err,
+static int cb_compute(struct cuda_be *be, uint32_t k, struct cb_inflight *e, const struct egr_chunk *c, char *err,
 		      size_t errlen)
 {
 	struct cb_vbuf *b = &be->buf[k];
@@ -735,7 +729,7 @@ static int cb_compute(struct cuda_be *be, uint32_t k, struct cb_inflight *e, uin
 		be->job_started = 1;
 	}
 	EGR_CU(cudaEventRecord(e->k0, be->s_compute), "cudaEventRecord(kernel start)");
-	if ((rc = egr_backend_cuda_decode(be, &be->g, b->lat, b->frames, k, nframes, err, errlen)) < 0)
+	if ((rc = egr_backend_cuda_decode(be, &be->g, b->lat, b->frames, k, c->nframes, c->lat_n, err, errlen)) < 0)
 		goto fail;
 	EGR_CU(cudaEventRecord(e->k1, be->s_compute), "cudaEventRecord(kernel end)");
 	EGR_CU(cudaEventRecord(b->decoded, be->s_compute), "cudaEventRecord(decoded %u)", k);
@@ -809,7 +803,7 @@ static int cb_replay(struct cuda_be *be, const struct egr_chunk *c, char *err, s
 	EGR_CU(cudaMemcpyAsync(b->lat, c->latents, (size_t)c->lat_n * be->g.lat_frame_bytes, cudaMemcpyHostToDevice,
 			       be->s_compute),
 	       "cudaMemcpyAsync(latent buffer %u <- staging, replay)", k);
-	if ((rc = egr_backend_cuda_decode(be, &be->g, b->lat, b->frames, k, c->nframes, err, errlen)) < 0)
+	if ((rc = egr_backend_cuda_decode(be, &be->g, b->lat, b->frames, k, c->nframes, c->lat_n, err, errlen)) < 0)
 		return rc;
 	EGR_CU(cudaStreamSynchronize(be->s_compute), "cudaStreamSynchronize(compute stream, replay)");
 	return 0;
@@ -827,13 +821,12 @@ static int cb_submit(void *vbe, const struct egr_chunk *c, char *err, size_t err
 
 	if ((rc = cb_check_chunk(be, c, err, errlen)) < 0)
 		return rc;
-	be->cur_lat_n = c->lat_n;
 	if (c->replay)
 		return cb_replay(be, c, err, errlen);
 	if ((rc = cb_wait_buffer(be, k, &waited, err, errlen)) < 0)
 		goto fail;
 	e = cb_queue_entry(be);
-	if ((rc = cb_upload(be, k, c, err, errlen)) < 0 || (rc = cb_compute(be, k, e, c->nframes, err, errlen)) < 0 ||
+	if ((rc = cb_upload(be, k, c, err, errlen)) < 0 || (rc = cb_compute(be, k, e, c, err, errlen)) < 0 ||
 	    (rc = cb_copy_out(be, k, e, c, &d2h_issued, err, errlen)) < 0)
 		goto fail;
 	cb_enqueue(be, e, c, t0, waited);

@@ -86,9 +86,8 @@ struct cuda_be {
 
 	/* decoder = taesd: one GPU decoder per producer, kept across jobs */
 	struct egr_taesd_resident taesd;
-	/* decoder = wan_vae (stateful): network kept across jobs, a stream per job */
+	/* decoder = wan_vae, taehv (stateful): network kept across jobs, a stream per job */
 	struct egr_cuda_video *video;
-	uint32_t cur_lat_n;	/* latent frames of the chunk being submitted */
 
 	/* job stats, under mu */
 	uint64_t kernel_ns, wall_ns, d2h_bytes, d2h_ns, decode_ns, gpu_wait_ns;
@@ -106,12 +105,13 @@ static inline uint64_t cb_ev_ns(cudaEvent_t a, cudaEvent_t b)
 }
 
 /*
- * Launch the decode of nframes latents in lat into frames (VRAM buffer k,
- * for messages), on the compute stream: latent2rgb's two kernels or the
- * TAESD network.  Asynchronous either way (TAESD's workspace was sized in
- * job_begin).  0 or -errno.
+ * Launch the decode of a chunk's latents in lat into its nframes frames
+ * (VRAM buffer k, for messages), on the compute stream: latent2rgb's two
+ * kernels, the TAESD network, or a stateful decoder's next lat_n latent
+ * frames (cuda_video.h; for the others lat_n = nframes).  Asynchronous
+ * (workspaces were sized in job_begin).  0 or -errno.
  */
 int egr_backend_cuda_decode(struct cuda_be *be, const struct egr_job_geom *g, const void *lat, uint8_t *frames,
-			    uint32_t k, uint32_t nframes, char *err, size_t errlen);
+			    uint32_t k, uint32_t nframes, uint32_t lat_n, char *err, size_t errlen);
 
 #endif

@@ -41,7 +41,7 @@ extern "C" int egr_naive_cuda_decode(void *vbe, const struct egr_chunk *c, char 
 	EGR_CU(cudaMemcpyAsync(b->lat, c->latents, lbytes, cudaMemcpyHostToDevice, be->s_compute),
 	       "cudaMemcpyAsync(latent buffer 0 <- latents, %zu bytes)", lbytes);
 	EGR_CU(cudaEventRecord(e->k0, be->s_compute), "cudaEventRecord(kernel start)");
-	if ((rc = egr_backend_cuda_decode(be, g, b->lat, b->frames, 0, c->nframes, err, errlen)) < 0)
+	if ((rc = egr_backend_cuda_decode(be, g, b->lat, b->frames, 0, c->nframes, c->lat_n, err, errlen)) < 0)
 		goto fail;
 	EGR_CU(cudaEventRecord(e->k1, be->s_compute), "cudaEventRecord(kernel end)");
 	EGR_CU(cudaStreamSynchronize(be->s_compute), "cudaStreamSynchronize(compute stream)");
