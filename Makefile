@@ -104,7 +104,7 @@ SUP_SRC := daemon/supervisor/cancel.c daemon/supervisor/egressd.c daemon/supervi
 	   daemon/supervisor/queue.c daemon/supervisor/spool.c daemon/supervisor/status.c daemon/supervisor/supervisor.c \
 	   daemon/base/sdnotify.c \
 	   shm/ring.c $(OUTPUT_SRC) $(CONF_SRC) $(BASE_SRC)
-PROD_SRC := daemon/producer/producer.c daemon/producer/plan.c daemon/producer/naive.c \
+PROD_SRC := daemon/producer/producer.c daemon/producer/plan.c daemon/producer/naive.c daemon/producer/loader.c \
 	    daemon/producer/backend_cpu.c daemon/producer/cpu_video.c daemon/decode/frame.c daemon/decode/taehv.c \
 	    daemon/decode/taesd.c daemon/decode/wanvae.c \
 	    daemon/formats/npy.c daemon/formats/safetensors.c shm/ring.c $(OUTPUT_SRC) $(CONF_SRC) \

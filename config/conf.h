@@ -32,6 +32,7 @@
 	X(daemon, spool, STR, spool, "/var/spool/egressd", 0, 0, "spool directory (incoming/ active/ done/ failed/)") \
 	X(daemon, instance, STR, instance, "egressd", 0, 0, "shm segment name /<instance>, one per daemon") \
 	X(daemon, workers, U32, workers, "4", 1, 64, "writer processes") \
+	X(daemon, read_threads, U32, read_threads, "4", 1, 64, "producer threads reading each chunk's latents") \
 	X(daemon, backend, ENUM, backend, "auto", 0, 0, "producer backend: cpu | cuda | auto") \
 	X(daemon, log_level, ENUM, log_level, "info", 0, 0, "err | warning | notice | info | debug") \
 	X(daemon, submit_uids, STR, submit_uids, "", 0, 0, "uids whose job files run (\"1000 1001\"); empty: whoever can write incoming/") \
@@ -61,6 +62,7 @@ struct egr_conf {
 	char spool[EGR_PATH_MAX];
 	char instance[64];
 	uint32_t workers;
+	uint32_t read_threads;
 	char backend[16];
 	char log_level[16];
 	char submit_uids[256];

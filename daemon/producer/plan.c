@@ -352,17 +352,15 @@ void *egr_producer_load_chunk(struct producer *p, const struct egr_job_view *j, 
 	size_t bytes = (size_t)(nf * g->lat_frame_bytes), bad;
 	void *in = p->ops->input_buffer(p->be, bytes, err, errlen);
 	uint64_t t0 = egr_log_now_ns();
+	int rc;
 
 	if (!in)
 		return NULL;
-	if (egr_npy_read(n, first, nf, in, err, errlen))
-		return NULL;
+	rc = egr_loader_read(p->loader, n, first, nf, in, &bad, err, errlen);
 	*read_ns += egr_log_now_ns() - t0;
-	if (egr_npy_check_finite(g->dtype, in, bytes / g->dtype, &bad) < 0) {
+	if (rc == -EDOM)
 		describe_nonfinite(g, first, bad, err, errlen, j->spec.latents);
-		return NULL;
-	}
-	return in;
+	return rc ? NULL : in;
 }
 
 void egr_producer_add_stats(struct producer *p, uint32_t job, const struct egr_backend_stats *b,

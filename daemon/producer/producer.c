@@ -287,6 +287,11 @@ int main(int argc, char **argv)
 		rc = EGR_EXIT_OSERR;
 		goto out;
 	}
+	if (egr_loader_new(p.conf.read_threads, &p.loader, err, sizeof(err)) < 0) {
+		egr_err("%s", err);
+		rc = EGR_EXIT_OSERR;
+		goto out;
+	}
 	rc = open_backend(&p);
 	if (rc)
 		goto out;
@@ -318,6 +323,7 @@ int main(int argc, char **argv)
 out:
 	if (p.ops)
 		p.ops->close(p.be);	/* unregisters the slots before the unmap */
+	egr_loader_free(p.loader);
 	egr_ring_close(p.ring);
 	egr_safepath_close(&p.roots);
 	free(p.inflight);

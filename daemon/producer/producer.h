@@ -12,6 +12,7 @@
 #include "config/conf.h"
 #include "daemon/base/safepath.h"
 #include "daemon/formats/npy.h"
+#include "daemon/producer/loader.h"
 #include "daemon/producer/backend.h"
 #include "shm/ring.h"
 
@@ -27,6 +28,7 @@ struct producer {
 	/* slots handed to the backend and not yet published (by slot index) */
 	uint8_t *inflight;
 	uint32_t nslots;
+	struct egr_loader *loader;	/* [daemon] read_threads readers of each chunk */
 };
 
 /*
@@ -60,7 +62,8 @@ int egr_producer_begin_job(struct producer *p, struct egr_job_view *j, struct eg
 			   struct egr_job_geom *g, struct egr_job_inputs *in, char *err, size_t errlen);
 /*
  * Stage one chunk's latents: a backend input buffer, filled from the
- * latents file, checked for NaN/Inf.  Returns the buffer, or NULL with err set.
+ * latents file by the loader's threads, checked for NaN/Inf.  *read_ns
+ * grows by the time both took.  Returns the buffer, or NULL with err set.
  */
 void *egr_producer_load_chunk(struct producer *p, const struct egr_job_view *j, struct egr_npy *n,
 			      const struct egr_job_geom *g, uint32_t first, uint32_t nf, uint64_t *read_ns,

@@ -16,7 +16,7 @@
 # tables, the summary last.
 #
 # Environment (defaults in brackets): the shared settings of tests/bench/lib.sh, and
-#   BENCH_COPY_SIZE [1024]  BENCH_COPY_VARIANTS [full full@32 pageable one-worker]
+#   BENCH_COPY_SIZE [1024]  BENCH_COPY_VARIANTS [full full@32 one-reader pageable one-worker]
 #   BENCH_NULL_SECONDS [1.5: seconds of the null job at the D2H rate]
 #   BENCH_NULL_MAX [96G: output bytes of the null job, at most]
 #   BENCH_MANY_FRAMES [4096]  BENCH_MANY_JOBS [1 2 4 8]  BENCH_PNG_FRAMES [512]
@@ -32,12 +32,12 @@ bench_start
 S=${BENCH_COPY_SIZE:-1024}
 FB=$((S * S * 3 / 2))
 LAT=$((S / 8))
-bench_meta "workers $WORKERS, slots $SLOTS, chunk_frames $CHUNK, vram_buffers 2; latent2rgb ${S}², f16 latents; null, then y4m and png on $SHM_DIR"
+bench_meta "workers $WORKERS, slots $SLOTS, chunk_frames $CHUNK, vram_buffers $VRAM, read_threads $READ_THREADS; latent2rgb ${S}², f16 latents; null, then y4m and png on $SHM_DIR"
 
 # ---- 1. format = null ----
 d2h_stage
 regime null "latent2rgb ${S}² → null" latent2rgb "$S" "" "" 50
-VARIANTS=${BENCH_COPY_VARIANTS:-full full@32 pageable one-worker}
+VARIANTS=${BENCH_COPY_VARIANTS:-full full@32 one-reader pageable one-worker}
 SECS=${BENCH_NULL_SECONDS:-1.5} l2r_regime null "$SHMD" "$(size_bytes "${BENCH_NULL_MAX:-96G}")" null "$S"
 
 # ---- 2. many files on tmpfs ----

@@ -30,7 +30,7 @@ bench_need_bins egressd egressd-mklatents egressd-mktaesd egressd-producer egres
 bench_start
 SIZES=${BENCH_TAESD_SIZES:-512 1024 256}
 VARIANTS=${BENCH_VARIANTS:-naive full}
-bench_meta "workers $WORKERS, slots $SLOTS, chunk_frames $CHUNK, vram_buffers 2, y4m to $DISK_DIR; TAESD ${SIZES// /², }²; torch.compile $([ "${BENCH_COMPILE:-0}" = 1 ] && echo "on (${EGR_COMPILE_MODE:-max-autotune-no-cudagraphs}) at ${BENCH_COMPILE_SIZES:-512}" || echo "off (BENCH_COMPILE=1 turns it on)")"
+bench_meta "workers $WORKERS, slots $SLOTS, chunk_frames $CHUNK, vram_buffers $VRAM, y4m to $DISK_DIR; TAESD ${SIZES// /², }²; torch.compile $([ "${BENCH_COMPILE:-0}" = 1 ] && echo "on (${EGR_COMPILE_MODE:-max-autotune-no-cudagraphs}) at ${BENCH_COMPILE_SIZES:-512}" || echo "off (BENCH_COMPILE=1 turns it on)")"
 
 d2h_stage
 taesd_decode_alone "$SIZES"

@@ -17,7 +17,8 @@
 # Environment (defaults in brackets), shared by every target:
 #   BENCH_BIN [build]  BENCH_DIR [/var/tmp/egressd-bench: the real disk]
 #   BENCH_SHM_DIR [/dev/shm/egressd-bench]  BENCH_SECONDS [3: per full run]
-#   BENCH_WORKERS [nproc/2, 2..8]  BENCH_SLOTS [8]  BENCH_CHUNK [8]
+#   BENCH_WORKERS [nproc/2, 2..8]  BENCH_SLOTS [8]  BENCH_CHUNK [8]  BENCH_VRAM_BUFFERS [2]
+#   BENCH_READ_THREADS [4]
 #   BENCH_BUDGET [420: seconds; rows past it are skipped, not run]
 #   BENCH_SHM_MAX [16G]  BENCH_DISK_MAX [24G]: most output bytes per job
 #   BENCH_BACKEND [cuda; cpu runs the plumbing without a GPU, numbers meaningless]
@@ -50,6 +51,8 @@ bench_init() {	# TARGET [the script's arguments, for the record]
 	WORKERS=${BENCH_WORKERS:-$((NPROC / 2 < 2 ? 2 : NPROC / 2 > 8 ? 8 : NPROC / 2))}
 	SLOTS=${BENCH_SLOTS:-8}
 	CHUNK=${BENCH_CHUNK:-8}
+	VRAM=${BENCH_VRAM_BUFFERS:-2}
+	READ_THREADS=${BENCH_READ_THREADS:-4}
 	BUDGET=${BENCH_BUDGET:-420}
 	BACKEND=${BENCH_BACKEND:-cuda}
 	SHM_MAX=$(size_bytes "${BENCH_SHM_MAX:-16G}")
@@ -175,12 +178,15 @@ bench_conf() {
 spool = $W/spool
 instance = $INSTANCE
 workers = $3
+read_threads = $READ_THREADS
 backend = $BACKEND
 pipeline = $2
 log_level = info
 [ring]
 slots = $SLOTS
 slot_bytes = $4
+[cuda]
+vram_buffers = $VRAM
 [paths]
 allow_read = $W $DISK_DIR $SHM_DIR
 allow_write = $DISK_DIR $SHM_DIR
@@ -197,7 +203,7 @@ bench_jobfile() {
 }
 
 # run_variant REGIME PIPELINE NPY OUTPUT [key=value...]: one oneshot job with
-# daemon pipeline PIPELINE.  Keys: decoder, weights, format [y4m], chunk
+# daemon pipeline PIPELINE (or one-reader: full with [daemon] read_threads = 1).  Keys: decoder, weights, format [y4m], chunk
 # [CHUNK], workers [WORKERS], label [PIPELINE: the row's name], keep [empty:
 # the output is removed after the run].  Uses SLOT_BYTES.
 run_variant() {
@@ -205,6 +211,9 @@ run_variant() {
 	local decoder=latent2rgb weights= format=y4m chunk=$CHUNK workers=$WORKERS label=$pl keep= kv
 	for kv in "$@"; do local "$kv"; done
 	[ "$pl" = one-worker ] && workers=1
+	# one-reader: the full pipeline with one thread reading the latents (bench_conf sees this local)
+	local READ_THREADS=$READ_THREADS
+	[ "$pl" = one-reader ] && { READ_THREADS=1; pl=full; }
 	local tag; tag=$(safe_name "$reg-$label")
 	local conf=$W/$tag.ini jobf=$W/$tag.job res=$RES/logs/$tag.result
 	local frames; frames=$(npy_frames "$npy")

@@ -46,7 +46,7 @@ RING_NEED=$((SLOTS * CHUNK * (L2R_SIZE * L2R_SIZE * 3 / 2) + (64 << 20)))
 if [ "$(avail /dev/shm)" -lt $RING_NEED ]; then
 	say "WARNING: /dev/shm has $(gib "$(avail /dev/shm)") GiB free; the ring needs $(gib $RING_NEED) GiB: runs will fail"
 fi
-bench_meta "workers $WORKERS, slots $SLOTS, chunk_frames $CHUNK, vram_buffers 2, y4m; latent2rgb ${L2R_SIZE}², TAESD ${TAESD_SIZE}²"
+bench_meta "workers $WORKERS, slots $SLOTS, chunk_frames $CHUNK, vram_buffers $VRAM, y4m; latent2rgb ${L2R_SIZE}², TAESD ${TAESD_SIZE}²"
 
 d2h_stage
 for reg in $REGIMES; do

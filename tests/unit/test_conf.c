@@ -58,6 +58,7 @@ static void test_defaults(void)
 	CHECK(!strcmp(c.spool, "/var/spool/egressd"), "spool '%s'", c.spool);
 	CHECK(!strcmp(c.instance, "egressd"), "instance '%s'", c.instance);
 	CHECK(c.workers == 4, "workers %u", c.workers);
+	CHECK(c.read_threads == 4, "read_threads %u", c.read_threads);
 	CHECK(!strcmp(c.backend, "auto"), "backend '%s'", c.backend);
 	CHECK(!strcmp(c.pipeline, "full"), "pipeline '%s'", c.pipeline);
 	CHECK(!strcmp(c.log_level, "info"), "log_level '%s'", c.log_level);

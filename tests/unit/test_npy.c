@@ -326,6 +326,47 @@ static void test_finite(void)
 	memcpy(raw + 1, f, 16 * 4);
 	CHECK(egr_npy_check_finite(EGR_DT_F32, raw + 1, 16, &bad) == -EDOM && bad == 9, "unaligned f32: %zu", bad);
 	CHECK(egr_npy_check_finite(EGR_DT_F16, h, 0, &bad) == 0, "empty");
+
+	/*
+	 * The check runs a block at a time (a few KiB, branch-free) and scans
+	 * a block exactly only when it holds a hit: the first bad element must
+	 * be found wherever it lies (block edges, the tail, an odd count), and
+	 * the largest finite values and every sign must pass.
+	 */
+	enum { BIG = 3 * 4096 + 5 };
+	static uint16_t hb[BIG + 1];
+	static uint32_t fb[BIG + 1];
+	for (i = 0; i < BIG + 1; i++) {
+		hb[i] = (uint16_t)((i * 2654435761u >> 7) % 0x7c00) | (i & 1 ? 0x8000 : 0);
+		fb[i] = (uint32_t)((i * 2654435761u) % 0x7f800000u) | (i & 2 ? 0x80000000u : 0);
+	}
+	hb[17] = 0x7bff;
+	hb[18] = 0xfbff;
+	fb[19] = 0x7f7fffffu;
+	CHECK(egr_npy_check_finite(EGR_DT_F16, hb, BIG, &bad) == 0, "big finite f16 flagged at %zu", bad);
+	CHECK(egr_npy_check_finite(EGR_DT_F32, fb, BIG, &bad) == 0, "big finite f32 flagged at %zu", bad);
+	static const size_t at[] = { 0, 2047, 2048, 2049, 4095, 4096, 6143, 8192, BIG - 1 };
+	const uint16_t hlast = hb[BIG - 1];
+	const uint32_t flast = fb[BIG - 1];
+	for (i = 0; i < (int)(sizeof(at) / sizeof(at[0])); i++) {
+		const uint16_t hs = hb[at[i]];
+		const uint32_t fs = fb[at[i]];
+
+		hb[BIG - 1] = 0x7c00;	/* a later one, which must not win */
+		fb[BIG - 1] = 0x7f800000u;
+		hb[at[i]] = i & 1 ? 0xfc00 : 0x7d00;
+		fb[at[i]] = i & 1 ? 0xff800000u : 0x7fc00001u;
+		CHECK(egr_npy_check_finite(EGR_DT_F16, hb, BIG, &bad) == -EDOM && bad == at[i], "big f16: bad %zu, want %zu",
+		      bad, at[i]);
+		CHECK(egr_npy_check_finite(EGR_DT_F32, fb, BIG, &bad) == -EDOM && bad == at[i], "big f32: bad %zu, want %zu",
+		      bad, at[i]);
+		CHECK(egr_npy_check_finite(EGR_DT_F16, hb, at[i], &bad) == 0, "big f16: count %zu not honoured", at[i]);
+		CHECK(egr_npy_check_finite(EGR_DT_F32, fb, at[i], &bad) == 0, "big f32: count %zu not honoured", at[i]);
+		hb[at[i]] = hs;
+		fb[at[i]] = fs;
+		hb[BIG - 1] = hlast;
+		fb[BIG - 1] = flast;
+	}
 }
 
 static uint16_t h_of(float f)
