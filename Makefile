@@ -70,7 +70,7 @@ AV_RPATH := -Wl,--disable-new-dtags -Wl,-rpath,$(abspath $(DEPS)/lib)
 AV_LIBS := $(if $(filter 1,$(VIDEO)),$(or $(shell pkg-config --libs $(AV_PKGS) 2>/dev/null),-lavformat -lavcodec -lavutil) \
 	   $(if $(DEPS),$(AV_RPATH)))
 
-NVFLAGS := -O2 -std=c++17 -gencode arch=compute_90,code=sm_90 -gencode arch=compute_90,code=compute_90 \
+NVFLAGS := -O2 -std=c++17 -gencode arch=compute_90a,code=sm_90a -gencode arch=compute_90,code=compute_90 \
 	   -Xcompiler -Wall,-Wextra,-Wno-unused-parameter -fmad=false -DEGR_CUDA=1 \
 	   -I. $(if $(filter-out release,$(VARIANT)),-DEGR_TESTING=1 -g)
 # cuDNN and cuBLAS (the video decoders' convolutions and attention, gnet.cu),

@@ -42,6 +42,7 @@ extern "C" {
 }
 #include "daemon/decode/taesd_cuda.h"
 #include "daemon/decode/quant_cuda.cuh"
+#include "daemon/decode/taesd_wgmma.cuh"
 
 #define TH 8
 #define TW 16
@@ -463,6 +464,7 @@ struct gpool {
 
 struct egr_taesd_gpu {
 	int device, nsm, warps;
+	int wgmma;		/* the 64 -> 64 convs of width >= WGMMA_MIN_W on tw::taesd_conv_wgmma */
 	uint32_t channels, cin1;
 	struct egr_taesd_conv plan[EGR_TAESD_NCONV];	/* no weight pointers */
 	struct gconv conv[EGR_TAESD_NCONV];
@@ -507,6 +509,62 @@ static cudaError_t kernel_launch(const conv_args &a, int nsm, cudaStream_t s)
 	int grid = a.ntiles < per_sm * nsm ? a.ntiles : per_sm * nsm;
 	k<<<grid, WM * WN * 32, sm, s>>>(a);
 	return cudaGetLastError();
+}
+
+/*
+ * The Hopper kernel (taesd_wgmma.cuh) for 64 -> 64 convs at least this wide:
+ * its tiles are 128-pixel strips of a row, so narrower layers waste most of
+ * a strip (at 8 x 64², 110 TFLOP/s against taesd_conv's 150; from 128² up
+ * it is ahead: 283 vs 248 at 128², 409 vs 285 at 256², 488 vs 318 at 512²,
+ * bias + ReLU, H100).
+ */
+#define WGMMA_MIN_W 128
+
+static cudaError_t wgmma_launch(const conv_args &c, int nsm, cudaStream_t s)
+{
+	static int per_sm;	/* a benign race fills it with the same value */
+	auto k = tw::taesd_conv_wgmma<128>;
+	const int bytes = tw::cfg<128>::bytes;
+	tw::args a;
+
+	if (!per_sm) {
+		int n = 0;
+		cudaError_t e = cudaOccupancyMaxActiveBlocksPerMultiprocessor(&n, k, tw::NTHR, bytes);
+		if (e != cudaSuccess)
+			return e;
+		per_sm = n < 1 ? 1 : n;
+	}
+	a.x = c.src;
+	a.res = c.res;
+	a.out = c.dst;
+	a.w = c.wt;
+	a.bias = c.bias;
+	a.H = c.H;
+	a.W = c.W;
+	a.sh = c.sh;
+	a.sw = c.sw;
+	a.up = c.up;
+	a.relu = c.relu;
+	a.tiles_x = (c.W + 127) / 128;
+	a.npairs = (c.H + 1) / 2;
+	a.units = (long long)(c.ntiles / c.tiles_per_frame) * a.tiles_x * a.npairs;
+	const long long grid = a.units < (long long)per_sm * nsm ? a.units : (long long)per_sm * nsm;
+	k<<<(int)grid, tw::NTHR, bytes, s>>>(a);
+	return cudaGetLastError();
+}
+
+/* the Hopper kernel: a compute capability 9.0 device, unless EGR_TAESD_WGMMA=0 (A/B runs, tests) */
+static int wgmma_wanted(int device)
+{
+	const char *env = getenv("EGR_TAESD_WGMMA");
+	int major = 0, minor = 0;
+
+	if (env && !strcmp(env, "0"))
+		return 0;
+	if (cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, device) != cudaSuccess ||
+	    cudaDeviceGetAttribute(&minor, cudaDevAttrComputeCapabilityMinor, device) != cudaSuccess)
+		return 0;
+	return major == 9 && minor == 0;
 }
 
 /* upload n floats (transposed rows x cols -> cols x rows when transpose) to a new device array */
@@ -576,6 +634,11 @@ extern "C" int egr_taesd_gpu_create(const struct egr_taesd *net, int device, str
 	CK((kernel_setup<16, 64, 2, 2, false>()), "cudaFuncSetAttribute(taesd_conv)");
 	CK((kernel_setup<64, 64, 2, 2, false>()), "cudaFuncSetAttribute(taesd_conv)");
 	CK((kernel_setup<64, 8, 8, 1, true>()), "cudaFuncSetAttribute(taesd_conv)");
+	g->wgmma = wgmma_wanted(device);
+	if (g->wgmma)
+		CK(cudaFuncSetAttribute(tw::taesd_conv_wgmma<128>, cudaFuncAttributeMaxDynamicSharedMemorySize,
+					tw::cfg<128>::bytes),
+		   "cudaFuncSetAttribute(taesd_conv_wgmma)");
 	hw = (__half *)malloc((size_t)64 * 9 * 64 * sizeof(__half));
 	if (!hw) {
 		r = -ENOMEM;
@@ -619,6 +682,11 @@ fail:
 	return r;
 }
 
+extern "C" int egr_taesd_gpu_uses_wgmma(const struct egr_taesd_gpu *g)
+{
+	return g->wgmma;
+}
+
 extern "C" void egr_taesd_gpu_destroy(struct egr_taesd_gpu *g)
 {
 	if (!g)
@@ -644,6 +712,8 @@ static cudaError_t launch_conv(struct egr_taesd_gpu *g, int i, const conv_args &
 
 	if (gc->coutp == 8)
 		return kernel_launch<64, 8, 8, 1, true>(a, g->nsm, s);
+	if (gc->cinp == 64 && g->wgmma && a.W >= WGMMA_MIN_W)
+		return wgmma_launch(a, g->nsm, s);
 	if (gc->cinp == 16)
 		return w8 ? kernel_launch<16, 64, 4, 2, false>(a, g->nsm, s) : kernel_launch<16, 64, 2, 2, false>(a, g->nsm, s);
 	return w8 ? kernel_launch<64, 64, 4, 2, false>(a, g->nsm, s) : kernel_launch<64, 64, 2, 2, false>(a, g->nsm, s);

@@ -113,48 +113,59 @@ static double rel_err(const float *a, const float *ref, size_t n)
 	return sqrt(num / den);
 }
 
-static void run_case(const char *dir, const struct tcase *t, FILE *manifest)
-{
-	char wpath[512], err[512];
-	struct egr_taesd *net = make_net(dir, t, wpath);
-	struct egr_taesd_gpu *g = NULL;
-	void *dlat = NULL, *dout = NULL;
-	const uint32_t H = 8 * t->h, W = 8 * t->w;
-	const size_t HW = (size_t)H * W, lat_n = (size_t)t->C * t->h * t->w;
-	float *lat = make_lat(t, &dlat);
-	float *cpu = (float *)malloc(t->n * 3 * HW * 4), *gpu = (float *)malloc(t->n * 3 * HW * 4);
-	uint8_t *crgb = (uint8_t *)malloc(t->n * 3 * HW), *cyuv = (uint8_t *)malloc(t->n * 3 * HW / 2);
-	uint8_t *gb = (uint8_t *)malloc(t->n * 3 * HW);
+/* what a case shares between the kernel paths: the net, latents on both sides, the CPU's frames */
+struct cpu_ref {
+	struct egr_taesd *net;
+	void *dlat;
+	float *cpu;
+	uint8_t *crgb, *cyuv;
+};
 
-	if (egr_taesd_gpu_create(net, 0, &g, err, sizeof(err)) < 0) {
+/*
+ * The GPU decode of one case against the CPU's; wgmma 0 forces taesd_conv
+ * everywhere (EGR_TAESD_WGMMA=0), 1 is the default dispatch (the Hopper
+ * kernel on 64 -> 64 layers 128 pixels wide or more).  gpu: the raw frames.
+ */
+static void check_gpu(const struct tcase *t, const struct cpu_ref *r, int wgmma, float *gpu)
+{
+	char err[512];
+	struct egr_taesd_gpu *g = NULL;
+	void *dout = NULL;
+	const uint32_t H = 8 * t->h, W = 8 * t->w;
+	const size_t HW = (size_t)H * W;
+	uint8_t *gb = (uint8_t *)malloc(t->n * 3 * HW);
+	const char *kern = wgmma ? "default kernels" : "mma.sync only";
+
+	setenv("EGR_TAESD_WGMMA", wgmma ? "1" : "0", 1);
+	if (egr_taesd_gpu_create(r->net, 0, &g, err, sizeof(err)) < 0) {
 		CHECK(0, "create: %s", err);
+		free(gb);
 		return;
 	}
-	for (uint32_t f = 0; f < t->n; f++) {
-		if (egr_taesd_decode_cpu(net, lat + f * lat_n, t->h, t->w, cpu + f * 3 * HW, err, sizeof(err)) < 0)
-			CHECK(0, "cpu decode: %s", err);
-		egr_taesd_to_rgb24(cpu + f * 3 * HW, H, W, crgb + f * 3 * HW);
-		egr_frame_rgb_to_i420(crgb + f * 3 * HW, W, H, cyuv + f * 3 * HW / 2);
-	}
+	int major = 0, minor = 0;
+	cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, 0);
+	cudaDeviceGetAttribute(&minor, cudaDevAttrComputeCapabilityMinor, 0);
+	CHECK(egr_taesd_gpu_uses_wgmma(g) == (wgmma && major == 9 && minor == 0), "%s: uses_wgmma %d on a %d.%d device",
+	      kern, egr_taesd_gpu_uses_wgmma(g), major, minor);
 	CU(cudaMalloc(&dout, t->n * 3 * HW * 4));
 	/* raw, poisoned with NaN */
 	CU(cudaMemset(dout, 0xff, t->n * 3 * HW * 4));
-	CHECK(egr_taesd_gpu_decode(g, 0, dlat, t->ldtype, t->n, t->h, t->w, EGR_FMT_RAW, dout, err,
+	CHECK(egr_taesd_gpu_decode(g, 0, r->dlat, t->ldtype, t->n, t->h, t->w, EGR_FMT_RAW, dout, err,
 				   sizeof(err)) == 0, "decode raw: %s", err);
 	CU(cudaDeviceSynchronize());
 	CU(cudaMemcpy(gpu, dout, t->n * 3 * HW * 4, cudaMemcpyDeviceToHost));
 	for (uint32_t f = 0; f < t->n; f++) {
-		double e = rel_err(gpu + f * 3 * HW, cpu + f * 3 * HW, 3 * HW);
-		printf("taesd gpu vs cpu: %s C=%u %ux%u lat f%u frame %u: raw rel err %.2e\n",
+		double e = rel_err(gpu + f * 3 * HW, r->cpu + f * 3 * HW, 3 * HW);
+		printf("taesd gpu (%s) vs cpu: %s C=%u %ux%u lat f%u frame %u: raw rel err %.2e\n", kern,
 		       egr_taesd_variant_name(t->variant), t->C, W, H, t->ldtype * 8, f, e);
-		CHECK(e <= 1e-2, "C=%u %ux%u frame %u: rel err %.3e > 1e-2", t->C, W, H, f, e);
+		CHECK(e <= 1e-2, "%s: C=%u %ux%u frame %u: rel err %.3e > 1e-2", kern, t->C, W, H, f, e);
 	}
 	/* 8-bit formats */
 	for (int fmt = EGR_FMT_Y4M; fmt <= EGR_FMT_PNG; fmt++) {
 		size_t bytes = t->n * (fmt == EGR_FMT_PNG ? 3 * HW : 3 * HW / 2);
-		const uint8_t *want = fmt == EGR_FMT_PNG ? crgb : cyuv;
+		const uint8_t *want = fmt == EGR_FMT_PNG ? r->crgb : r->cyuv;
 		CU(cudaMemset(dout, 0xab, t->n * 3 * HW * 4));
-		CHECK(egr_taesd_gpu_decode(g, 0, dlat, t->ldtype, t->n, t->h, t->w, (uint32_t)fmt, dout, err,
+		CHECK(egr_taesd_gpu_decode(g, 0, r->dlat, t->ldtype, t->n, t->h, t->w, (uint32_t)fmt, dout, err,
 					   sizeof(err)) == 0, "decode fmt %d: %s", fmt, err);
 		CU(cudaDeviceSynchronize());
 		CU(cudaMemcpy(gb, dout, bytes, cudaMemcpyDeviceToHost));
@@ -167,21 +178,55 @@ static void run_case(const char *dir, const struct tcase *t, FILE *manifest)
 			if (d > maxd)
 				maxd = d;
 		}
-		printf("taesd gpu vs cpu: %s C=%u %ux%u %s: %zu bytes, %.3f%% off by 1, %.4f%% off by more, max %d\n",
-		       egr_taesd_variant_name(t->variant), t->C, W, H, fmt == EGR_FMT_PNG ? "rgb24" : "i420", bytes,
+		printf("taesd gpu (%s) vs cpu: %s C=%u %ux%u %s: %zu bytes, %.3f%% off by 1, %.4f%% off by more, max %d\n",
+		       kern, egr_taesd_variant_name(t->variant), t->C, W, H, fmt == EGR_FMT_PNG ? "rgb24" : "i420", bytes,
 		       100.0 * off1 / bytes, 100.0 * offmore / bytes, maxd);
 		CHECK(maxd <= 8 && offmore * 1000 <= bytes && off1 * 5 <= bytes,
-		      "%s bytes differ too much: max %d, %zu off by more than 1", fmt == 2 ? "rgb24" : "i420", maxd, offmore);
+		      "%s: %s bytes differ too much: max %d, %zu off by more than 1", kern, fmt == 2 ? "rgb24" : "i420",
+		      maxd, offmore);
 	}
 	/* the byte after the last frame stays untouched: no write past the end */
 	CU(cudaMemset(dout, 0xab, t->n * 3 * HW * 4));
-	egr_taesd_gpu_decode(g, 0, dlat, t->ldtype, t->n, t->h, t->w, EGR_FMT_Y4M, dout, err, sizeof(err));
+	egr_taesd_gpu_decode(g, 0, r->dlat, t->ldtype, t->n, t->h, t->w, EGR_FMT_Y4M, dout, err, sizeof(err));
 	CU(cudaDeviceSynchronize());
 	uint8_t after[64];
 	CU(cudaMemcpy(after, (char *)dout + t->n * 3 * HW / 2, 64, cudaMemcpyDeviceToHost));
 	for (int i = 0; i < 64; i++)
-		CHECK(after[i] == 0xab, "byte %d after the last I420 frame was written", i);
-	CHECK(egr_taesd_gpu_decode(g, 0, dlat, 3, t->n, t->h, t->w, EGR_FMT_Y4M, dout, err, sizeof(err)) == -EINVAL, "dtype 3");
+		CHECK(after[i] == 0xab, "%s: byte %d after the last I420 frame was written", kern, i);
+	CHECK(egr_taesd_gpu_decode(g, 0, r->dlat, 3, t->n, t->h, t->w, EGR_FMT_Y4M, dout, err, sizeof(err)) == -EINVAL,
+	      "dtype 3");
+	egr_taesd_gpu_destroy(g);
+	cudaFree(dout);
+	free(gb);
+	unsetenv("EGR_TAESD_WGMMA");
+}
+
+static void run_case(const char *dir, const struct tcase *t, FILE *manifest)
+{
+	char wpath[512], err[512];
+	struct cpu_ref r = {};
+	const uint32_t H = 8 * t->h, W = 8 * t->w;
+	const size_t HW = (size_t)H * W, lat_n = (size_t)t->C * t->h * t->w;
+
+	r.net = make_net(dir, t, wpath);
+	float *lat = make_lat(t, &r.dlat);
+	float *gpu = (float *)malloc(t->n * 3 * HW * 4), *gpu0 = (float *)malloc(t->n * 3 * HW * 4);
+	r.cpu = (float *)malloc(t->n * 3 * HW * 4);
+	r.crgb = (uint8_t *)malloc(t->n * 3 * HW);
+	r.cyuv = (uint8_t *)malloc(t->n * 3 * HW / 2);
+	for (uint32_t f = 0; f < t->n; f++) {
+		if (egr_taesd_decode_cpu(r.net, lat + f * lat_n, t->h, t->w, r.cpu + f * 3 * HW, err, sizeof(err)) < 0)
+			CHECK(0, "cpu decode: %s", err);
+		egr_taesd_to_rgb24(r.cpu + f * 3 * HW, H, W, r.crgb + f * 3 * HW);
+		egr_frame_rgb_to_i420(r.crgb + f * 3 * HW, W, H, r.cyuv + f * 3 * HW / 2);
+	}
+	check_gpu(t, &r, 1, gpu);
+	if (W >= 128) {	/* a layer wide enough for the Hopper kernel (on a Hopper GPU): the other path too */
+		check_gpu(t, &r, 0, gpu0);
+		double e = rel_err(gpu, gpu0, t->n * 3 * HW);
+		printf("taesd gpu default vs mma.sync only: C=%u %ux%u: raw rel diff %.2e\n", t->C, W, H, e);
+		CHECK(e <= 5e-3, "C=%u %ux%u: the kernel paths differ by %.3e", t->C, W, H, e);
+	}
 
 	if (manifest) {
 		char lp[600], cp[600], gp[600];
@@ -193,7 +238,7 @@ static void run_case(const char *dir, const struct tcase *t, FILE *manifest)
 		fwrite(lat, 4, t->n * lat_n, f);
 		fclose(f);
 		f = fopen(cp, "wb");
-		fwrite(cpu, 4, t->n * 3 * HW, f);
+		fwrite(r.cpu, 4, t->n * 3 * HW, f);
 		fclose(f);
 		f = fopen(gp, "wb");
 		fwrite(gpu, 4, t->n * 3 * HW, f);
@@ -202,16 +247,14 @@ static void run_case(const char *dir, const struct tcase *t, FILE *manifest)
 			"\"variant\":\"%s\"}",
 			ftell(manifest) > 2 ? ",\n" : "", wpath, lp, cp, gp, t->n, t->C, t->h, t->w, vn);
 	}
-	egr_taesd_gpu_destroy(g);
-	egr_taesd_free(net);
-	cudaFree(dlat);
-	cudaFree(dout);
+	egr_taesd_free(r.net);
+	cudaFree(r.dlat);
 	free(lat);
-	free(cpu);
+	free(r.cpu);
 	free(gpu);
-	free(crgb);
-	free(cyuv);
-	free(gb);
+	free(gpu0);
+	free(r.crgb);
+	free(r.cyuv);
 }
 
 static double net_flops(uint32_t h, uint32_t w, uint32_t C)
@@ -230,16 +273,23 @@ static int bench(uint32_t batch)
 	char err[512], wpath[512];
 	struct tcase t = { 4, 64, 64, batch, EGR_ST_F16, 2, 77, EGR_TAESD_PLAIN };
 	struct egr_taesd *net = make_net("/tmp", &t, wpath);
-	static const uint32_t sizes[2] = { 64, 128 };
+	static const uint32_t sizes[3] = { 32, 64, 128 };
+	/* the default dispatch first (tests/bench reads the first warps=8 line of a size), then the ablations */
+	static const struct {
+		const char *kernel, *wgmma;
+		int warps;
+	} cfgs[3] = { { "default", "1", 8 }, { "mma.sync", "0", 8 }, { "mma.sync", "0", 4 } };
 
-	for (int warps = 8; warps >= 4; warps -= 4) {
+	for (int ci = 0; ci < 3; ci++) {
+		const int warps = cfgs[ci].warps;
 		setenv("EGR_TAESD_WARPS", warps == 8 ? "8" : "4", 1);
+		setenv("EGR_TAESD_WGMMA", cfgs[ci].wgmma, 1);
 		struct egr_taesd_gpu *g = NULL;
 		if (egr_taesd_gpu_create(net, 0, &g, err, sizeof(err)) < 0) {
 			printf("create: %s\n", err);
 			return 1;
 		}
-		for (int si = 0; si < 2; si++) {
+		for (int si = 0; si < 3; si++) {
 			uint32_t s = sizes[si];
 			t.h = t.w = s;
 			void *dlat[3], *dout;
@@ -255,7 +305,7 @@ static int bench(uint32_t batch)
 				egr_taesd_gpu_decode(g, st, dlat[i % 3], EGR_DT_F16, batch, s, s, EGR_FMT_Y4M, dout, err, sizeof(err));
 			CU(cudaStreamSynchronize(st));
 			float ms[7];
-			const int iters = s == 64 ? 20 : 6;
+			const int iters = s == 32 ? 60 : s == 64 ? 20 : 6;
 			for (int rep = 0; rep < 7; rep++) {
 				CU(cudaEventRecord(e0, st));
 				for (int i = 0; i < iters; i++)
@@ -276,8 +326,8 @@ static int bench(uint32_t batch)
 					}
 			double fps = batch * 1000.0 / ms[3];
 			double tf = net_flops(s, s, 4) * batch / (ms[3] * 1e-3) / 1e12;
-			printf("EGRBENCH size=%u batch=%u warps=%d ms_per_batch=%.3f fps=%.1f tflops=%.1f\n", 8 * s, batch,
-			       warps, ms[3], fps, tf);
+			printf("EGRBENCH size=%u batch=%u warps=%d ms_per_batch=%.3f fps=%.1f tflops=%.1f kernel=%s\n", 8 * s,
+			       batch, warps, ms[3], fps, tf, cfgs[ci].kernel);
 			for (int k = 0; k < 3; k++)
 				cudaFree(dlat[k]);
 			cudaFree(dout);
@@ -389,6 +439,9 @@ int main(int argc, char **argv)
 		{ 32, 5, 7, 2, EGR_ST_F32, 4, 6, EGR_TAESD_FLUX2 },
 		{ 16, 12, 9, 2, EGR_ST_F16, 2, 7, EGR_TAESD_FLUX2 },
 		{ 32, 30, 52, 1, EGR_ST_F16, 2, 8, EGR_TAESD_FLUX2 },
+		/* layers 144 and 288 wide: the Hopper kernel's 128-pixel strips, the last one partial */
+		{ 4, 20, 36, 2, EGR_ST_F16, 2, 9, EGR_TAESD_PLAIN },
+		{ 16, 16, 16, 2, EGR_ST_F32, 4, 10, EGR_TAESD_PLAIN },
 	};
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++)
 		run_case(dir, &cases[i], manifest);
