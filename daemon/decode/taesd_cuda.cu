@@ -462,8 +462,26 @@ struct gpool {
 	float *w3t;		/* [256][64]: w3t[k][co] = pool.3.weight[co][k] */
 };
 
+/*
+ * One decode call's launches as a CUDA graph: a chunk's ~35 kernels become
+ * one launch, and the GPU runs them without the gaps of a stream launch.
+ * Keyed by everything the launches bake in (pointers included: the backend
+ * decodes from and into a few fixed VRAM buffers, so a handful of graphs
+ * serve a whole job).
+ */
+#define TAESD_GRAPHS 8
+struct tgraph {
+	const void *lat;
+	void *out, *ws;
+	uint32_t dtype, nframes, h, w, format;
+	cudaGraphExec_t exec;
+};
+
 struct egr_taesd_gpu {
 	int device, nsm, warps;
+	int graphs;		/* capture decodes on non-default streams (EGR_TAESD_GRAPH not "0") */
+	struct tgraph graph[TAESD_GRAPHS];
+	unsigned graph_next;	/* the slot the next new graph replaces */
 	int wgmma;		/* the 64 -> 64 convs of width >= WGMMA_MIN_W on tw::taesd_conv_wgmma */
 	uint32_t channels, cin1;
 	struct egr_taesd_conv plan[EGR_TAESD_NCONV];	/* no weight pointers */
@@ -486,26 +504,29 @@ struct egr_taesd_gpu {
 
 typedef void (*conv_kernel)(const conv_args);
 
+/* blocks per SM of each instantiation, set by kernel_setup (in create: never while a graph is captured) */
+template <int CIN, int COUTP, int WM, int WN, bool FINAL>
+static int conv_per_sm;
+
 template <int CIN, int COUTP, int WM, int WN, bool FINAL>
 static cudaError_t kernel_setup(void)
 {
-	return cudaFuncSetAttribute(taesd_conv<CIN, COUTP, WM, WN, FINAL>, cudaFuncAttributeMaxDynamicSharedMemorySize,
-				    (int)conv_smem<CIN, COUTP>::bytes);
+	auto k = taesd_conv<CIN, COUTP, WM, WN, FINAL>;
+	const size_t sm = conv_smem<CIN, COUTP>::bytes;
+	int n = 0;
+	cudaError_t e = cudaFuncSetAttribute(k, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)sm);
+	if (e == cudaSuccess)
+		e = cudaOccupancyMaxActiveBlocksPerMultiprocessor(&n, k, WM * WN * 32, sm);
+	conv_per_sm<CIN, COUTP, WM, WN, FINAL> = n < 1 ? 1 : n;	/* a benign race: the same value */
+	return e;
 }
 
 template <int CIN, int COUTP, int WM, int WN, bool FINAL>
 static cudaError_t kernel_launch(const conv_args &a, int nsm, cudaStream_t s)
 {
-	static int per_sm;	/* per instantiation; a benign race fills it with the same value */
 	auto k = taesd_conv<CIN, COUTP, WM, WN, FINAL>;
-	size_t sm = conv_smem<CIN, COUTP>::bytes;
-	if (!per_sm) {
-		int n = 0;
-		cudaError_t e = cudaOccupancyMaxActiveBlocksPerMultiprocessor(&n, k, WM * WN * 32, sm);
-		if (e != cudaSuccess)
-			return e;
-		per_sm = n < 1 ? 1 : n;
-	}
+	const size_t sm = conv_smem<CIN, COUTP>::bytes;
+	const int per_sm = conv_per_sm<CIN, COUTP, WM, WN, FINAL>;
 	int grid = a.ntiles < per_sm * nsm ? a.ntiles : per_sm * nsm;
 	k<<<grid, WM * WN * 32, sm, s>>>(a);
 	return cudaGetLastError();
@@ -520,20 +541,25 @@ static cudaError_t kernel_launch(const conv_args &a, int nsm, cudaStream_t s)
  */
 #define WGMMA_MIN_W 128
 
+static int wgmma_per_sm;	/* set by wgmma_setup */
+
+static cudaError_t wgmma_setup(void)
+{
+	auto k = tw::taesd_conv_wgmma<128>;
+	int n = 0;
+	cudaError_t e = cudaFuncSetAttribute(k, cudaFuncAttributeMaxDynamicSharedMemorySize, tw::cfg<128>::bytes);
+	if (e == cudaSuccess)
+		e = cudaOccupancyMaxActiveBlocksPerMultiprocessor(&n, k, tw::NTHR, tw::cfg<128>::bytes);
+	wgmma_per_sm = n < 1 ? 1 : n;
+	return e;
+}
+
 static cudaError_t wgmma_launch(const conv_args &c, int nsm, cudaStream_t s)
 {
-	static int per_sm;	/* a benign race fills it with the same value */
 	auto k = tw::taesd_conv_wgmma<128>;
-	const int bytes = tw::cfg<128>::bytes;
+	const int bytes = tw::cfg<128>::bytes, per_sm = wgmma_per_sm;
 	tw::args a;
 
-	if (!per_sm) {
-		int n = 0;
-		cudaError_t e = cudaOccupancyMaxActiveBlocksPerMultiprocessor(&n, k, tw::NTHR, bytes);
-		if (e != cudaSuccess)
-			return e;
-		per_sm = n < 1 ? 1 : n;
-	}
 	a.x = c.src;
 	a.res = c.res;
 	a.out = c.dst;
@@ -635,10 +661,9 @@ extern "C" int egr_taesd_gpu_create(const struct egr_taesd *net, int device, str
 	CK((kernel_setup<64, 64, 2, 2, false>()), "cudaFuncSetAttribute(taesd_conv)");
 	CK((kernel_setup<64, 8, 8, 1, true>()), "cudaFuncSetAttribute(taesd_conv)");
 	g->wgmma = wgmma_wanted(device);
+	g->graphs = !(getenv("EGR_TAESD_GRAPH") && !strcmp(getenv("EGR_TAESD_GRAPH"), "0"));
 	if (g->wgmma)
-		CK(cudaFuncSetAttribute(tw::taesd_conv_wgmma<128>, cudaFuncAttributeMaxDynamicSharedMemorySize,
-					tw::cfg<128>::bytes),
-		   "cudaFuncSetAttribute(taesd_conv_wgmma)");
+		CK(wgmma_setup(), "cudaFuncSetAttribute(taesd_conv_wgmma)");
 	hw = (__half *)malloc((size_t)64 * 9 * 64 * sizeof(__half));
 	if (!hw) {
 		r = -ENOMEM;
@@ -701,6 +726,9 @@ extern "C" void egr_taesd_gpu_destroy(struct egr_taesd_gpu *g)
 		cudaFree(g->pool[i].beta);
 		cudaFree(g->pool[i].w3t);
 	}
+	for (int i = 0; i < TAESD_GRAPHS; i++)
+		if (g->graph[i].exec)
+			cudaGraphExecDestroy(g->graph[i].exec);
 	cudaFree(g->ws);
 	free(g);
 }
@@ -743,6 +771,129 @@ static cudaError_t launch_pool(const struct gpool *p, __half *x, void *t_scratch
 	return cudaGetLastError();
 }
 
+/* one decode's launches on s, the workspace already sized for batch frames */
+static int launch_all(struct egr_taesd_gpu *g, cudaStream_t s, const void *d_lat, uint32_t dtype, uint32_t nframes,
+		      uint32_t h, uint32_t w, uint32_t format, void *d_out, size_t batch, char *err, size_t errlen)
+{
+	const size_t full = (size_t)64 * h * w;		/* output pixels per frame */
+	const size_t act = full * 64 * sizeof(__half);	/* one activation tensor per frame */
+	__half *buf[5];
+	int r = 0;
+
+	for (int i = 0; i < 3; i++)
+		buf[i] = (__half *)((char *)g->ws + i * batch * act);
+	buf[EGR_TAESD_BUF_IN] = (__half *)((char *)g->ws + 3 * batch * act);
+	const size_t out_frame = format == EGR_FMT_RAW	 ? full * 3 * sizeof(float)
+				 : format == EGR_FMT_PNG ? full * 3
+								 : full + full / 2;
+	for (uint32_t f0 = 0; f0 < nframes; f0 += (uint32_t)batch) {
+		uint32_t nb = nframes - f0 < batch ? nframes - f0 : (uint32_t)batch;
+		size_t total = (size_t)nb * h * w * g->cin1;
+		const char *lat = (const char *)d_lat + (size_t)f0 * g->channels * h * w * dtype;
+		int tpb = 256;
+		unsigned blocks = (unsigned)((total + tpb - 1) / tpb);
+		if (dtype == EGR_DT_F32)
+			taesd_prep<float><<<blocks, tpb, 0, s>>>((const float *)lat, (int)g->channels, (int)g->cin1,
+								  (int)(h * w), total, buf[EGR_TAESD_BUF_IN]);
+		else
+			taesd_prep<__half><<<blocks, tpb, 0, s>>>((const __half *)lat, (int)g->channels, (int)g->cin1,
+								   (int)(h * w), total, buf[EGR_TAESD_BUF_IN]);
+		CK(cudaGetLastError(), "taesd_prep launch");
+		for (int i = 0; i < EGR_TAESD_NCONV; i++) {
+			const struct egr_taesd_conv *c = &g->plan[i];
+			conv_args a;
+			memset(&a, 0, sizeof(a));
+			a.H = (int)(h << c->shift);
+			a.W = (int)(w << c->shift);
+			a.up = !!(c->flags & EGR_TAESD_UPSAMPLE);
+			a.relu = !!(c->flags & EGR_TAESD_RELU);
+			a.sh = a.up ? a.H / 2 : a.H;
+			a.sw = a.up ? a.W / 2 : a.W;
+			a.src = buf[c->src];
+			a.dst = c->dst == EGR_TAESD_BUF_OUT ? NULL : buf[c->dst];
+			a.res = (c->flags & EGR_TAESD_RESIDUAL) ? buf[c->res] : NULL;
+			a.wt = g->conv[i].wt;
+			a.bias = g->conv[i].bias;
+			a.tiles_x = (a.W + TW - 1) / TW;
+			a.tiles_per_frame = a.tiles_x * ((a.H + TH - 1) / TH);
+			a.ntiles = a.tiles_per_frame * (int)nb;
+			a.out_mode = (int)format;
+			a.out = (char *)d_out + (size_t)f0 * out_frame;
+			cudaError_t e = cudaSuccess;
+			if (c->flags & EGR_TAESD_POOL)	/* latent size; dst and the third buffer are free */
+				e = launch_pool(&g->pool[c->pool], buf[c->src], buf[c->dst], buf[3 - c->src - c->dst],
+						(int)nb, (int)(h * w), s);
+			if (e != cudaSuccess) {
+				egr_errf(err, errlen, "taesd pool '%s' launch: %s", g->plan[i].name, cudaGetErrorString(e));
+				return -EIO;
+			}
+			e = launch_conv(g, i, a, s);
+			if (e != cudaSuccess) {
+				egr_errf(err, errlen, "taesd conv '%s' launch: %s", c->name, cudaGetErrorString(e));
+				return -EIO;
+			}
+		}
+	}
+	return 0;
+fail:
+	return r;
+}
+
+/* the cached graph of exactly these launches, or NULL */
+static struct tgraph *graph_find(struct egr_taesd_gpu *g, const void *lat, void *out, uint32_t dtype,
+				 uint32_t nframes, uint32_t h, uint32_t w, uint32_t format)
+{
+	for (int i = 0; i < TAESD_GRAPHS; i++) {
+		struct tgraph *t = &g->graph[i];
+		if (t->exec && t->lat == lat && t->out == out && t->ws == g->ws && t->dtype == dtype &&
+		    t->nframes == nframes && t->h == h && t->w == w && t->format == format)
+			return t;
+	}
+	return NULL;
+}
+
+/*
+ * Capture launch_all on s into a new graph, in the slot before graph_next
+ * once done (the oldest is replaced).  1 when captured: nothing is queued
+ * yet, the caller launches it; 0 when capturing failed: nothing was queued
+ * and graphs are off for g from now on (the caller launches directly: a
+ * refused capture costs speed, not frames); -errno when launch_all itself
+ * failed.
+ */
+static int graph_run_new(struct egr_taesd_gpu *g, cudaStream_t s, const void *d_lat, uint32_t dtype,
+			 uint32_t nframes, uint32_t h, uint32_t w, uint32_t format, void *d_out, size_t batch, char *err,
+			 size_t errlen)
+{
+	struct tgraph *t = &g->graph[g->graph_next];
+	cudaGraph_t graph = NULL;
+	cudaGraphExec_t exec = NULL;
+	cudaError_t e;
+	int r;
+
+	if (cudaStreamBeginCapture(s, cudaStreamCaptureModeThreadLocal) != cudaSuccess)
+		goto off;
+	r = launch_all(g, s, d_lat, dtype, nframes, h, w, format, d_out, batch, err, errlen);
+	e = cudaStreamEndCapture(s, &graph);
+	if (r < 0 || e != cudaSuccess || cudaGraphInstantiate(&exec, graph, 0) != cudaSuccess) {
+		if (graph)
+			cudaGraphDestroy(graph);
+		if (r < 0 && e == cudaSuccess)
+			return r;	/* a real launch error, not the capture's */
+		goto off;
+	}
+	cudaGraphDestroy(graph);
+	if (t->exec)
+		cudaGraphExecDestroy(t->exec);
+	*t = (struct tgraph){ d_lat, d_out, g->ws, dtype, nframes, h, w, format, exec };
+	g->graph_next = (g->graph_next + 1) % TAESD_GRAPHS;
+	return 1;
+off:
+	cudaGetLastError();	/* the capture's error is not the stream's */
+	egr_warn("taesd: capturing a CUDA graph failed; launching kernels directly from now on");
+	g->graphs = 0;
+	return 0;
+}
+
 extern "C" int egr_taesd_gpu_decode(struct egr_taesd_gpu *g, struct CUstream_st *stream, const void *d_lat,
 				    uint32_t dtype, uint32_t nframes, uint32_t h, uint32_t w, uint32_t format,
 				    void *d_out, char *err, size_t errlen)
@@ -756,8 +907,7 @@ extern "C" int egr_taesd_gpu_decode(struct egr_taesd_gpu *g, struct CUstream_st 
 			 format, nframes, w, h);
 		return -EINVAL;
 	}
-	const size_t full = (size_t)64 * h * w;		/* output pixels per frame */
-	const size_t act = full * 64 * sizeof(__half);	/* one activation tensor per frame */
+	const size_t act = (size_t)64 * h * w * 64 * sizeof(__half);	/* one activation tensor per frame */
 	const size_t inb = (size_t)h * w * g->cin1 * sizeof(__half);
 	size_t batch = EGR_TAESD_GPU_WS_MAX / (3 * act + inb);
 	if (batch < 1)
@@ -778,65 +928,23 @@ extern "C" int egr_taesd_gpu_decode(struct egr_taesd_gpu *g, struct CUstream_st 
 		}
 		g->ws_bytes = need;
 	}
-	{
-		__half *buf[5];
-		for (int i = 0; i < 3; i++)
-			buf[i] = (__half *)((char *)g->ws + i * batch * act);
-		buf[EGR_TAESD_BUF_IN] = (__half *)((char *)g->ws + 3 * batch * act);
-		const size_t out_frame = format == EGR_FMT_RAW	 ? full * 3 * sizeof(float)
-					 : format == EGR_FMT_PNG ? full * 3
-									 : full + full / 2;
-		for (uint32_t f0 = 0; f0 < nframes; f0 += (uint32_t)batch) {
-			uint32_t nb = nframes - f0 < batch ? nframes - f0 : (uint32_t)batch;
-			size_t total = (size_t)nb * h * w * g->cin1;
-			const char *lat = (const char *)d_lat + (size_t)f0 * g->channels * h * w * dtype;
-			int tpb = 256;
-			unsigned blocks = (unsigned)((total + tpb - 1) / tpb);
-			if (dtype == EGR_DT_F32)
-				taesd_prep<float><<<blocks, tpb, 0, s>>>((const float *)lat, (int)g->channels, (int)g->cin1,
-									  (int)(h * w), total, buf[EGR_TAESD_BUF_IN]);
-			else
-				taesd_prep<__half><<<blocks, tpb, 0, s>>>((const __half *)lat, (int)g->channels,
-									   (int)g->cin1, (int)(h * w), total,
-									   buf[EGR_TAESD_BUF_IN]);
-			CK(cudaGetLastError(), "taesd_prep launch");
-			for (int i = 0; i < EGR_TAESD_NCONV; i++) {
-				const struct egr_taesd_conv *c = &g->plan[i];
-				conv_args a;
-				memset(&a, 0, sizeof(a));
-				a.H = (int)(h << c->shift);
-				a.W = (int)(w << c->shift);
-				a.up = !!(c->flags & EGR_TAESD_UPSAMPLE);
-				a.relu = !!(c->flags & EGR_TAESD_RELU);
-				a.sh = a.up ? a.H / 2 : a.H;
-				a.sw = a.up ? a.W / 2 : a.W;
-				a.src = buf[c->src];
-				a.dst = c->dst == EGR_TAESD_BUF_OUT ? NULL : buf[c->dst];
-				a.res = (c->flags & EGR_TAESD_RESIDUAL) ? buf[c->res] : NULL;
-				a.wt = g->conv[i].wt;
-				a.bias = g->conv[i].bias;
-				a.tiles_x = (a.W + TW - 1) / TW;
-				a.tiles_per_frame = a.tiles_x * ((a.H + TH - 1) / TH);
-				a.ntiles = a.tiles_per_frame * (int)nb;
-				a.out_mode = (int)format;
-				a.out = (char *)d_out + (size_t)f0 * out_frame;
-				cudaError_t e = cudaSuccess;
-				if (c->flags & EGR_TAESD_POOL)	/* latent size; dst and the third buffer are free */
-					e = launch_pool(&g->pool[c->pool], buf[c->src], buf[c->dst], buf[3 - c->src - c->dst],
-							(int)nb, (int)(h * w), s);
-				if (e != cudaSuccess) {
-					egr_errf(err, errlen, "taesd pool '%s' launch: %s", g->plan[i].name, cudaGetErrorString(e));
-					return -EIO;
-				}
-				e = launch_conv(g, i, a, s);
-				if (e != cudaSuccess) {
-					egr_errf(err, errlen, "taesd conv '%s' launch: %s", c->name, cudaGetErrorString(e));
-					return -EIO;
-				}
-			}
+	/* graphs need a stream of our own: the legacy default stream cannot be captured */
+	if (g->graphs && s) {
+		struct tgraph *t = graph_find(g, d_lat, d_out, dtype, nframes, h, w, format);
+		if (t) {
+			CK(cudaGraphLaunch(t->exec, s), "cudaGraphLaunch(taesd decode)");
+			return 0;
 		}
+		r = graph_run_new(g, s, d_lat, dtype, nframes, h, w, format, d_out, batch, err, errlen);
+		if (r == 1) {
+			CK(cudaGraphLaunch(g->graph[(g->graph_next + TAESD_GRAPHS - 1) % TAESD_GRAPHS].exec, s),
+			   "cudaGraphLaunch(taesd decode)");
+			return 0;
+		}
+		if (r < 0)
+			return r;
 	}
-	return 0;
+	return launch_all(g, s, d_lat, dtype, nframes, h, w, format, d_out, batch, err, errlen);
 fail:
 	return r;
 }

@@ -154,6 +154,23 @@ static void check_gpu(const struct tcase *t, const struct cpu_ref *r, int wgmma,
 				   sizeof(err)) == 0, "decode raw: %s", err);
 	CU(cudaDeviceSynchronize());
 	CU(cudaMemcpy(gpu, dout, t->n * 3 * HW * 4, cudaMemcpyDeviceToHost));
+	/* a stream of our own: the first decode is captured as a CUDA graph, the second replays it */
+	{
+		cudaStream_t st;
+		float *again = (float *)malloc(t->n * 3 * HW * 4);
+		CU(cudaStreamCreateWithFlags(&st, cudaStreamNonBlocking));
+		for (int rep = 0; rep < 2; rep++) {
+			CU(cudaMemset(dout, 0xff, t->n * 3 * HW * 4));
+			CHECK(egr_taesd_gpu_decode(g, st, r->dlat, t->ldtype, t->n, t->h, t->w, EGR_FMT_RAW, dout, err,
+						   sizeof(err)) == 0, "decode raw on a stream: %s", err);
+			CU(cudaStreamSynchronize(st));
+			CU(cudaMemcpy(again, dout, t->n * 3 * HW * 4, cudaMemcpyDeviceToHost));
+			CHECK(!memcmp(again, gpu, t->n * 3 * HW * 4), "%s: decode %d on a stream (graph) differs from stream 0",
+			      kern, rep + 1);
+		}
+		CU(cudaStreamDestroy(st));
+		free(again);
+	}
 	for (uint32_t f = 0; f < t->n; f++) {
 		double e = rel_err(gpu + f * 3 * HW, r->cpu + f * 3 * HW, 3 * HW);
 		printf("taesd gpu (%s) vs cpu: %s C=%u %ux%u lat f%u frame %u: raw rel err %.2e\n", kern,
@@ -276,14 +293,16 @@ static int bench(uint32_t batch)
 	static const uint32_t sizes[3] = { 32, 64, 128 };
 	/* the default dispatch first (tests/bench reads the first warps=8 line of a size), then the ablations */
 	static const struct {
-		const char *kernel, *wgmma;
+		const char *kernel, *wgmma, *graph;
 		int warps;
-	} cfgs[3] = { { "default", "1", 8 }, { "mma.sync", "0", 8 }, { "mma.sync", "0", 4 } };
+	} cfgs[4] = { { "default", "1", "1", 8 }, { "no-graph", "1", "0", 8 }, { "mma.sync", "0", "0", 8 },
+		      { "mma.sync", "0", "0", 4 } };
 
-	for (int ci = 0; ci < 3; ci++) {
+	for (int ci = 0; ci < 4; ci++) {
 		const int warps = cfgs[ci].warps;
 		setenv("EGR_TAESD_WARPS", warps == 8 ? "8" : "4", 1);
 		setenv("EGR_TAESD_WGMMA", cfgs[ci].wgmma, 1);
+		setenv("EGR_TAESD_GRAPH", cfgs[ci].graph, 1);
 		struct egr_taesd_gpu *g = NULL;
 		if (egr_taesd_gpu_create(net, 0, &g, err, sizeof(err)) < 0) {
 			printf("create: %s\n", err);
