@@ -16,7 +16,7 @@
 # Environment (defaults in brackets): the shared settings of tests/bench/lib.sh, and
 #   BENCH_TAESD_SIZES [512 1024 256]  BENCH_VARIANTS [naive full]  BENCH_PEERS [1]
 #   BENCH_COMPILE [0]  BENCH_COMPILE_SIZES [512]  BENCH_COMPILE_TIMEOUT [360 s]
-#   BENCH_WRITE_STAGE [1: measure the disk alone per size]
+#   BENCH_WRITE_STAGE [1: measure the disk alone per size]  BENCH_CHUNK [16 here]
 # Targets (issue 12): 512² ≥ 2600 f/s and ≥ 1.5× torch.compile decode alone,
 # 1024² ≥ 700 f/s, 256² ≥ 8000 f/s; kernel utilisation ≥ 99.5%.
 # Exit: 0, 77 without a GPU, 1 when a run failed or a binary is missing.
@@ -25,6 +25,11 @@ cd "$(dirname "$0")/../.." || exit 1
 . tests/bench/lib.sh
 
 bench_init bench-taesd "$@"
+# 16 frames a chunk unless BENCH_CHUNK says otherwise: at 256² a chunk of 8
+# leaves the latent-size layers' grids a fraction of the GPU (decode alone on
+# the H100: 8017 f/s at 8, 9637 at 16; 512²: 2703 and 2797).  The PyTorch
+# peers decode batches of the same size.
+[ -n "${BENCH_CHUNK:-}" ] || CHUNK=16
 bench_need_gpu
 bench_need_bins egressd egressd-mklatents egressd-mktaesd egressd-producer egressd-worker
 bench_start
