@@ -285,6 +285,36 @@ static double net_flops(uint32_t h, uint32_t w, uint32_t C)
 	return f;
 }
 
+/*
+ * --layers LATENT BATCH: two decodes of BATCH frames of LATENT² latents on
+ * the default stream (no graph), for a per-kernel profiler (the second
+ * decode is the one to read: ncu --launch-skip <kernels of one decode>).
+ */
+static int layers(uint32_t lat, uint32_t batch)
+{
+	char err[512], wpath[512];
+	struct tcase t = { 4, lat, lat, batch, EGR_ST_F16, 2, 77, EGR_TAESD_PLAIN };
+	struct egr_taesd *net = make_net("/tmp", &t, wpath);
+	struct egr_taesd_gpu *g = NULL;
+	void *dlat, *dout;
+
+	free(make_lat(&t, &dlat));
+	CU(cudaMalloc(&dout, (size_t)batch * 64 * lat * lat * 3 / 2));
+	if (egr_taesd_gpu_create(net, 0, &g, err, sizeof(err)) < 0) {
+		printf("create: %s\n", err);
+		return 1;
+	}
+	for (int i = 0; i < 2; i++)
+		if (egr_taesd_gpu_decode(g, 0, dlat, EGR_DT_F16, batch, lat, lat, EGR_FMT_Y4M, dout, err, sizeof(err)) < 0)
+			printf("decode: %s\n", err);
+	CU(cudaDeviceSynchronize());
+	egr_taesd_gpu_destroy(g);
+	egr_taesd_free(net);
+	cudaFree(dlat);
+	cudaFree(dout);
+	return 0;
+}
+
 static int bench(uint32_t batch)
 {
 	char err[512], wpath[512];
@@ -438,6 +468,8 @@ int main(int argc, char **argv)
 	}
 	if (argc >= 2 && !strcmp(argv[1], "--bench"))
 		return bench(argc >= 3 ? (uint32_t)atoi(argv[2]) : 8);
+	if (argc >= 4 && !strcmp(argv[1], "--layers"))
+		return layers((uint32_t)atoi(argv[2]), (uint32_t)atoi(argv[3]));
 	const char *dir = "/tmp";
 	FILE *manifest = NULL;
 	if (argc >= 3 && !strcmp(argv[1], "--dump")) {
