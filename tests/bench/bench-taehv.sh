@@ -73,12 +73,8 @@ bench_need_gpu
 bench_need_bins egressd egressd-mktaehv egressd-producer egressd-worker
 bench_start
 trap 'mem_watch_stop /dev/null; bench_cleanup' EXIT
-TAEHVT=
-for c in "$BIN/tests/gpu/test_taehv_gpu" build/tests/gpu/test_taehv_gpu build/t/tests/gpu/test_taehv_gpu; do
-	[ -x "$c" ] && { TAEHVT=$c; break; }
-done
-TSV=$RES/taehv.tsv
-printf 'case\timpl\tkind\tchunk\tstatus\tlatent_frames\tframes\tframes_per_s\twall_s\tpeak_gib\tkernel_util\tdetail\n' >"$TSV"
+TAEHVT=$(gpu_tool test_taehv_gpu)
+video_start "$RES/taehv.tsv"
 
 # wan21 and wan22: 4 frames a latent frame, the first 3 trimmed (docs/TAEHV.md)
 nframes() { echo $((4 * $1 - 3)); }

@@ -55,12 +55,8 @@ bench_need_gpu
 bench_need_bins egressd egressd-mkwanvae egressd-producer egressd-worker
 bench_start
 trap 'mem_watch_stop /dev/null; bench_cleanup' EXIT
-WANT=
-for c in "$BIN/tests/gpu/test_wanvae_gpu" build/tests/gpu/test_wanvae_gpu build/t/tests/gpu/test_wanvae_gpu; do
-	[ -x "$c" ] && { WANT=$c; break; }
-done
-TSV=$RES/wan.tsv
-printf 'case\timpl\tkind\tchunk\tstatus\tlatent_frames\tframes\tframes_per_s\twall_s\tpeak_gib\tkernel_util\tdetail\n' >"$TSV"
+WANT=$(gpu_tool test_wanvae_gpu)
+video_start "$RES/wan.tsv"
 
 nframes() { echo $((1 + 4 * ($1 - 1))); }
 

@@ -708,6 +708,18 @@ spool_case() {
 # The target sets TSV and REPS and defines nframes T (frames of T latent
 # frames: what a job must give).
 
+# video_start TSV_FILE: TSV set and its header written
+video_start() {
+	TSV=$1
+	printf 'case\timpl\tkind\tchunk\tstatus\tlatent_frames\tframes\tframes_per_s\twall_s\tpeak_gib\tkernel_util\tdetail\n' >"$TSV"
+}
+# gpu_tool NAME: the path of tests/gpu/NAME in BIN, build or build/t (empty: none)
+gpu_tool() {
+	local c
+	for c in "$BIN/tests/gpu/$1" "build/tests/gpu/$1" "build/t/tests/gpu/$1"; do
+		[ -x "$c" ] && { echo "$c"; return; }
+	done
+}
 lat_h() { echo "${1%x*}"; }
 lat_w() { echo "${1#*x}"; }
 # wrow CASE IMPL KIND CHUNK STATUS LATENT_FRAMES FRAMES FPS WALL PEAK UTIL DETAIL: one row of $TSV

@@ -43,7 +43,6 @@ table: standard library only (re-table a run's files anywhere).
 """
 import argparse
 import copy
-import csv
 import os
 import sys
 import time
@@ -51,7 +50,7 @@ import time
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 from table import f as fmt, md_table, met, num, read_tsv  # noqa: E402
-from wan_peers import add_row, pick, timed, why_missing  # noqa: E402
+from wan_peers import add_row, pick, read_cases, run_name, timed, why_missing  # noqa: E402
 
 KINDS = ("whole-fp16", "whole-bf16", "chunked-fp16", "compile-fp16")
 CHECK_COLS = ["case", "kind", "frames", "mean_diff", "max_diff", "within2_pct", "exact_pct", "note"]
@@ -382,19 +381,6 @@ RUN_NAMES = {
 }
 
 
-def run_name(r):
-    name = RUN_NAMES.get((r["impl"], r["kind"]), "%s %s" % (r["impl"], r["kind"]))
-    return name % r["chunk"] if "%s" in name else name
-
-
-def read_cases(d):
-    path = os.path.join(d, "taehv_cases.tsv")
-    if not os.path.exists(path):
-        return {}
-    with open(path) as fh:
-        return {r[0]: r[1] for r in csv.reader(fh, delimiter="\t", quoting=csv.QUOTE_NONE) if len(r) >= 2}
-
-
 def model_of(case):
     return case[:-len("-long")] if case.endswith("-long") else case
 
@@ -413,7 +399,8 @@ def table_md(rows, cases):
         done = r["status"] == "done"
         fps = num(r["frames_per_s"]) if done else None
         ref = ref_fps(rows, r["case"])
-        name = run_name(r) if done else "%s (%s)" % (run_name(r), r["status"])
+        name = run_name(r, RUN_NAMES)
+        name = name if done else "%s (%s)" % (name, r["status"])
         lf = "%s → %s" % (r["latent_frames"] or "?", r["frames"] or "?") if done else (r["latent_frames"] or "—")
         body.append([cases.get(r["case"], r["case"]), r["impl"], name, lf, fmt(fps, "%.1f"),
                      fmt(fps / ref if fps and ref else None, "%.2f×"),
@@ -479,7 +466,7 @@ def summary_model(rows, checks, cases, m):
 
 
 def make_table(d):
-    rows, cases = read_tsv(os.path.join(d, "taehv.tsv")), read_cases(d)
+    rows, cases = read_tsv(os.path.join(d, "taehv.tsv")), read_cases(d, "taehv_cases.tsv")
     checks = read_tsv(os.path.join(d, "taehv_check.tsv"))
     md = ["## TAEHV decode: egressd against PyTorch's TAEHV (one run)", ""] + table_md(rows, cases)
     md += ["", "frames/s: frames over the run's wall time (egressd end to end: the job's wall_s in its result, from "
