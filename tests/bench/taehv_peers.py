@@ -50,7 +50,7 @@ import time
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 from table import f as fmt, md_table, met, num, read_tsv  # noqa: E402
-from wan_peers import add_row, pick, read_cases, run_name, timed, why_missing  # noqa: E402
+from wan_peers import RUN_NAMES as WAN_RUN_NAMES, add_row, pick, read_cases, run_name, timed, why_missing  # noqa: E402
 
 KINDS = ("whole-fp16", "whole-bf16", "chunked-fp16", "compile-fp16")
 CHECK_COLS = ["case", "kind", "frames", "mean_diff", "max_diff", "within2_pct", "exact_pct", "note"]
@@ -369,16 +369,16 @@ def compile_mode(c, a, dec, x, case):
 # ---------------------------------------------------------------------------
 # table (standard library only)
 
-RUN_NAMES = {
-    ("egressd", "e2e"): "end to end: daemon, y4m to disk, chunk_frames %s (best of the timed jobs)",
-    ("egressd", "cold"): "first job after start (weights load, cuDNN search), chunk_frames %s",
+# egressd's daemon rows are named as bench-wan's
+RUN_NAMES = {k: v for k, v in WAN_RUN_NAMES.items() if k[0] == "egressd"}
+RUN_NAMES.update({
     ("egressd", "alone"): "decode alone (test_taehv_gpu --bench, feeds of %s)",
     ("disk", "write"): "the job's bytes written alone (no decode)",
     ("pytorch", "whole-fp16"): "decode alone, fp16, whole video in one call",
     ("pytorch", "whole-bf16"): "decode alone, bf16, whole video in one call",
     ("pytorch", "chunked-fp16"): "decode alone, fp16, chunks of %s latent frames, MemBlock state carried",
     ("pytorch", "compile-fp16"): "decode alone, fp16, torch.compile, whole video in one call",
-}
+})
 
 
 def model_of(case):
@@ -491,12 +491,12 @@ def make_table(d):
 
 
 def main():
-    if len(sys.argv) == 3 and sys.argv[1] == "table":
+    if sys.argv[1:2] == ["table"] and len(sys.argv) == 3:
         return make_table(sys.argv[2])
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap = argparse.ArgumentParser(description="PyTorch's TAEHV against egressd's (make bench-taehv); see the top of the file")
     ap.add_argument("cmd", choices=["run"])
-    ap.add_argument("--tsv", required=True)
     ap.add_argument("--model", choices=["wan21", "wan22"], required=True)
+    ap.add_argument("--tsv", required=True)
     ap.add_argument("--weights", required=True)
     ap.add_argument("--latents", required=True, help="the short video's latents, [1, C, T, h, w] .npy")
     ap.add_argument("--ref", help="egressd's y4m of the short latents, to compare frames with")
