@@ -5,8 +5,8 @@
 #   make test                        unit + integration tests, plain and ASan/UBSan builds (CI)
 #   make test-gpu                    GPU tests (needs an NVIDIA GPU)
 #   make soak                        the long random-SIGKILL campaign, see docs/RELIABILITY.md
-#   make bench                       benchmarks (GPU machine): bench-taesd, bench-copy, bench-jobs, bench-encode, bench-wan
-#                                    (and bench-pipeline alone), each one 8-minute run; see docs/BENCHMARKS.md
+#   make bench                       benchmarks (GPU machine): bench-taesd, bench-copy, bench-jobs, bench-encode, bench-wan,
+#                                    bench-taehv (and bench-pipeline alone), each one 8-minute run; see docs/BENCHMARKS.md
 #   make demo                        install build deps, build, run one job, say where the video is
 #
 # Build variants live apart: build/ (release), build/t (tests: -DEGR_TESTING
@@ -144,7 +144,8 @@ UNIT_BINS := $(UNIT_SRC:tests/unit/%.c=$(B)/tests/%)
 GPU_TEST_SRC := $(sort $(wildcard tests/gpu/*.cu))
 GPU_TEST_BINS := $(GPU_TEST_SRC:tests/gpu/%.cu=$(B)/tests/gpu/%)
 
-.PHONY: all clean test test-gpu soak bench bench-taesd bench-copy bench-jobs bench-wan bench-pipeline demo deps deps-bundle \
+.PHONY: all clean test test-gpu soak bench bench-taesd bench-copy bench-jobs bench-wan bench-taehv bench-pipeline demo deps \
+	deps-bundle \
 	install uninstall tests-bin gpu-tests-bin
 all: $(BINS) $(TOOLS)
 
@@ -234,16 +235,16 @@ soak:
 # `make bench` runs the targets one after the other; each fits one 8-minute
 # call on the GPU machine by itself.
 BENCH_TOOLS := $(if $(filter 1,$(CUDA)),$(B)/tests/gpu/test_taesd_gpu $(B)/tests/gpu/test_wanvae_gpu \
-	$(B)/tests/gpu/bench_d2h)
+	$(B)/tests/gpu/test_taehv_gpu $(B)/tests/gpu/bench_d2h)
 bench: all $(BENCH_TOOLS)
 	$(Q)BENCH_BIN=$${BENCH_BIN:-$(B)} tests/bench/all.sh
 
-bench-taesd bench-copy bench-wan bench-pipeline: all $(BENCH_TOOLS)
+bench-taesd bench-copy bench-wan bench-taehv bench-pipeline: all $(BENCH_TOOLS)
 # bench-encode: the encode-bound rows of docs/ENCODE.md (issue 10); on the GPU
 # machine build with DEPS=.deps after tests/bench/ffmpeg_unpack.sh
 .PHONY: bench-encode
 bench-jobs bench-encode: all
-bench-taesd bench-copy bench-jobs bench-encode bench-wan bench-pipeline:
+bench-taesd bench-copy bench-jobs bench-encode bench-wan bench-taehv bench-pipeline:
 	$(Q)BENCH_BIN=$${BENCH_BIN:-$(B)} tests/bench/$(if $(filter bench-pipeline,$@),run,$@).sh
 
 demo:

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # make bench: every benchmark target, one after the other (each fits one
 # 8-minute call on the GPU machine by itself; docs/BENCHMARKS.md):
-# bench-taesd, bench-copy, bench-jobs, bench-encode, bench-wan (BENCH_TARGETS
+# bench-taesd, bench-copy, bench-jobs, bench-encode, bench-wan, bench-taehv (BENCH_TARGETS
 # overrides the list; add bench-pipeline for the ablation table of
 # tests/bench/run.sh).  Each writes $OUT/<target>.md; the targets' summaries
 # are printed again at the end.
@@ -9,10 +9,11 @@
 set -u
 cd "$(dirname "$0")/../.." || exit 1
 declare -A script=([bench-taesd]=bench-taesd.sh [bench-copy]=bench-copy.sh [bench-jobs]=bench-jobs.sh
-		   [bench-encode]=bench-encode.sh [bench-wan]=bench-wan.sh [bench-pipeline]=run.sh)
+		   [bench-encode]=bench-encode.sh [bench-wan]=bench-wan.sh [bench-taehv]=bench-taehv.sh
+		   [bench-pipeline]=run.sh)
 pass=0 fail=0 skip=0
 summary=()
-for t in ${BENCH_TARGETS:-bench-taesd bench-copy bench-jobs bench-encode bench-wan}; do
+for t in ${BENCH_TARGETS:-bench-taesd bench-copy bench-jobs bench-encode bench-wan bench-taehv}; do
 	[ -n "${script[$t]:-}" ] || { echo "bench: unknown target $t (${!script[*]})"; fail=$((fail + 1)); continue; }
 	log=$(mktemp)
 	tests/bench/"${script[$t]}" 2>&1 | tee "$log"

@@ -10,13 +10,20 @@
 # time), PyTorch eager and, with BENCH_COMPILE=1, torch.compile
 # (max-autotune-no-cudagraphs, EGR_COMPILE_MODE) at BENCH_COMPILE_SIZES.
 # TFLOP/s and the share of the fp16 GEMM peak measured in the same run stand
-# beside each frames/s.  Writes $OUT/bench-taesd.md (OUT defaults to
+# beside each frames/s.  Then, when the real taef2 data is there
+# (../shared/data/taef2: lib.sh's taef2_regime), FLUX.2's taef2 decoder (the
+# flux_2 variant: 32 latent channels, GroupNorm pool branch) at 832x480 on
+# the real latents (tiled to about BENCH_SECONDS), the same rows plus
+# PyTorch's decode alone of it (tests/bench/taef2_peer.py); a skipped row
+# saying why otherwise.  Writes $OUT/bench-taesd.md (OUT defaults to
 # BENCH_DIR/results); prints the table, the summary last.
 #
 # Environment (defaults in brackets): the shared settings of tests/bench/lib.sh, and
 #   BENCH_TAESD_SIZES [512 1024 256]  BENCH_VARIANTS [naive full]  BENCH_PEERS [1]
 #   BENCH_COMPILE [0]  BENCH_COMPILE_SIZES [512]  BENCH_COMPILE_TIMEOUT [360 s]
 #   BENCH_WRITE_STAGE [1: measure the disk alone per size]  BENCH_CHUNK [16 here]
+#   BENCH_TAEF2 [1; 0: no taef2 rows]  BENCH_TAEF2_FRAMES [sized by BENCH_SECONDS]
+#   EGR_SHARED_DATA [the folder holding taef2/; else ../shared/data, shared/data]
 # Targets (issue 12): 512² ≥ 2600 f/s and ≥ 1.5× torch.compile decode alone,
 # 1024² ≥ 700 f/s, 256² ≥ 8000 f/s; kernel utilisation ≥ 99.5%.
 # Exit: 0, 77 without a GPU, 1 when a run failed or a binary is missing.
@@ -44,6 +51,7 @@ for S in $SIZES; do
 	regime "taesd-$S" "TAESD ${S}²" taesd "$S" "$tgt" "" "" "$ct"
 	taesd_regime "taesd-$S" "$S"
 done
+[ "${BENCH_TAEF2:-1}" = 1 ] && taef2_regime taef2
 
 decode_alone_section
-bench_report "TAESD, full pipeline against naive and the PyTorch peers"
+bench_report "TAESD$([ "${BENCH_TAEF2:-1}" = 1 ] && echo " and taef2"), full pipeline against naive and the PyTorch peers"

@@ -54,22 +54,11 @@ PEERS=${BENCH_PEERS:-1}
 bench_need_gpu
 bench_need_bins egressd egressd-mkwanvae egressd-producer egressd-worker
 bench_start
-MEMW_PID=
 trap 'mem_watch_stop /dev/null; bench_cleanup' EXIT
-WANT=
-for c in "$BIN/tests/gpu/test_wanvae_gpu" build/tests/gpu/test_wanvae_gpu build/t/tests/gpu/test_wanvae_gpu; do
-	[ -x "$c" ] && { WANT=$c; break; }
-done
-TSV=$RES/wan.tsv
-printf 'case\timpl\tkind\tchunk\tstatus\tlatent_frames\tframes\tframes_per_s\twall_s\tpeak_gib\tkernel_util\tdetail\n' >"$TSV"
+WANT=$(gpu_tool test_wanvae_gpu)
+video_start "$RES/wan.tsv"
 
-lat_h() { echo "${1%x*}"; }
-lat_w() { echo "${1#*x}"; }
 nframes() { echo $((1 + 4 * ($1 - 1))); }
-# wrow CASE IMPL KIND CHUNK STATUS LATENT_FRAMES FRAMES FPS WALL PEAK UTIL DETAIL: one row of wan.tsv
-wrow() { printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$@" | tr -d '\r' >>"$TSV"; }
-skip_row() { wrow "$1" "$2" "$3" "$4" skipped "$5" "" "" "" "" "" "$6"; say "$1 $2 $3${4:+ (chunk $4)}: skipped ($6)"; }
-budget_note() { echo "time budget (BENCH_BUDGET=${BUDGET}s) spent"; }
 
 # cases: ID PRESET LATENT_SIZE T SCALE -> wan_cases.tsv (the table's labels)
 case_label() {
@@ -93,22 +82,6 @@ import numpy as np
 out, (c, t, h, w, seed) = sys.argv[1], map(int, sys.argv[2:])
 np.save(out, np.random.default_rng(seed).standard_normal((1, c, t, h, w), dtype=np.float32).astype(np.float16))
 PY
-}
-
-# nvidia-smi's figure for the processes on the GPU (the producer), sampled
-# while a job runs: mem_watch_start FILE ... mem_watch_stop FILE sets MEM, the
-# largest in GiB (empty when unmeasured), and MEM_NOTE
-mem_watch_start() {
-	MEMW_PID=
-	[ "$BACKEND" = cuda ] && command -v nvidia-smi >/dev/null || return 0
-	nvidia-smi --query-compute-apps=pid,used_memory --format=csv,noheader,nounits -lms 200 >"$1" 2>/dev/null &
-	MEMW_PID=$!
-}
-mem_watch_stop() {	# not in a subshell: the sampler is this shell's child
-	[ -n "$MEMW_PID" ] && { kill "$MEMW_PID"; wait "$MEMW_PID"; } 2>/dev/null
-	MEMW_PID=
-	MEM=$(awk -F', *' '$2 + 0 > m { m = $2 + 0 } END { if (m) printf "%.2f", m / 1024 }' "$1" 2>/dev/null)
-	MEM_NOTE=${MEM:+"memory: the producer process's largest nvidia-smi figure"}
 }
 
 # alone CASE PRESET T LATENT_SIZE CHUNK REPS: egressd's decode alone
@@ -137,86 +110,20 @@ alone() {
 	say "$case egressd decode alone (feeds of $ch): $fps f/s, $mem GiB ($((SECONDS - s)) s)"
 }
 
-# wan_job NAME key=value...: one job through the running daemon's spool
-# (spool_run.py; given up at once when the daemon exits); JOB_RES: its result
-# (or error) kept in the logs, JOB_OK 1 when it is done
-wan_job() {
-	local name=$1 sp; shift
-	JOB_RES=$RES/logs/$name.result JOB_OK=0
-	rm -rf "$W/stage" && mkdir -p "$W/stage"
-	bench_jobfile "$W/stage/$name.job" "$@"
-	if daemon_alive; then
-		python3 tests/bench/spool_run.py "$W/spool" "$W/stage" --timeout 240 >>"$RES/logs/spool_run.log" &
-		sp=$!
-		while kill -0 "$sp" 2>/dev/null; do
-			daemon_alive || { kill "$sp"; break; }
-			sleep 0.2
-		done
-		wait "$sp" 2>/dev/null
-	fi
-	if [ -f "$W/spool/done/$name.job.result" ]; then
-		cp "$W/spool/done/$name.job.result" "$JOB_RES" && JOB_OK=1
-	elif ! cp "$W/spool/failed/$name.job.error" "$JOB_RES" 2>/dev/null; then
-		daemon_alive && echo "error = no record within 240 s" >"$JOB_RES" ||
-			echo "error = the daemon exited: $(grep -E '<[0-3]>' "$RES/logs/daemon.log" | tail -1)" >"$JOB_RES"
-	fi
-	rm -f "$W"/spool/done/* "$W"/spool/failed/*
-}
-daemon_alive() { [ -n "${DAEMON_PID:-}" ] && kill -0 "$DAEMON_PID" 2>/dev/null && ! zombie "$DAEMON_PID"; }
-zombie() { [ "$(awk '{ print $3 }' "/proc/$1/stat" 2>/dev/null)" = Z ]; }
-job_err() { { kv error "$JOB_RES"; head -1 "$JOB_RES"; } | head -1; }
-
-# job_row CASE KIND CHUNK T RESULT PEAK DETAIL: a done job's row (failed when
-# its frame count is not 1 + 4 (T - 1))
-job_row() {
-	local f; f=$(kv frames "$5")
-	local st="done" det=$7
-	[ "$f" = "$(nframes "$4")" ] || { st=failed det="$f frames, want $(nframes "$4"); $det"; }
-	wrow "$1" egressd "$2" "$3" "$st" "$4" "$f" "$(kv frames_per_s "$5")" "$(kv wall_s "$5")" "$6" \
-		"$(kv gpu_kernel_util "$5")" "$det"
-}
-
-# e2e CASE NPY WEIGHTS T LATENT_SIZE: the daemon rows, per chunk_frames of
-# CHUNKS: the first job (cold), then REPS timed jobs, the best kept; the
-# chunk-1 output stays as $OUTD/CASE-c1.y4m for the peers' frame check
+# e2e CASE NPY WEIGHTS T LATENT_SIZE: the daemon rows (lib.sh's e2e_rows),
+# per chunk_frames of CHUNKS: the first job (cold), then REPS timed jobs, the
+# best kept; the chunk-1 output stays as $OUTD/CASE-c1.y4m for the peers'
+# frame check
 e2e() {
 	local case=$1 npy=$2 wts=$3 t=$4 sz=$5 c maxc=1
 	local fb=$((64 * $(lat_h "$sz") * $(lat_w "$sz") * 3 / 2 + 6))
 	for c in $CHUNKS; do [ "$c" -gt "$maxc" ] && maxc=$c; done
-	bench_conf "$W/wan.ini" full "$WORKERS" $(((maxc * 4 * fb + (2 << 20) - 1) >> 20))M
-	if ! daemon_start "$W/wan.ini"; then
+	if ! video_daemon "$W/wan.ini" $(((maxc * 4 * fb + (2 << 20) - 1) >> 20))M; then
 		for c in $CHUNKS; do wrow "$case" egressd e2e "$c" failed "$t" "" "" "" "" "" "the daemon did not start (logs/daemon.log)"; done
 		return
 	fi
 	for c in $CHUNKS; do
-		over_budget && { skip_row "$case" egressd e2e "$c" "$t" "$(budget_note)"; continue; }
-		local job=(latents="$npy" output="$OUTD/$case-c$c.y4m" format=y4m decoder=wan_vae weights="$wts"
-			   chunk_frames="$c" fps=16 overwrite=yes) s=$SECONDS
-		mem_watch_start "$RES/logs/mem-$case-c$c-cold.csv"
-		wan_job "$case-c$c-cold" "${job[@]}"
-		mem_watch_stop "$RES/logs/mem-$case-c$c-cold.csv"
-		if [ $JOB_OK != 1 ]; then
-			wrow "$case" egressd e2e "$c" failed "$t" "" "" "" "" "" "first job: $(job_err)"
-			say "$case daemon chunk_frames $c: the first job failed: $(job_err)"
-			continue
-		fi
-		job_row "$case" cold "$c" "$t" "$JOB_RES" "$MEM" "$MEM_NOTE"
-		local r best= bestf=0 all=()
-		mem_watch_start "$RES/logs/mem-$case-c$c.csv"
-		for r in $(seq 1 "$REPS"); do
-			wan_job "$case-c$c-r$r" "${job[@]}"
-			[ $JOB_OK = 1 ] || { best=$JOB_RES bestf=-1; break; }
-			all+=("$(kv frames_per_s "$JOB_RES")")
-			awk -v a="${all[-1]}" -v b="$bestf" 'BEGIN { exit !(a > b) }' && { best=$JOB_RES bestf=${all[-1]}; }
-		done
-		mem_watch_stop "$RES/logs/mem-$case-c$c.csv"
-		if [ "$bestf" = -1 ]; then
-			wrow "$case" egressd e2e "$c" failed "$t" "" "" "" "" "" "timed job $r: $(JOB_RES=$best job_err)"
-		else
-			local busy; busy=$(kv gpu_busy_of_wall "$best")
-			job_row "$case" e2e "$c" "$t" "$best" "$MEM" "f/s of the $REPS jobs: ${all[*]};${busy:+ GPU busy / wall $busy,} producer blocked $(kv producer_blocked_s "$best") s, write $(kv write_s "$best") s${MEM_NOTE:+; $MEM_NOTE}"
-		fi
-		say "$case daemon chunk_frames $c: cold $(kv frames_per_s "$RES/logs/$case-c$c-cold.result") f/s, timed ${all[*]} f/s, kernel util $(kv gpu_kernel_util "${best:-/dev/null}") ($((SECONDS - s)) s)"
+		e2e_rows "$case" "$t" "$c" 1 latents="$npy" decoder=wan_vae weights="$wts" fps=16
 	done
 	daemon_stop
 }

@@ -1,5 +1,5 @@
-# tests/bench/lib.sh: what the benchmark targets share (sourced by run.sh,
-# bench-taesd.sh, bench-copy.sh and bench-jobs.sh; docs/BENCHMARKS.md).
+# tests/bench/lib.sh: what the benchmark targets share (sourced by run.sh and
+# every tests/bench/bench-*.sh; docs/BENCHMARKS.md).
 #
 #   bench_init TARGET      settings from the environment
 #   bench_need_gpu, bench_need_bins: exit 77 / 1 before anything is made
@@ -12,6 +12,9 @@
 #   stages alone           d2h_stage (tests/gpu/bench_d2h), write_alone,
 #                          taesd_decode_alone (test_taesd_gpu --bench and
 #                          tests/bench/bench_taesd.py), run_peers (peers.py)
+#   real taef2 (optional)  taef2_regime: the shared data's decoder and latents
+#   video decoders         video_daemon, e2e_rows (jobs one at a time, cold
+#                          and timed), wrow -> $TSV (bench-wan, bench-taehv)
 #   bench_report TITLE     $OUT/TARGET.md, the table printed, the summary last
 #
 # Environment (defaults in brackets), shared by every target:
@@ -139,22 +142,35 @@ stage() { printf '%s\t%s\t%s\t%s\n' "$@" >>"$RES/stages.tsv"; say "stage alone: 
 # seconds per thousand frames)
 make_latents() {	# OUT N C H W
 	"$BIN/egressd-mklatents" -o "$W/base.npy" -f 32 -c "$3" -H "$4" -W "$5" --seed 7 >/dev/null || return 1
-	python3 - "$W/base.npy" "$1" "$2" <<'PY'
+	tile_npy "$W/base.npy" "$1" "$2"
+}
+
+# tile_npy SRC OUT N [AXIS]: SRC's entries along AXIS (0, or 2 for [1, C, T,
+# h, w]) repeated in order to N, written as OUT (same dtype)
+tile_npy() {
+	python3 - "$1" "$2" "$3" "${4:-0}" <<'PY'
 import sys
 import numpy as np
 
-base = np.load(sys.argv[1])
-n = int(sys.argv[3])
+base = np.load(sys.argv[1], mmap_mode="r")
+n, axis = int(sys.argv[3]), int(sys.argv[4])
+shape = base.shape[:axis] + (n,) + base.shape[axis + 1:]
 with open(sys.argv[2], "wb") as f:
     np.lib.format.write_array_header_1_0(f, {"descr": np.lib.format.dtype_to_descr(base.dtype),
-                                             "fortran_order": False, "shape": (n,) + base.shape[1:]})
-    raw = base.tobytes()
-    per = len(raw) // base.shape[0]
-    left = n
-    while left:
-        k = min(left, base.shape[0])
-        f.write(raw[:k * per])
-        left -= k
+                                             "fortran_order": False, "shape": shape})
+    if axis == 0:
+        raw = np.ascontiguousarray(base).tobytes()
+        per = len(raw) // base.shape[0]
+        left = n
+        while left:
+            k = min(left, base.shape[0])
+            f.write(raw[:k * per])
+            left -= k
+    else:	# in memory: the video latents of bench-taehv, hundreds of MB at most
+        m = base.shape[axis]
+        idx = [slice(None)] * base.ndim
+        idx[axis] = slice(0, n)
+        f.write(np.ascontiguousarray(np.concatenate([base] * ((n + m - 1) // m), axis=axis)[tuple(idx)]).tobytes())
 PY
 }
 
@@ -528,6 +544,80 @@ taesd_regime() {
 	rm -f "$keep" "$W/$reg.npy"
 }
 
+# taef2_data: the folder holding the real taef2 data (taef2/ with the
+# decoder and the latents; ../shared/data/README.md): $EGR_SHARED_DATA, else
+# ../shared/data beside the tree, else shared/data inside it (as
+# tests/unit/taef2_data.h looks); 1 when none has it
+TAEF2_W=taef2/taef2_decoder.safetensors TAEF2_L=taef2/real_latents_0_24_f16.npy
+taef2_data() {
+	local d
+	for d in ${EGR_SHARED_DATA:-../shared/data shared/data}; do
+		[ -r "$d/$TAEF2_W" ] && [ -r "$d/$TAEF2_L" ] && { echo "$d"; return 0; }
+	done
+	return 1
+}
+
+# taef2_regime ID: the real taef2 decoder (FLUX.2's TAESD: flux_2 variant, 32
+# latent channels, the GroupNorm pool branch) on the real latents (24 frames
+# of 60x104 -> 832x480), tiled to about SECS seconds, y4m into OUTD: each of
+# VARIANTS (egressd --oneshot, decoder = taesd); the decode alone from the
+# full run's kernel time; PyTorch's decode alone (tests/bench/taef2_peer.py,
+# fp16 channels_last, batches of CHUNK) and its frames against egressd's;
+# the PyTorch peers (peers.py) on the same job.  BENCH_TAEF2_FRAMES sets the
+# frame count (the plumbing on the CPU backend).  The data is copied into the
+# work directory (the daemon reads inside its roots) with its LICENSE beside
+# it.  Without the data: one skipped row saying where it was looked for.
+taef2_regime() {
+	local reg=$1 dir=$OUTD W2=$W/taef2 S="832x480"
+	local fb=$((832 * 480 * 3 / 2)) ofb=$((832 * 480 * 3 / 2 + 6)) d
+	regime "$reg" "taef2 (FLUX.2) ${S/x/×}, real latents" taef2 "$S"
+	if ! d=$(taef2_data); then
+		printf '%s\tall\tskipped\t\t\t\t\t\t\t\t\t\t\treal taef2 data not found (%s; EGR_SHARED_DATA names the folder holding taef2/)\n' \
+			"$reg" "${EGR_SHARED_DATA:-../shared/data, shared/data}" >>"$RES/rows.tsv"
+		say "$reg: skipped, no real taef2 data (${EGR_SHARED_DATA:-../shared/data, shared/data})"
+		return 0
+	fi
+	if over_budget; then
+		printf '%s\tall\tskipped\t\t\t\t\t\t\t\t\t\t\ttime budget (BENCH_BUDGET=%ss) spent\n' "$reg" "$BUDGET" >>"$RES/rows.tsv"
+		say "$reg: skipped (time budget)"
+		return 0
+	fi
+	SLOT_BYTES=$(((CHUNK * fb + 1048575) >> 20))M
+	if ! { mkdir -p "$W2" && cp "$d/$TAEF2_W" "$W2/"; }; then
+		say "$reg: copying $d/$TAEF2_W failed"
+		return 0
+	fi
+	cp "$d"/taef2/LICENSE* "$W2/" 2>/dev/null || say "$reg: no LICENSE in $d/taef2 to keep beside the copy"
+	# a first guess at the rate (832x480 is 1.5x 512²'s pixels: 2800 / 1.5, less the pool branch)
+	local rate; rate=$(awk -v b="$ofb" 'BEGIN { print 1500 * b }')
+	local cap=$DISK_MAX room=$(($(avail "$dir") * 4 / 10))
+	[ $room -lt "$cap" ] && cap=$room
+	local n; n=${BENCH_TAEF2_FRAMES:-$(pick_frames "$rate" "$cap" "$ofb")}
+	say "$reg: $n frames of taef2 $S y4m ($(gib $((n * ofb))) GiB) to $dir: the 24 real latent frames of $d/$TAEF2_L, tiled"
+	tile_npy "$d/$TAEF2_L" "$W2/$reg.npy" "$n" || { say "$reg: tiling the latents failed"; return 0; }
+	d2h_stage_row "$reg" "$fb"
+	local keep=$dir/$reg-full.y4m pl wts=$W2/taef2_decoder.safetensors
+	for pl in $VARIANTS; do
+		run_variant "$reg" "$pl" "$W2/$reg.npy" "$dir/$reg-$pl.y4m" decoder=taesd weights="$wts" \
+			keep="$([ "$pl" = full ] && echo 1)"
+	done
+	decode_from_kernels "$reg" "$n" taef2
+	if [ "$BACKEND" = cuda ] && [ "${BENCH_PEERS:-1}" = 1 ] && ! over_budget; then
+		local log=$RES/logs/taef2_peer.log v ref=()
+		[ -f "$keep" ] && ref=(--ref "$keep")
+		timeout -k 5 180 python3 tests/bench/taef2_peer.py --weights "$wts" --latents "$d/$TAEF2_L" --batch "$CHUNK" \
+			"${ref[@]}" >"$log" 2>&1
+		grep -E '^(taef2_peer|PEERCHECK)' "$log" >&2
+		v=$(awk '$1 == "TORCH" && $2 == "size=taef2" { sub("eager=", "", $3); print $3 }' "$log" | tail -1)
+		[ -n "$v" ] && stage "$reg" "torch eager decode" "$v" \
+			"taef2_peer.py: PyTorch fp16 channels_last eager, the network alone, batch $CHUNK of the real latents"
+		[ -n "$v" ] || say "$reg: no PyTorch decode-alone number ($(tail -1 "$log"))"
+		grep '^PEERCHECK' "$log" | sed "s/^/- $reg: /" >>"$RES/peercheck.md"
+	fi
+	run_peers "$reg" "$W2/$reg.npy" "$wts" "$dir" "$n" "$keep"
+	rm -f "$keep" "$W2/$reg.npy"
+}
+
 # ---------------------------------------------------------------------------
 # Many jobs at once, through the spool of a running daemon
 
@@ -609,6 +699,137 @@ spool_case() {
 		mv "$f" "$RES/logs/results-$tag/"
 	done
 	rm -f "$W"/spool/done/* "$W"/spool/failed/*
+}
+
+# ---------------------------------------------------------------------------
+# Video decoders (bench-wan, bench-taehv): one row per run in $TSV (columns:
+# case impl kind chunk status latent_frames frames frames_per_s wall_s
+# peak_gib kernel_util detail), jobs one at a time through a running daemon.
+# The target sets TSV and REPS and defines nframes T (frames of T latent
+# frames: what a job must give).
+
+# video_start TSV_FILE: TSV set and its header written
+video_start() {
+	TSV=$1
+	printf 'case\timpl\tkind\tchunk\tstatus\tlatent_frames\tframes\tframes_per_s\twall_s\tpeak_gib\tkernel_util\tdetail\n' >"$TSV"
+}
+# gpu_tool NAME: the path of tests/gpu/NAME in BIN, build or build/t (empty: none)
+gpu_tool() {
+	local c
+	for c in "$BIN/tests/gpu/$1" "build/tests/gpu/$1" "build/t/tests/gpu/$1"; do
+		[ -x "$c" ] && { echo "$c"; return; }
+	done
+}
+lat_h() { echo "${1%x*}"; }
+lat_w() { echo "${1#*x}"; }
+# wrow CASE IMPL KIND CHUNK STATUS LATENT_FRAMES FRAMES FPS WALL PEAK UTIL DETAIL: one row of $TSV
+wrow() { printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$@" | tr -d '\r' >>"$TSV"; }
+skip_row() { wrow "$1" "$2" "$3" "$4" skipped "$5" "" "" "" "" "" "$6"; say "$1 $2 $3${4:+ (chunk $4)}: skipped ($6)"; }
+budget_note() { echo "time budget (BENCH_BUDGET=${BUDGET}s) spent"; }
+
+# nvidia-smi's figure for the processes on the GPU (the producer), sampled
+# while a job runs: mem_watch_start FILE ... mem_watch_stop FILE sets MEM, the
+# largest in GiB (empty when unmeasured), and MEM_NOTE.  The target's EXIT
+# trap should call mem_watch_stop /dev/null before bench_cleanup.
+MEMW_PID=
+mem_watch_start() {
+	MEMW_PID=
+	[ "$BACKEND" = cuda ] && command -v nvidia-smi >/dev/null || return 0
+	nvidia-smi --query-compute-apps=pid,used_memory --format=csv,noheader,nounits -lms 200 >"$1" 2>/dev/null &
+	MEMW_PID=$!
+}
+mem_watch_stop() {	# not in a subshell: the sampler is this shell's child
+	[ -n "$MEMW_PID" ] && { kill "$MEMW_PID"; wait "$MEMW_PID"; } 2>/dev/null
+	MEMW_PID=
+	MEM=$(awk -F', *' '$2 + 0 > m { m = $2 + 0 } END { if (m) printf "%.2f", m / 1024 }' "$1" 2>/dev/null)
+	MEM_NOTE=${MEM:+"memory: the producer process's largest nvidia-smi figure"}
+}
+
+# video_job NAME key=value...: one job through the running daemon's spool
+# (spool_run.py; given up at once when the daemon exits); JOB_RES: its result
+# (or error) kept in the logs, JOB_OK 1 when it is done
+video_job() {
+	local name=$1 sp; shift
+	JOB_RES=$RES/logs/$name.result JOB_OK=0
+	rm -rf "$W/stage" && mkdir -p "$W/stage"
+	bench_jobfile "$W/stage/$name.job" "$@"
+	if daemon_alive; then
+		python3 tests/bench/spool_run.py "$W/spool" "$W/stage" --timeout 240 >>"$RES/logs/spool_run.log" &
+		sp=$!
+		while kill -0 "$sp" 2>/dev/null; do
+			daemon_alive || { kill "$sp"; break; }
+			sleep 0.2
+		done
+		wait "$sp" 2>/dev/null
+	fi
+	if [ -f "$W/spool/done/$name.job.result" ]; then
+		cp "$W/spool/done/$name.job.result" "$JOB_RES" && JOB_OK=1
+	elif ! cp "$W/spool/failed/$name.job.error" "$JOB_RES" 2>/dev/null; then
+		daemon_alive && echo "error = no record within 240 s" >"$JOB_RES" ||
+			echo "error = the daemon exited: $(grep -E '<[0-3]>' "$RES/logs/daemon.log" | tail -1)" >"$JOB_RES"
+	fi
+	rm -f "$W"/spool/done/* "$W"/spool/failed/*
+}
+daemon_alive() { [ -n "${DAEMON_PID:-}" ] && kill -0 "$DAEMON_PID" 2>/dev/null && ! zombie "$DAEMON_PID"; }
+zombie() { [ "$(awk '{ print $3 }' "/proc/$1/stat" 2>/dev/null)" = Z ]; }
+job_err() { { kv error "$JOB_RES"; head -1 "$JOB_RES"; } | head -1; }
+
+# job_row CASE KIND CHUNK T RESULT PEAK DETAIL: a done job's row (failed when
+# its frame count is not nframes T)
+job_row() {
+	local f; f=$(kv frames "$5")
+	local st="done" det=$7
+	[ "$f" = "$(nframes "$4")" ] || { st=failed det="$f frames, want $(nframes "$4"); $det"; }
+	wrow "$1" egressd "$2" "$3" "$st" "$4" "$f" "$(kv frames_per_s "$5")" "$(kv wall_s "$5")" "$6" \
+		"$(kv gpu_kernel_util "$5")" "$det"
+}
+
+# video_daemon CONF SLOT_BYTES: the daemon of the e2e rows (full pipeline,
+# WORKERS workers), started; 1 when it did not start
+video_daemon() {
+	bench_conf "$1" full "$WORKERS" "$2"
+	daemon_start "$1"
+}
+
+# e2e_rows CASE T CHUNK COLD key=value...: the running daemon's rows for one
+# chunk_frames: with COLD 1 the first job (row "cold": weights load, cuDNN
+# search), then REPS timed jobs, the best kept (row "e2e").  The jobs: the
+# keys given, chunk_frames CHUNK, y4m to $OUTD/CASE-cCHUNK.y4m (left there
+# for the peers' frame check).
+e2e_rows() {
+	local case=$1 t=$2 c=$3 cold=$4; shift 4
+	over_budget && { skip_row "$case" egressd e2e "$c" "$t" "$(budget_note)"; return; }
+	daemon_alive || { wrow "$case" egressd e2e "$c" failed "$t" "" "" "" "" "" "the daemon is not running (logs/daemon.log)"; return; }
+	local job=("$@" output="$OUTD/$case-c$c.y4m" format=y4m chunk_frames="$c" overwrite=yes) s=$SECONDS
+	if [ "$cold" = 1 ]; then
+		mem_watch_start "$RES/logs/mem-$case-c$c-cold.csv"
+		video_job "$case-c$c-cold" "${job[@]}"
+		mem_watch_stop "$RES/logs/mem-$case-c$c-cold.csv"
+		if [ $JOB_OK != 1 ]; then
+			wrow "$case" egressd e2e "$c" failed "$t" "" "" "" "" "" "first job: $(job_err)"
+			say "$case daemon chunk_frames $c: the first job failed: $(job_err)"
+			return
+		fi
+		job_row "$case" cold "$c" "$t" "$JOB_RES" "$MEM" "$MEM_NOTE"
+	fi
+	local r best="" bestf=0 all=()
+	mem_watch_start "$RES/logs/mem-$case-c$c.csv"
+	for r in $(seq 1 "$REPS"); do
+		video_job "$case-c$c-r$r" "${job[@]}"
+		[ $JOB_OK = 1 ] || { best=$JOB_RES bestf=-1; break; }
+		all+=("$(kv frames_per_s "$JOB_RES")")
+		awk -v a="${all[-1]}" -v b="$bestf" 'BEGIN { exit !(a > b) }' && { best=$JOB_RES bestf=${all[-1]}; }
+	done
+	mem_watch_stop "$RES/logs/mem-$case-c$c.csv"
+	if [ "$bestf" = -1 ]; then
+		wrow "$case" egressd e2e "$c" failed "$t" "" "" "" "" "" "timed job $r: $(JOB_RES=$best job_err)"
+	else
+		local busy; busy=$(kv gpu_busy_of_wall "$best")
+		job_row "$case" e2e "$c" "$t" "$best" "$MEM" "f/s of the $REPS jobs: ${all[*]};${busy:+ GPU busy / wall $busy,} producer blocked $(kv producer_blocked_s "$best") s, write $(kv write_s "$best") s${MEM_NOTE:+; $MEM_NOTE}"
+	fi
+	local first=
+	[ "$cold" = 1 ] && first="cold $(kv frames_per_s "$RES/logs/$case-c$c-cold.result") f/s, "
+	say "$case daemon chunk_frames $c: ${first}timed ${all[*]} f/s, kernel util $(kv gpu_kernel_util "${best:-/dev/null}") ($((SECONDS - s)) s)"
 }
 
 # ---------------------------------------------------------------------------

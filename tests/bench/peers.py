@@ -19,8 +19,9 @@ done the two ways a PyTorch user would:
          pool of --workers writer threads (os.pwritev at each chunk's offset,
          GIL released), fsync at the end.
 
-The network is taesd.py's Decoder from tests/gpu/taesd_torch_check.py, loaded
-with load_state_dict(strict=True); cudnn.benchmark on, one untimed warm-up
+The network is taesd.py's Decoder from tests/gpu/taesd_torch_check.py (the
+flux_2 variant when the weights have its pool tensors: taef2), loaded with
+load_state_dict(strict=True); cudnn.benchmark on, one untimed warm-up
 chunk, no torch.compile.  Timing: from the first latent read to the fsync and
 rename of the output, like egressd's wall_s (which starts when the producer
 claims the job and ends when the output is in place).
@@ -213,8 +214,10 @@ def main():
     torch.backends.cudnn.benchmark = True
     lat = np.load(a.latents, mmap_mode="c")	# copy-on-write: writable for torch, nothing copied
     n_all, c, lh, lw = lat.shape
-    net = Decoder(c)
-    net.load_state_dict(load_safetensors(a.weights), strict=True)
+    sd = load_safetensors(a.weights)
+    # flux_2 (taef2): the GroupNorm pool branch's tensors say so (docs/TAESD.md)
+    net = Decoder(c, use_midblock_gn=any(".pool." in k for k in sd))
+    net.load_state_dict(sd, strict=True)
     net = net.cuda().half().to(memory_format=torch.channels_last).eval()
     hdr = y4m_header(8 * lw, 8 * lh, a.fps)
     print("peers: %s, torch %s, %d frames of %dx%d, chunk %d, %d writer threads, %d pinned host buffers" % (

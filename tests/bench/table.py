@@ -168,6 +168,9 @@ def met(ok):
 def pipeline_summary(reg, i, rows, stages, st, tflops, gemm):
     rr = {r["pipeline"]: r for r in rows if r["regime"] == reg}
     fr = rr.get("full")
+    if not fr and rr:	# a regime skipped whole: one row saying why
+        r = next(iter(rr.values()))
+        return "%s: %s (%s)" % (i["label"], r["status"], r["error"] or "no reason given")
     if not fr or fr["status"] != "done":
         return "%s: full did not complete (%s)" % (i["label"], fr["status"] if fr else "not run")
     fps = num(fr["frames_per_s"])
@@ -194,6 +197,8 @@ def pipeline_summary(reg, i, rows, stages, st, tflops, gemm):
     if i.get("decoder") == "taesd" and u is not None:
         parts.append("kernel util %.4f [target ≥ 0.995: %s]" % (u, met(u >= 0.995)))
     for s in stages:
+        if s["regime"] == reg and s["stage"] == "torch eager decode" and num(s["frames_per_s"]):
+            parts.append("%.2f× PyTorch eager decode alone (%s f/s)" % (fps / num(s["frames_per_s"]), s["frames_per_s"]))
         if s["regime"] == reg and s["stage"].startswith("torch.compile") and num(s["frames_per_s"]):
             x = fps / num(s["frames_per_s"])
             ct = num(i.get("compile_target"))

@@ -338,13 +338,14 @@ RUN_NAMES = {
 }
 
 
-def run_name(r):
-    name = RUN_NAMES.get((r["impl"], r["kind"]), r["kind"])
+def run_name(r, names=None):
+    name = (names or RUN_NAMES).get((r["impl"], r["kind"]), r["kind"])
     return name % r["chunk"] if "%s" in name else name
 
 
-def read_cases(d):
-    path = os.path.join(d, "wan_cases.tsv")
+def read_cases(d, name="wan_cases.tsv"):
+    """ID -> the case's label, from d/name (tests/bench/taehv_peers.py reads its own)."""
+    path = os.path.join(d, name)
     if not os.path.exists(path):
         return {}
     with open(path) as fh:

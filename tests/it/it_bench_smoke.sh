@@ -25,7 +25,7 @@ check "no daemon left behind" [ -z "$(pgrep -f "egressd -c $BENCH_DIR/" || true)
 
 # no GPU here: the GPU targets skip, leaving nothing behind
 if ! nvidia-smi -L >/dev/null 2>&1; then
-	for s in run.sh bench-taesd.sh bench-copy.sh bench-jobs.sh all.sh; do
+	for s in run.sh bench-taesd.sh bench-copy.sh bench-jobs.sh bench-taehv.sh all.sh; do
 		out=$(OUT=$T/nogpu timeout 30 tests/bench/$s 2>&1)
 		rc=$?
 		check "$s without a GPU: exit 77 ($rc), one skip line" [ $rc = 77 ] && grep -q 'skipped: no NVIDIA GPU' <<<"$out"
