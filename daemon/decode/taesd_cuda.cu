@@ -853,16 +853,15 @@ static struct tgraph *graph_find(struct egr_taesd_gpu *g, const void *lat, void 
 }
 
 /*
- * Capture launch_all on s into a new graph, in the slot before graph_next
- * once done (the oldest is replaced).  1 when captured: nothing is queued
- * yet, the caller launches it; 0 when capturing failed: nothing was queued
- * and graphs are off for g from now on (the caller launches directly: a
- * refused capture costs speed, not frames); -errno when launch_all itself
- * failed.
+ * Capture launch_all on s into a new graph, replacing the oldest.  0 with
+ * *out the graph (nothing queued yet: the caller launches it); 0 with *out
+ * NULL when capturing failed: nothing was queued and graphs are off for g
+ * from now on (the caller launches directly: a refused capture costs speed,
+ * not frames); -errno when launch_all itself failed.
  */
-static int graph_run_new(struct egr_taesd_gpu *g, cudaStream_t s, const void *d_lat, uint32_t dtype,
-			 uint32_t nframes, uint32_t h, uint32_t w, uint32_t format, void *d_out, size_t batch, char *err,
-			 size_t errlen)
+static int graph_capture(struct egr_taesd_gpu *g, cudaStream_t s, const void *d_lat, uint32_t dtype,
+			 uint32_t nframes, uint32_t h, uint32_t w, uint32_t format, void *d_out, size_t batch,
+			 struct tgraph **out, char *err, size_t errlen)
 {
 	struct tgraph *t = &g->graph[g->graph_next];
 	cudaGraph_t graph = NULL;
@@ -870,6 +869,7 @@ static int graph_run_new(struct egr_taesd_gpu *g, cudaStream_t s, const void *d_
 	cudaError_t e;
 	int r;
 
+	*out = NULL;
 	if (cudaStreamBeginCapture(s, cudaStreamCaptureModeThreadLocal) != cudaSuccess)
 		goto off;
 	r = launch_all(g, s, d_lat, dtype, nframes, h, w, format, d_out, batch, err, errlen);
@@ -886,7 +886,8 @@ static int graph_run_new(struct egr_taesd_gpu *g, cudaStream_t s, const void *d_
 		cudaGraphExecDestroy(t->exec);
 	*t = (struct tgraph){ d_lat, d_out, g->ws, dtype, nframes, h, w, format, exec };
 	g->graph_next = (g->graph_next + 1) % TAESD_GRAPHS;
-	return 1;
+	*out = t;
+	return 0;
 off:
 	cudaGetLastError();	/* the capture's error is not the stream's */
 	egr_warn("taesd: capturing a CUDA graph failed; launching kernels directly from now on");
@@ -931,18 +932,12 @@ extern "C" int egr_taesd_gpu_decode(struct egr_taesd_gpu *g, struct CUstream_st 
 	/* graphs need a stream of our own: the legacy default stream cannot be captured */
 	if (g->graphs && s) {
 		struct tgraph *t = graph_find(g, d_lat, d_out, dtype, nframes, h, w, format);
+		if (!t && (r = graph_capture(g, s, d_lat, dtype, nframes, h, w, format, d_out, batch, &t, err, errlen)) < 0)
+			return r;
 		if (t) {
 			CK(cudaGraphLaunch(t->exec, s), "cudaGraphLaunch(taesd decode)");
 			return 0;
 		}
-		r = graph_run_new(g, s, d_lat, dtype, nframes, h, w, format, d_out, batch, err, errlen);
-		if (r == 1) {
-			CK(cudaGraphLaunch(g->graph[(g->graph_next + TAESD_GRAPHS - 1) % TAESD_GRAPHS].exec, s),
-			   "cudaGraphLaunch(taesd decode)");
-			return 0;
-		}
-		if (r < 0)
-			return r;
 	}
 	return launch_all(g, s, d_lat, dtype, nframes, h, w, format, d_out, batch, err, errlen);
 fail:

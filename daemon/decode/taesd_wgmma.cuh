@@ -105,9 +105,11 @@ __device__ __forceinline__ void cp_async_commit(void)
 	asm volatile("cp.async.commit_group;\n" ::: "memory");
 }
 
-__device__ __forceinline__ void cp_async_wait0(void)
+/* cp.async: wait for all but the newest N groups of this thread */
+template <int N>
+__device__ __forceinline__ void cp_async_wait(void)
 {
-	asm volatile("cp.async.wait_group 0;\n" ::: "memory");
+	asm volatile("cp.async.wait_group %0;\n" ::"n"(N) : "memory");
 }
 
 /* make this thread's generic-proxy smem writes visible to wgmma (async proxy) */
@@ -249,13 +251,6 @@ __device__ __forceinline__ void issue(float *acc, uint64_t dA, uint64_t dB, int 
 	 * ptxas serialize the wgmma (C7514); callers fence after the wait */
 }
 
-/* cp.async wait for all but the newest N groups of this thread */
-template <int N>
-__device__ __forceinline__ void cp_async_wait(void)
-{
-	asm volatile("cp.async.wait_group %0;\n" ::"n"(N) : "memory");
-}
-
 __device__ __forceinline__ void ldsm_x4_trans(uint32_t addr, uint32_t &r0, uint32_t &r1, uint32_t &r2, uint32_t &r3)
 {
 	asm volatile("ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16 {%0, %1, %2, %3}, [%4];\n"
@@ -360,7 +355,7 @@ __device__ __forceinline__ void step(float *cur, float *prev, bool has_prev, int
 				     uint64_t dA, uint64_t dB, uint32_t ring, unsigned char *stage, float b0, float b1)
 {
 	const int tid = threadIdx.x, wgi = tid >> 7, wtid = tid & 127;
-	cp_async_wait0();	/* this step's halo rows (and, the first time, the weights) */
+	cp_async_wait<0>();	/* this step's halo rows (and, the first time, the weights) */
 	fence_proxy_async();
 	__syncthreads();	/* ... of every thread; and step p-1's epilogues are done with the staging tiles */
 	if (has_prev && a.res)
@@ -451,7 +446,7 @@ __global__ void __launch_bounds__(NTHR, 1) taesd_conv_wgmma(const args a)
 			step<WT>(acc0, acc1, true, p, s, a, dA, dB, ring, stage, b0, b1);
 		}
 	}
-	cp_async_wait0();	/* a block with no work still has the weight copies in flight */
+	cp_async_wait<0>();	/* a block with no work still has the weight copies in flight */
 #endif
 }
 

@@ -858,15 +858,8 @@ int egr_npy_check_finite(uint32_t dtype, const void *p, size_t count, size_t *ba
 
 		if (!block_nonfinite(b + off, n, exp, one, sign))
 			continue;
-		for (size_t i = off / esize; i < (off + n) / esize; i++) {	/* find the first one */
-			uint32_t u = 0;
-			uint16_t h = 0;
-
-			if (f16)
-				memcpy(&h, b + 2 * i, 2);
-			else
-				memcpy(&u, b + 4 * i, 4);
-			if (f16 ? (h & 0x7c00) == 0x7c00 : (u & 0x7f800000u) == 0x7f800000u) {
+		for (size_t i = off / esize; i < (off + n) / esize; i++) {	/* the first one: the same test, one element */
+			if (block_nonfinite(b + i * esize, esize, exp, one, sign)) {
 				if (bad)
 					*bad = i;
 				return -EDOM;

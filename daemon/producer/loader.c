@@ -18,9 +18,14 @@ struct range_result {
 	char err[512];	/* egr_npy_read's one line */
 };
 
+struct helper_arg {
+	struct egr_loader *l;
+	unsigned index;		/* its range: 1.. (the caller reads range 0) */
+};
+
 struct egr_loader {
-	unsigned threads;	/* the caller included */
 	pthread_t tid[EGR_LOADER_MAX_THREADS];
+	struct helper_arg arg[EGR_LOADER_MAX_THREADS];
 	unsigned started;	/* helper threads running */
 	pthread_mutex_t mu;
 	pthread_cond_t cv_go, cv_done;
@@ -33,11 +38,6 @@ struct egr_loader {
 	unsigned parts;		/* ranges: min(threads, count) */
 	unsigned char *dst;
 	struct range_result res[EGR_LOADER_MAX_THREADS];
-};
-
-struct helper_arg {
-	struct egr_loader *l;
-	unsigned index;
 };
 
 /* range k of the chunk: frames spread as evenly as whole frames allow */
@@ -58,12 +58,11 @@ static void do_range(struct egr_loader *l, unsigned k)
 
 static void *helper(void *arg)
 {
-	struct helper_arg *a = arg;
+	const struct helper_arg *a = arg;
 	struct egr_loader *l = a->l;
 	const unsigned k = a->index;
 	uint64_t seen = 0;
 
-	free(a);
 	pthread_mutex_lock(&l->mu);
 	for (;;) {
 		while (!l->stop && l->gen == seen)
@@ -99,24 +98,14 @@ int egr_loader_new(unsigned threads, struct egr_loader **out, char *err, size_t 
 		egr_errf(err, errlen, "loader: out of memory");
 		return -ENOMEM;
 	}
-	l->threads = threads;
 	pthread_mutex_init(&l->mu, NULL);
 	pthread_cond_init(&l->cv_go, NULL);
 	pthread_cond_init(&l->cv_done, NULL);
 	sigfillset(&all);
 	pthread_sigmask(SIG_SETMASK, &all, &old);	/* inherited by the helpers */
 	for (unsigned k = 1; k < threads; k++) {
-		struct helper_arg *a = malloc(sizeof(*a));
-
-		if (!a) {
-			rc = ENOMEM;
-		} else {
-			a->l = l;
-			a->index = k;
-			rc = pthread_create(&l->tid[l->started], NULL, helper, a);
-			if (rc)
-				free(a);
-		}
+		l->arg[k] = (struct helper_arg){ l, k };
+		rc = pthread_create(&l->tid[l->started], NULL, helper, &l->arg[k]);
 		if (rc) {
 			egr_errf(err, errlen, "loader: starting reader thread %u of %u: %s", k + 1, threads, strerror(rc));
 			break;
@@ -151,7 +140,7 @@ void egr_loader_free(struct egr_loader *l)
 int egr_loader_read(struct egr_loader *l, struct egr_npy *n, uint64_t first, uint64_t count, void *dst,
 		    size_t *bad, char *err, size_t errlen)
 {
-	const unsigned threads = l->started + 1;
+	const unsigned threads = l->started + 1;	/* the caller included */
 
 	if (!count)
 		return 0;

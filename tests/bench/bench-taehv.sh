@@ -72,7 +72,6 @@ for c in $CHUNKS; do [ "$c" -gt "$BIGC" ] && BIGC=$c; done
 bench_need_gpu
 bench_need_bins egressd egressd-mktaehv egressd-producer egressd-worker
 bench_start
-trap 'mem_watch_stop /dev/null; bench_cleanup' EXIT
 TAEHVT=$(gpu_tool test_taehv_gpu)
 video_start "$RES/taehv.tsv"
 

@@ -54,7 +54,6 @@ PEERS=${BENCH_PEERS:-1}
 bench_need_gpu
 bench_need_bins egressd egressd-mkwanvae egressd-producer egressd-worker
 bench_start
-trap 'mem_watch_stop /dev/null; bench_cleanup' EXIT
 WANT=$(gpu_tool test_wanvae_gpu)
 video_start "$RES/wan.tsv"
 

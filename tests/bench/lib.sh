@@ -708,9 +708,11 @@ spool_case() {
 # The target sets TSV and REPS and defines nframes T (frames of T latent
 # frames: what a job must give).
 
-# video_start TSV_FILE: TSV set and its header written
+# video_start TSV_FILE: TSV set and its header written; the EXIT trap also
+# stops the memory watcher (after bench_start, whose trap it replaces)
 video_start() {
 	TSV=$1
+	trap 'mem_watch_stop /dev/null; bench_cleanup' EXIT
 	printf 'case\timpl\tkind\tchunk\tstatus\tlatent_frames\tframes\tframes_per_s\twall_s\tpeak_gib\tkernel_util\tdetail\n' >"$TSV"
 }
 # gpu_tool NAME: the path of tests/gpu/NAME in BIN, build or build/t (empty: none)
@@ -729,8 +731,8 @@ budget_note() { echo "time budget (BENCH_BUDGET=${BUDGET}s) spent"; }
 
 # nvidia-smi's figure for the processes on the GPU (the producer), sampled
 # while a job runs: mem_watch_start FILE ... mem_watch_stop FILE sets MEM, the
-# largest in GiB (empty when unmeasured), and MEM_NOTE.  The target's EXIT
-# trap should call mem_watch_stop /dev/null before bench_cleanup.
+# largest in GiB (empty when unmeasured), and MEM_NOTE.  video_start's EXIT
+# trap calls mem_watch_stop /dev/null before bench_cleanup.
 MEMW_PID=
 mem_watch_start() {
 	MEMW_PID=

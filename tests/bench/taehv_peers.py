@@ -49,8 +49,9 @@ import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
-from table import f as fmt, md_table, met, num, read_tsv  # noqa: E402
-from wan_peers import RUN_NAMES as WAN_RUN_NAMES, add_row, pick, read_cases, run_name, timed, why_missing  # noqa: E402
+from table import met, num, read_tsv  # noqa: E402
+from wan_peers import RUN_NAMES as WAN_RUN_NAMES, add_row, pick, read_cases, timed, why_missing  # noqa: E402
+from wan_peers import table_md as wan_table_md  # noqa: E402
 
 KINDS = ("whole-fp16", "whole-bf16", "chunked-fp16", "compile-fp16")
 CHECK_COLS = ["case", "kind", "frames", "mean_diff", "max_diff", "within2_pct", "exact_pct", "note"]
@@ -391,24 +392,6 @@ def ref_fps(rows, case):
     return num(r["frames_per_s"]) if r else None
 
 
-def table_md(rows, cases):
-    hdr = ["case", "implementation", "run", "latent frames → frames", "frames/s", "× PyTorch fp16 decode alone",
-           "peak GPU memory GiB", "GPU kernel util", "notes"]
-    body = []
-    for r in rows:
-        done = r["status"] == "done"
-        fps = num(r["frames_per_s"]) if done else None
-        ref = ref_fps(rows, r["case"])
-        name = run_name(r, RUN_NAMES)
-        name = name if done else "%s (%s)" % (name, r["status"])
-        lf = "%s → %s" % (r["latent_frames"] or "?", r["frames"] or "?") if done else (r["latent_frames"] or "—")
-        body.append([cases.get(r["case"], r["case"]), r["impl"], name, lf, fmt(fps, "%.1f"),
-                     fmt(fps / ref if fps and ref else None, "%.2f×"),
-                     fmt(num(r["peak_gib"]) if done else None, "%.2f"),
-                     fmt(num(r["kernel_util"]) if done else None, "%.4f"), (r["detail"] or "").replace("|", "/")])
-    return md_table(hdr, body)
-
-
 def check_lines(checks, cases):
     out = []
     for k in checks:
@@ -468,7 +451,8 @@ def summary_model(rows, checks, cases, m):
 def make_table(d):
     rows, cases = read_tsv(os.path.join(d, "taehv.tsv")), read_cases(d, "taehv_cases.tsv")
     checks = read_tsv(os.path.join(d, "taehv_check.tsv"))
-    md = ["## TAEHV decode: egressd against PyTorch's TAEHV (one run)", ""] + table_md(rows, cases)
+    md = ["## TAEHV decode: egressd against PyTorch's TAEHV (one run)", ""]
+    md += wan_table_md(rows, cases, ref_fps, "× PyTorch fp16 decode alone", RUN_NAMES)
     md += ["", "frames/s: frames over the run's wall time (egressd end to end: the job's wall_s in its result, from "
            "the claim to the output in place; decode alone: CUDA events / torch.cuda.synchronize, the network "
            "alone for PyTorch, y4m frames in device memory for egressd).  Peak GPU memory: egressd end to end, the "

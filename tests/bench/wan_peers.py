@@ -372,18 +372,26 @@ def why_missing(rows, case, impl, kind):
     return "not run"
 
 
-def table_md(rows, cases):
-    hdr = ["case", "implementation", "run", "latent frames → frames", "frames/s", "× diffusers decode alone",
+def diffusers_fps(rows, case):
+    """diffusers' decode alone of the case: f/s or None (table_md's default reference)."""
+    r = pick(rows, case, "diffusers", "decode")
+    return num(r["frames_per_s"]) if r else None
+
+
+def table_md(rows, cases, ref_fps=diffusers_fps, ref_label="× diffusers decode alone", names=None):
+    """The rows as a markdown table; ratios against ref_fps(rows, case) (tests/bench/taehv_peers.py passes
+    PyTorch's), runs named by names (run_name's)."""
+    hdr = ["case", "implementation", "run", "latent frames → frames", "frames/s", ref_label,
            "peak GPU memory GiB", "GPU kernel util", "notes"]
     body = []
     for r in rows:
         done = r["status"] == "done"
         fps = num(r["frames_per_s"]) if done else None
-        ref = pick(rows, r["case"], "diffusers", "decode")
-        ratio = fps / num(ref["frames_per_s"]) if fps and ref and num(ref["frames_per_s"]) else None
-        name = run_name(r) if done else "%s (%s)" % (run_name(r), r["status"])
+        ref = ref_fps(rows, r["case"])
+        name = run_name(r, names) if done else "%s (%s)" % (run_name(r, names), r["status"])
         lf = "%s → %s" % (r["latent_frames"] or "?", r["frames"] or "?") if done else (r["latent_frames"] or "—")
-        body.append([cases.get(r["case"], r["case"]), r["impl"], name, lf, fmt(fps, "%.1f"), fmt(ratio, "%.2f×"),
+        body.append([cases.get(r["case"], r["case"]), r["impl"], name, lf, fmt(fps, "%.1f"),
+                     fmt(fps / ref if fps and ref else None, "%.2f×"),
                      fmt(num(r["peak_gib"]) if done else None, "%.2f"),
                      fmt(num(r["kernel_util"]) if done else None, "%.4f"), (r["detail"] or "").replace("|", "/")])
     return md_table(hdr, body)

@@ -118,7 +118,7 @@ struct args {
 using tw::bar_named;
 using tw::cp_async16;
 using tw::cp_async_commit;
-using tw::cp_async_wait0;
+using tw::cp_async_wait;
 using tw::fence_proxy_async;
 using tw::fence_regs;
 using tw::make_desc;
@@ -232,7 +232,7 @@ __device__ __forceinline__ void step(float *cur, float *prev, bool has_prev, int
 				     uint64_t dA, uint64_t dB, uint32_t ring, unsigned char *stage, float b0, float b1)
 {
 	const int tid = threadIdx.x, wgi = tid >> 7, wtid = tid & 127;
-	cp_async_wait0();	/* this step's halo rows (and, the first time, the weights) */
+	cp_async_wait<0>();	/* this step's halo rows (and, the first time, the weights) */
 	fence_proxy_async();
 	__syncthreads();
 	/* rows 2p+3, 2p+4 go to the slots of rows 2p-3, 2p-2, read only by step p-1, whose wgmma both
@@ -309,7 +309,7 @@ __global__ void __launch_bounds__(NTHR, 1) conv_wgmma(const args a)
 			step<WT, OVL>(acc0, acc1, true, p, s, a, dA, dB, ring, stage, b0, b1);
 		}
 	}
-	cp_async_wait0();	/* a block with no work still has the weight copies in flight */
+	cp_async_wait<0>();	/* a block with no work still has the weight copies in flight */
 }
 
 } /* namespace wg */
