@@ -270,11 +270,4 @@ for m in $MODELS; do
 	seed=$((seed + 10))
 done
 
-python3 tests/bench/taehv_peers.py table "$RES" || exit 1
-bench_report "TAEHV"
-rc=$?
-if grep -qP '^([^\t]*\t){4}failed\t' "$TSV"; then
-	echo "$TARGET: some runs failed (the table's rows marked failed; logs in $RES/logs)"
-	rc=1
-fi
-exit $rc
+video_finish tests/bench/taehv_peers.py "TAEHV"

@@ -195,11 +195,4 @@ else
 	rm -f "$W/wan21-long.npy"
 fi
 
-python3 tests/bench/wan_peers.py table "$RES" || exit 1
-bench_report "Wan VAE"
-rc=$?
-if grep -qP '^([^\t]*\t){4}failed\t' "$TSV"; then
-	echo "$TARGET: some runs failed (the table's rows marked failed; logs in $RES/logs)"
-	rc=1
-fi
-exit $rc
+video_finish tests/bench/wan_peers.py "Wan VAE"

@@ -715,6 +715,18 @@ video_start() {
 	trap 'mem_watch_stop /dev/null; bench_cleanup' EXIT
 	printf 'case\timpl\tkind\tchunk\tstatus\tlatent_frames\tframes\tframes_per_s\twall_s\tpeak_gib\tkernel_util\tdetail\n' >"$TSV"
 }
+# video_finish PEERS_PY TITLE: PEERS_PY's table of $TSV, then the report;
+# exits 1 when a row failed (or the table could not be made)
+video_finish() {
+	python3 "$1" table "$RES" || exit 1
+	bench_report "$2"
+	local rc=$?
+	if grep -qP '^([^\t]*\t){4}failed\t' "$TSV"; then
+		echo "$TARGET: some runs failed (the table's rows marked failed; logs in $RES/logs)"
+		rc=1
+	fi
+	exit $rc
+}
 # gpu_tool NAME: the path of tests/gpu/NAME in BIN, build or build/t (empty: none)
 gpu_tool() {
 	local c
