@@ -1,7 +1,15 @@
 /*
  * taesd_cuda: TAESD decoder kernels; see taesd_cuda.h.
  *
- * One implicit-GEMM kernel does every 3x3 conv: M = output pixels, N = output
+ * Which kernel runs a conv: the 64 -> 64 convs 64 pixels wide and up on a
+ * compute capability 9.0 device, the Hopper kernel (taesd_wgmma.cuh); the
+ * output conv (64 -> 3), taesd_out_conv; every other conv, taesd_conv.  On
+ * CC >= 9.0 each conv is launched with programmatic dependent launch: its
+ * blocks load their weights while the previous kernel finishes (measured
+ * there, H100, batch 16, decode alone: +4.5% at 256², +2.3% at 512², +0.5%
+ * at 1024²).
+ *
+ * taesd_conv is an implicit GEMM: M = output pixels, N = output
  * channels, K = 9 taps x input channels.  A block owns a tile of TH x TW = 8 x
  * 16 output pixels of one frame and all output channels.  It keeps the whole
  * weight matrix of the layer in shared memory (64 x 576 fp16 = 74 KB, loaded
@@ -14,9 +22,7 @@
  * both shared arrays are padded by 16 bytes so ldmatrix is conflict-free.
  * The epilogue adds bias in fp32, stages the tile as fp16 in shared memory
  * and writes 16-byte vectors, adding the residual and applying ReLU on the
- * way.  The last conv (64 -> 3, padded to 8) instead clamps, quantises and
- * writes 8-bit RGB24 or I420 for the tile (tiles hold whole 2x2 chroma
- * quads: tile origins are even, frame sizes multiples of 8).
+ * way.
  *
  * flux_2's pool branch (Blocks 3, 4, 5, at latent resolution, so plain
  * kernels suffice) runs before the Block's first conv, in place on its
@@ -112,10 +118,10 @@ struct conv_smem {
 	static constexpr int PS = CIN + 8;		/* halo pixel stride (halves) */
 	static constexpr int OS = COUTP + 8;		/* staging row stride (halves) */
 	static constexpr int IN_HALVES = (HALO * PS > BM * OS ? HALO * PS : BM * OS);
-	static constexpr size_t bytes = (size_t)COUTP * KS * 2 + (size_t)IN_HALVES * 2 + COUTP * 4 + BM * 4;
+	static constexpr size_t bytes = (size_t)COUTP * KS * 2 + (size_t)IN_HALVES * 2 + COUTP * 4;
 };
 
-template <int CIN, int COUTP, int WM, int WN, bool FINAL>
+template <int CIN, int COUTP, int WM, int WN>
 __global__ void __launch_bounds__(WM *WN * 32, 2) taesd_conv(const conv_args a)
 {
 	typedef conv_smem<CIN, COUTP> S;
@@ -126,7 +132,6 @@ __global__ void __launch_bounds__(WM *WN * 32, 2) taesd_conv(const conv_args a)
 	__half *sW = (__half *)smem;
 	__half *sIn = sW + COUTP * S::KS;
 	float *sBias = (float *)(sIn + S::IN_HALVES);
-	uint8_t *sQ = (uint8_t *)(sBias + COUTP);	/* final: BM x 4 bytes of RGB */
 
 	const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
 	const int wm = warp % WM, wn = warp / WM;
@@ -139,6 +144,8 @@ __global__ void __launch_bounds__(WM *WN * 32, 2) taesd_conv(const conv_args a)
 	}
 	for (int i = tid; i < COUTP; i += NTHR)
 		sBias[i] = a.bias[i];
+	tw::pdl_wait();
+	tw::pdl_launch();
 
 	for (int tile = blockIdx.x; tile < a.ntiles; tile += gridDim.x) {
 		const int n = tile / a.tiles_per_frame, rr = tile % a.tiles_per_frame;
@@ -206,109 +213,215 @@ __global__ void __launch_bounds__(WM *WN * 32, 2) taesd_conv(const conv_args a)
 		}
 		__syncthreads();	/* everyone is done with the halo: reuse it for staging */
 
-		if (!FINAL) {
-			__half *sO = sIn;
+		__half *sO = sIn;
 #pragma unroll
-			for (int mt = 0; mt < MT; mt++) {
+		for (int mt = 0; mt < MT; mt++) {
 #pragma unroll
-				for (int nt = 0; nt < NT; nt++) {
-					int m = (wm * MT + mt) * 16 + (lane >> 2);
-					int c = wn * NT * 8 + nt * 8 + (lane & 3) * 2;
-					float b0 = sBias[c], b1 = sBias[c + 1];
-					*(__half2 *)(sO + m * S::OS + c) =
-						__floats2half2_rn(acc[mt][nt][0] + b0, acc[mt][nt][1] + b1);
-					*(__half2 *)(sO + (m + 8) * S::OS + c) =
-						__floats2half2_rn(acc[mt][nt][2] + b0, acc[mt][nt][3] + b1);
-				}
-			}
-			__syncthreads();
-			constexpr int VC = COUTP / 8;	/* 16-byte vectors per pixel */
-			for (int i = tid; i < BM * VC; i += NTHR) {
-				int p = i / VC, c = i % VC;
-				int gy = ty0 + p / TW, gx = tx0 + p % TW;
-				if (gy >= H || gx >= W)
-					continue;
-				uint4 v = *(const uint4 *)(sO + p * S::OS + c * 8);
-				size_t idx = (((size_t)n * H + gy) * W + gx) * COUTP + c * 8;
-				__half2 *hv = (__half2 *)&v;
-				if (a.res) {
-					uint4 rv = *(const uint4 *)(a.res + idx);
-					const __half2 *hr = (const __half2 *)&rv;
-#pragma unroll
-					for (int k = 0; k < 4; k++) {
-						float2 x = __half22float2(hv[k]), y = __half22float2(hr[k]);
-						hv[k] = __floats2half2_rn(x.x + y.x, x.y + y.y);
-					}
-				}
-				if (a.relu) {
-#pragma unroll
-					for (int k = 0; k < 4; k++)
-						hv[k] = __hmax2(hv[k], __float2half2_rn(0.0f));
-				}
-				*(uint4 *)(a.dst + idx) = v;
-			}
-		} else {
-			/* output conv: 3 real channels of COUTP = 8 */
-			float *sF = (float *)sIn;	/* [BM][4] */
-#pragma unroll
-			for (int mt = 0; mt < MT; mt++) {
+			for (int nt = 0; nt < NT; nt++) {
 				int m = (wm * MT + mt) * 16 + (lane >> 2);
-				int c = (lane & 3) * 2;
-				if (c < 3) {
-					sF[m * 4 + c] = acc[mt][0][0] + sBias[c];
-					sF[(m + 8) * 4 + c] = acc[mt][0][2] + sBias[c];
-				}
-				if (c + 1 < 3) {
-					sF[m * 4 + c + 1] = acc[mt][0][1] + sBias[c + 1];
-					sF[(m + 8) * 4 + c + 1] = acc[mt][0][3] + sBias[c + 1];
-				}
-			}
-			__syncthreads();
-			const size_t HW = (size_t)H * W;
-			for (int p = tid; p < BM; p += NTHR) {
-				int gy = ty0 + p / TW, gx = tx0 + p % TW;
-				if (gy >= H || gx >= W)
-					continue;
-				const float *v = sF + p * 4;
-				if (a.out_mode == EGR_FMT_RAW) {
-					float *o = (float *)a.out + (size_t)n * 3 * HW + (size_t)gy * W + gx;
-					o[0] = v[0];
-					o[HW] = v[1];
-					o[2 * HW] = v[2];
-				} else if (a.out_mode == EGR_FMT_PNG) {
-					uint8_t *o = (uint8_t *)a.out + ((size_t)n * HW + (size_t)gy * W + gx) * 3;
-					o[0] = (uint8_t)quant_u8(v[0]);
-					o[1] = (uint8_t)quant_u8(v[1]);
-					o[2] = (uint8_t)quant_u8(v[2]);
-				} else {
-					int r = quant_u8(v[0]), g = quant_u8(v[1]), b = quant_u8(v[2]);
-					sQ[p * 4] = (uint8_t)r;
-					sQ[p * 4 + 1] = (uint8_t)g;
-					sQ[p * 4 + 2] = (uint8_t)b;
-					uint8_t *o = (uint8_t *)a.out + (size_t)n * (HW + HW / 2);
-					o[(size_t)gy * W + gx] = (uint8_t)(((66 * r + 129 * g + 25 * b + 128) >> 8) + 16);
-				}
-			}
-			if (a.out_mode == EGR_FMT_Y4M) {
-				__syncthreads();
-				/* 2x2 quads of the tile: (TH/2) x (TW/2) */
-				for (int q = tid; q < BM / 4; q += NTHR) {
-					int qy = q / (TW / 2), qx = q % (TW / 2);
-					int gy = ty0 + 2 * qy, gx = tx0 + 2 * qx;
-					if (gy >= H || gx >= W)
-						continue;
-					const uint8_t *s0 = sQ + ((2 * qy) * TW + 2 * qx) * 4, *s1 = s0 + TW * 4;
-					int r = (s0[0] + s0[4] + s1[0] + s1[4] + 2) >> 2;
-					int g = (s0[1] + s0[5] + s1[1] + s1[5] + 2) >> 2;
-					int b = (s0[2] + s0[6] + s1[2] + s1[6] + 2) >> 2;
-					uint8_t *o = (uint8_t *)a.out + (size_t)n * (HW + HW / 2) + HW;
-					size_t ci = (size_t)(gy / 2) * (W / 2) + gx / 2;
-					o[ci] = (uint8_t)(((-38 * r - 74 * g + 112 * b + 128) >> 8) + 128);
-					o[HW / 4 + ci] = (uint8_t)(((112 * r - 94 * g - 18 * b + 128) >> 8) + 128);
-				}
+				int c = wn * NT * 8 + nt * 8 + (lane & 3) * 2;
+				float b0 = sBias[c], b1 = sBias[c + 1];
+				*(__half2 *)(sO + m * S::OS + c) =
+					__floats2half2_rn(acc[mt][nt][0] + b0, acc[mt][nt][1] + b1);
+				*(__half2 *)(sO + (m + 8) * S::OS + c) =
+					__floats2half2_rn(acc[mt][nt][2] + b0, acc[mt][nt][3] + b1);
 			}
 		}
+		__syncthreads();
+		constexpr int VC = COUTP / 8;	/* 16-byte vectors per pixel */
+		for (int i = tid; i < BM * VC; i += NTHR) {
+			int p = i / VC, c = i % VC;
+			int gy = ty0 + p / TW, gx = tx0 + p % TW;
+			if (gy >= H || gx >= W)
+				continue;
+			uint4 v = *(const uint4 *)(sO + p * S::OS + c * 8);
+			size_t idx = (((size_t)n * H + gy) * W + gx) * COUTP + c * 8;
+			__half2 *hv = (__half2 *)&v;
+			if (a.res) {
+				uint4 rv = *(const uint4 *)(a.res + idx);
+				const __half2 *hr = (const __half2 *)&rv;
+#pragma unroll
+				for (int k = 0; k < 4; k++) {
+					float2 x = __half22float2(hv[k]), y = __half22float2(hr[k]);
+					hv[k] = __floats2half2_rn(x.x + y.x, x.y + y.y);
+				}
+			}
+			if (a.relu) {
+#pragma unroll
+				for (int k = 0; k < 4; k++)
+					hv[k] = __hmax2(hv[k], __float2half2_rn(0.0f));
+			}
+			*(uint4 *)(a.dst + idx) = v;
+		}
 		__syncthreads();	/* staging is the next tile's halo */
+	}
+}
+
+/*
+ * The output conv (64 -> 3) on its own kernel.  As an implicit GEMM (it was
+ * taesd_conv with 8 padded output channels) it is 1/21 of a 64 -> 64 conv's
+ * arithmetic but reads each input element once per tap from shared memory
+ * (9 x 128 B per pixel): 474 us of a 16-frame 512² decode, 7%.  Turned
+ * round, it reads each input pixel once (260 us, DRAM 62% busy; the decode
+ * 3.5% faster; ncu and test_taesd_gpu --bench, H100, 2026-11-26):
+ *   Y[p][tap][c] = sum_ci x[p][ci] * w[c][tap][ci]   a 1x1 GEMM, N = 27 (-> 32)
+ *   out[p][c]    = bias[c] + sum_tap Y[p + off(tap)][tap][c]
+ * A block owns TH x TW output pixels.  Its warps compute Y for the tile's
+ * (TH + 2) x (TW + 2) halo 16 pixels at a time with mma.sync: A fragments
+ * come straight from global memory as 16-byte loads (the K order inside a
+ * k16 slice is free: the B fragments, loaded once per thread from the conv's
+ * weights, use the same permutation), Y goes to shared memory in fp32, and
+ * each thread then sums the nine taps of two horizontally adjacent output
+ * pixels and writes them as RAW, RGB24 or I420 (a warp holds two tile rows,
+ * so the 2x2 chroma quads pair lane l with lane l + 16; frame sizes are
+ * multiples of 8, so quads never straddle tiles).  The sums are the implicit
+ * GEMM's in another order: fp32 rounding apart, the same values.
+ */
+#define OC_TH 16
+#define OC_TW 32
+#define OC_HW (OC_TW + 2)
+#define OC_HALO ((OC_TH + 2) * OC_HW)
+#define OC_GROUPS ((OC_HALO + 15) / 16)
+#define OC_N 27		/* 9 taps x 3 channels; odd, so the epilogue's reads spread over the banks */
+#define OC_THR 256	/* 8 warps x 2 rows = OC_TH; 16 pixel pairs a row = OC_TW */
+#define OC_SMEM (OC_HALO * OC_N * (int)sizeof(float))
+
+struct out_args {
+	const __half *src;	/* NHWC fp16, 64 channels, H x W */
+	const __half *wt;	/* [8][3][3][64], couts 3..7 zero */
+	const float *bias;
+	int H, W, tiles_x, tiles_per_frame;
+	int out_mode;		/* enum egr_format */
+	void *out;
+};
+
+/* thread q's 32-bit word j (0..7) of a pixel holds channels ch, ch + 1: two 16-byte loads, 8q.. and 32 + 8q.. */
+__device__ __forceinline__ int oc_chan(int q, int j)
+{
+	return j < 4 ? 8 * q + 2 * j : 32 + 8 * q + 2 * (j - 4);
+}
+
+__global__ void __launch_bounds__(OC_THR, 3) taesd_out_conv(const out_args a)
+{
+	extern __shared__ __align__(16) unsigned char smem[];
+	float *sY = (float *)smem;	/* [OC_HALO][OC_N] */
+	const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+	const int q = lane & 3, r = lane >> 2;
+	const int n = blockIdx.x / a.tiles_per_frame, rr = blockIdx.x % a.tiles_per_frame;
+	const int ty0 = (rr / a.tiles_x) * OC_TH, tx0 = (rr % a.tiles_x) * OC_TW;
+	const int H = a.H, W = a.W;
+
+	/* B: k16 slice kc of column nn = tap * 3 + c is words 2kc, 2kc + 1 of thread q's channels */
+	uint32_t bf[4][4][2];
+#pragma unroll
+	for (int nt = 0; nt < 4; nt++) {
+		const int nn = nt * 8 + r, tap = nn / 3, c = nn % 3;
+#pragma unroll
+		for (int kc = 0; kc < 4; kc++)
+#pragma unroll
+			for (int h = 0; h < 2; h++)
+				bf[kc][nt][h] = nn < OC_N ? __ldg((const uint32_t *)(a.wt + (c * 9 + tap) * 64 +
+										    oc_chan(q, 2 * kc + h)))
+							  : 0u;
+	}
+
+	tw::pdl_wait();
+	tw::pdl_launch();
+
+	/* Y for the halo, 16 pixels (rows r, r + 8 of the m16 tile) a step */
+#pragma unroll 1
+	for (int g = warp; g < OC_GROUPS; g += OC_THR / 32) {
+		uint4 x[2][2];
+#pragma unroll
+		for (int i = 0; i < 2; i++) {
+			const int hp = g * 16 + r + 8 * i;
+			const int gy = ty0 - 1 + hp / OC_HW, gx = tx0 - 1 + hp % OC_HW;
+			x[i][0] = x[i][1] = make_uint4(0, 0, 0, 0);	/* zero padding */
+			if (hp < OC_HALO && gy >= 0 && gy < H && gx >= 0 && gx < W) {
+				const uint4 *p = (const uint4 *)(a.src + (((size_t)n * H + gy) * W + gx) * 64);
+				x[i][0] = __ldg(p + q);
+				x[i][1] = __ldg(p + 4 + q);
+			}
+		}
+		const uint32_t *w0 = (const uint32_t *)x[0], *w1 = (const uint32_t *)x[1];
+		float acc[4][4];
+#pragma unroll
+		for (int nt = 0; nt < 4; nt++)
+			acc[nt][0] = acc[nt][1] = acc[nt][2] = acc[nt][3] = 0.0f;
+#pragma unroll
+		for (int kc = 0; kc < 4; kc++) {
+			const uint32_t af[4] = { w0[2 * kc], w1[2 * kc], w0[2 * kc + 1], w1[2 * kc + 1] };
+#pragma unroll
+			for (int nt = 0; nt < 4; nt++)
+				mma16816(acc[nt], af, bf[kc][nt]);
+		}
+#pragma unroll
+		for (int nt = 0; nt < 4; nt++)
+#pragma unroll
+			for (int e = 0; e < 4; e++) {
+				const int row = g * 16 + r + (e >> 1) * 8, col = nt * 8 + 2 * q + (e & 1);
+				if (col < OC_N && row < OC_HALO)
+					sY[row * OC_N + col] = acc[nt][e];
+			}
+	}
+	__syncthreads();
+
+	/* two output pixels a thread: tile row oy (even in lanes 0..15), columns ox, ox + 1 */
+	const int oy = warp * 2 + (lane >> 4), ox = (lane & 15) * 2;
+	const int gy = ty0 + oy, gx = tx0 + ox;
+	float v[2][3];
+#pragma unroll
+	for (int j = 0; j < 2; j++)
+#pragma unroll
+		for (int c = 0; c < 3; c++) {
+			float s = 0.0f;
+#pragma unroll
+			for (int tap = 0; tap < 9; tap++)
+				s += sY[((oy + tap / 3) * OC_HW + ox + j + tap % 3) * OC_N + tap * 3 + c];
+			v[j][c] = s + __ldg(a.bias + c);
+		}
+	const bool ok = gy < H && gx < W;	/* W is even: both pixels or neither */
+	const size_t HW = (size_t)H * W, pix = (size_t)gy * W + gx;
+	if (a.out_mode == EGR_FMT_RAW) {
+		if (!ok)
+			return;
+		float *o = (float *)a.out + (size_t)n * 3 * HW + pix;
+#pragma unroll
+		for (int j = 0; j < 2; j++) {
+			o[j] = v[j][0];
+			o[HW + j] = v[j][1];
+			o[2 * HW + j] = v[j][2];
+		}
+	} else if (a.out_mode == EGR_FMT_PNG) {
+		if (!ok)
+			return;
+		uint8_t *o = (uint8_t *)a.out + ((size_t)n * HW + pix) * 3;
+#pragma unroll
+		for (int j = 0; j < 2; j++)
+#pragma unroll
+			for (int c = 0; c < 3; c++)
+				o[j * 3 + c] = quant_u8(v[j][c]);
+	} else {
+		int q8[2][3], sum[3];
+#pragma unroll
+		for (int c = 0; c < 3; c++) {
+			q8[0][c] = quant_u8(v[0][c]);
+			q8[1][c] = quant_u8(v[1][c]);
+			sum[c] = q8[0][c] + q8[1][c];
+			sum[c] += __shfl_down_sync(0xffffffffu, sum[c], 16);	/* the row below (H is even) */
+		}
+		if (!ok)
+			return;
+		uint8_t *o = (uint8_t *)a.out + (size_t)n * (HW + HW / 2);
+#pragma unroll
+		for (int j = 0; j < 2; j++)
+			o[pix + j] = (uint8_t)(((66 * q8[j][0] + 129 * q8[j][1] + 25 * q8[j][2] + 128) >> 8) + 16);
+		if (lane < 16) {
+			const int rr8 = (sum[0] + 2) >> 2, gg8 = (sum[1] + 2) >> 2, bb8 = (sum[2] + 2) >> 2;
+			const size_t ci = (size_t)(gy / 2) * (W / 2) + gx / 2;
+			o[HW + ci] = (uint8_t)(((-38 * rr8 - 74 * gg8 + 112 * bb8 + 128) >> 8) + 128);
+			o[HW + HW / 4 + ci] = (uint8_t)(((112 * rr8 - 94 * gg8 - 18 * bb8 + 128) >> 8) + 128);
+		}
 	}
 }
 
@@ -482,7 +595,8 @@ struct egr_taesd_gpu {
 	int graphs;		/* capture decodes on non-default streams (EGR_TAESD_GRAPH not "0") */
 	struct tgraph graph[TAESD_GRAPHS];
 	unsigned graph_next;	/* the slot the next new graph replaces */
-	int wgmma;		/* the 64 -> 64 convs of width >= WGMMA_MIN_W on tw::taesd_conv_wgmma */
+	int pdl;		/* programmatic dependent launch of the convs (EGR_TAESD_PDL not "0", CC >= 9.0) */
+	int wgmma;		/* the 64 -> 64 convs 64 pixels wide and up on tw::taesd_conv_wgmma */
 	uint32_t channels, cin1;
 	struct egr_taesd_conv plan[EGR_TAESD_NCONV];	/* no weight pointers */
 	struct gconv conv[EGR_TAESD_NCONV];
@@ -502,62 +616,84 @@ struct egr_taesd_gpu {
 		}                                                                                      \
 	} while (0)
 
-typedef void (*conv_kernel)(const conv_args);
+/*
+ * Launch k<<<grid, block, smem, s>>>(args), with programmatic dependent
+ * launch when pdl (the kernel must call tw::pdl_wait before it touches an
+ * activation: see taesd_wgmma.cuh).
+ */
+template <typename A>
+static cudaError_t launch(void (*k)(A), int grid, int block, size_t smem, cudaStream_t s, const A &args, bool pdl)
+{
+	cudaLaunchConfig_t c = {};
+	cudaLaunchAttribute at = {};
+
+	c.gridDim = dim3((unsigned)grid);
+	c.blockDim = dim3((unsigned)block);
+	c.dynamicSmemBytes = smem;
+	c.stream = s;
+	at.id = cudaLaunchAttributeProgrammaticStreamSerialization;
+	at.val.programmaticStreamSerializationAllowed = 1;
+	c.attrs = &at;
+	c.numAttrs = pdl ? 1 : 0;
+	return cudaLaunchKernelEx(&c, k, args);
+}
 
 /* blocks per SM of each instantiation, set by kernel_setup (in create: never while a graph is captured) */
-template <int CIN, int COUTP, int WM, int WN, bool FINAL>
+template <int CIN, int COUTP, int WM, int WN>
 static int conv_per_sm;
 
-template <int CIN, int COUTP, int WM, int WN, bool FINAL>
+template <int CIN, int COUTP, int WM, int WN>
 static cudaError_t kernel_setup(void)
 {
-	auto k = taesd_conv<CIN, COUTP, WM, WN, FINAL>;
+	auto k = taesd_conv<CIN, COUTP, WM, WN>;
 	const size_t sm = conv_smem<CIN, COUTP>::bytes;
 	int n = 0;
 	cudaError_t e = cudaFuncSetAttribute(k, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)sm);
 	if (e == cudaSuccess)
 		e = cudaOccupancyMaxActiveBlocksPerMultiprocessor(&n, k, WM * WN * 32, sm);
-	conv_per_sm<CIN, COUTP, WM, WN, FINAL> = n < 1 ? 1 : n;	/* a benign race: the same value */
+	conv_per_sm<CIN, COUTP, WM, WN> = n < 1 ? 1 : n;	/* a benign race: the same value */
 	return e;
 }
 
-template <int CIN, int COUTP, int WM, int WN, bool FINAL>
-static cudaError_t kernel_launch(const conv_args &a, int nsm, cudaStream_t s)
+template <int CIN, int COUTP, int WM, int WN>
+static cudaError_t kernel_launch(const conv_args &a, int nsm, cudaStream_t s, bool pdl)
 {
-	auto k = taesd_conv<CIN, COUTP, WM, WN, FINAL>;
-	const size_t sm = conv_smem<CIN, COUTP>::bytes;
-	const int per_sm = conv_per_sm<CIN, COUTP, WM, WN, FINAL>;
+	const int per_sm = conv_per_sm<CIN, COUTP, WM, WN>;
 	int grid = a.ntiles < per_sm * nsm ? a.ntiles : per_sm * nsm;
-	k<<<grid, WM * WN * 32, sm, s>>>(a);
-	return cudaGetLastError();
+	return launch(taesd_conv<CIN, COUTP, WM, WN>, grid, WM * WN * 32, conv_smem<CIN, COUTP>::bytes, s, a, pdl);
 }
 
 /*
- * The Hopper kernel (taesd_wgmma.cuh) for 64 -> 64 convs at least this wide:
- * its tiles are 128-pixel strips of a row, so narrower layers waste most of
- * a strip (at 8 x 64², 110 TFLOP/s against taesd_conv's 150; from 128² up
- * it is ahead: 283 vs 248 at 128², 409 vs 285 at 256², 488 vs 318 at 512²,
- * bias + ReLU, H100).
+ * The Hopper kernel (taesd_wgmma.cuh) runs the 64 -> 64 convs at least 64
+ * pixels wide: in 128-pixel strips (WT = 128) from 128 up, where it is ahead
+ * of taesd_conv (283 vs 248 TFLOP/s at 8 x 128², 409 vs 285 at 256², 488 vs
+ * 318 at 512², bias + ReLU, H100), and in 64-pixel strips (WT = 64) below
+ * 128, where a 128-pixel strip would be half empty (110 TFLOP/s at 64²
+ * against taesd_conv's 150): the whole decode at 256² (64-wide layers at
+ * twice the latent size) is 2% faster with them than with taesd_conv there,
+ * and the same at 512² (batch 16, H100, 2026-11-26).  Narrower layers stay on
+ * taesd_conv.
  */
-#define WGMMA_MIN_W 128
 
+template <int WT>
 static int wgmma_per_sm;	/* set by wgmma_setup */
 
+template <int WT>
 static cudaError_t wgmma_setup(void)
 {
-	auto k = tw::taesd_conv_wgmma<128>;
+	auto k = tw::taesd_conv_wgmma<WT>;
 	int n = 0;
-	cudaError_t e = cudaFuncSetAttribute(k, cudaFuncAttributeMaxDynamicSharedMemorySize, tw::cfg<128>::bytes);
+	cudaError_t e = cudaFuncSetAttribute(k, cudaFuncAttributeMaxDynamicSharedMemorySize, tw::cfg<WT>::bytes);
 	if (e == cudaSuccess)
-		e = cudaOccupancyMaxActiveBlocksPerMultiprocessor(&n, k, tw::NTHR, tw::cfg<128>::bytes);
-	wgmma_per_sm = n < 1 ? 1 : n;
+		e = cudaOccupancyMaxActiveBlocksPerMultiprocessor(&n, k, tw::NTHR, tw::cfg<WT>::bytes);
+	wgmma_per_sm<WT> = n < 1 ? 1 : n;
 	return e;
 }
 
-static cudaError_t wgmma_launch(const conv_args &c, int nsm, cudaStream_t s)
+template <int WT>
+static cudaError_t wgmma_launch(const conv_args &c, int nsm, cudaStream_t s, bool pdl)
 {
-	auto k = tw::taesd_conv_wgmma<128>;
-	const int bytes = tw::cfg<128>::bytes, per_sm = wgmma_per_sm;
+	const int per_sm = wgmma_per_sm<WT>;
 	tw::args a;
 
 	a.x = c.src;
@@ -571,26 +707,65 @@ static cudaError_t wgmma_launch(const conv_args &c, int nsm, cudaStream_t s)
 	a.sw = c.sw;
 	a.up = c.up;
 	a.relu = c.relu;
-	a.tiles_x = (c.W + 127) / 128;
+	a.tiles_x = (c.W + WT - 1) / WT;
 	a.npairs = (c.H + 1) / 2;
 	a.units = (long long)(c.ntiles / c.tiles_per_frame) * a.tiles_x * a.npairs;
 	const long long grid = a.units < (long long)per_sm * nsm ? a.units : (long long)per_sm * nsm;
-	k<<<(int)grid, tw::NTHR, bytes, s>>>(a);
-	return cudaGetLastError();
+	return launch(tw::taesd_conv_wgmma<WT>, (int)grid, tw::NTHR, tw::cfg<WT>::bytes, s, a, pdl);
 }
 
-/* the Hopper kernel: a compute capability 9.0 device, unless EGR_TAESD_WGMMA=0 (A/B runs, tests) */
+static cudaError_t out_setup(void)
+{
+	return cudaFuncSetAttribute(taesd_out_conv, cudaFuncAttributeMaxDynamicSharedMemorySize, OC_SMEM);
+}
+
+static cudaError_t out_launch(const conv_args &c, int nframes, cudaStream_t s, bool pdl)
+{
+	out_args a;
+
+	a.src = c.src;
+	a.wt = c.wt;
+	a.bias = c.bias;
+	a.H = c.H;
+	a.W = c.W;
+	a.tiles_x = (c.W + OC_TW - 1) / OC_TW;
+	a.tiles_per_frame = a.tiles_x * ((c.H + OC_TH - 1) / OC_TH);
+	a.out_mode = c.out_mode;
+	a.out = c.out;
+	return launch(taesd_out_conv, a.tiles_per_frame * nframes, OC_THR, OC_SMEM, s, a, pdl);
+}
+
+/* the environment variable name is "0": an A/B switch (benchmarks, tests) is off */
+static bool env_off(const char *name)
+{
+	const char *env = getenv(name);
+
+	return env && !strcmp(env, "0");
+}
+
+/* the Hopper kernel: a compute capability 9.0 device, unless EGR_TAESD_WGMMA=0 */
 static int wgmma_wanted(int device)
 {
-	const char *env = getenv("EGR_TAESD_WGMMA");
 	int major = 0, minor = 0;
 
-	if (env && !strcmp(env, "0"))
+	if (env_off("EGR_TAESD_WGMMA"))
 		return 0;
 	if (cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, device) != cudaSuccess ||
 	    cudaDeviceGetAttribute(&minor, cudaDevAttrComputeCapabilityMinor, device) != cudaSuccess)
 		return 0;
 	return major == 9 && minor == 0;
+}
+
+/* programmatic dependent launch: compute capability 9.0 and up, unless EGR_TAESD_PDL=0 */
+static int pdl_wanted(int device)
+{
+	int major = 0;
+
+	if (env_off("EGR_TAESD_PDL"))
+		return 0;
+	if (cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, device) != cudaSuccess)
+		return 0;
+	return major >= 9;
 }
 
 /* upload n floats (transposed rows x cols -> cols x rows when transpose) to a new device array */
@@ -655,15 +830,18 @@ extern "C" int egr_taesd_gpu_create(const struct egr_taesd *net, int device, str
 	g->cin1 = net->channels <= 16 ? 16 : 64;
 	CK(cudaSetDevice(device), "cudaSetDevice");
 	CK(cudaDeviceGetAttribute(&g->nsm, cudaDevAttrMultiProcessorCount, device), "cudaDeviceGetAttribute");
-	CK((kernel_setup<16, 64, 4, 2, false>()), "cudaFuncSetAttribute(taesd_conv)");
-	CK((kernel_setup<64, 64, 4, 2, false>()), "cudaFuncSetAttribute(taesd_conv)");
-	CK((kernel_setup<16, 64, 2, 2, false>()), "cudaFuncSetAttribute(taesd_conv)");
-	CK((kernel_setup<64, 64, 2, 2, false>()), "cudaFuncSetAttribute(taesd_conv)");
-	CK((kernel_setup<64, 8, 8, 1, true>()), "cudaFuncSetAttribute(taesd_conv)");
+	CK((kernel_setup<16, 64, 4, 2>()), "cudaFuncSetAttribute(taesd_conv)");
+	CK((kernel_setup<64, 64, 4, 2>()), "cudaFuncSetAttribute(taesd_conv)");
+	CK((kernel_setup<16, 64, 2, 2>()), "cudaFuncSetAttribute(taesd_conv)");
+	CK((kernel_setup<64, 64, 2, 2>()), "cudaFuncSetAttribute(taesd_conv)");
+	CK(out_setup(), "cudaFuncSetAttribute(taesd_out_conv)");
 	g->wgmma = wgmma_wanted(device);
-	g->graphs = !(getenv("EGR_TAESD_GRAPH") && !strcmp(getenv("EGR_TAESD_GRAPH"), "0"));
-	if (g->wgmma)
-		CK(wgmma_setup(), "cudaFuncSetAttribute(taesd_conv_wgmma)");
+	g->graphs = !env_off("EGR_TAESD_GRAPH");
+	if (g->wgmma) {
+		CK(wgmma_setup<128>(), "cudaFuncSetAttribute(taesd_conv_wgmma)");
+		CK(wgmma_setup<64>(), "cudaFuncSetAttribute(taesd_conv_wgmma)");
+	}
+	g->pdl = pdl_wanted(device);
 	hw = (__half *)malloc((size_t)64 * 9 * 64 * sizeof(__half));
 	if (!hw) {
 		r = -ENOMEM;
@@ -738,13 +916,19 @@ static cudaError_t launch_conv(struct egr_taesd_gpu *g, int i, const conv_args &
 	const struct gconv *gc = &g->conv[i];
 	bool w8 = g->warps == 8;
 
+	const bool pdl = g->pdl;
+
 	if (gc->coutp == 8)
-		return kernel_launch<64, 8, 8, 1, true>(a, g->nsm, s);
-	if (gc->cinp == 64 && g->wgmma && a.W >= WGMMA_MIN_W)
-		return wgmma_launch(a, g->nsm, s);
+		return out_launch(a, a.ntiles / a.tiles_per_frame, s, pdl);
+	if (gc->cinp == 64 && g->wgmma && a.W >= 128)
+		return wgmma_launch<128>(a, g->nsm, s, pdl);
+	if (gc->cinp == 64 && g->wgmma && a.W >= 64)
+		return wgmma_launch<64>(a, g->nsm, s, pdl);
 	if (gc->cinp == 16)
-		return w8 ? kernel_launch<16, 64, 4, 2, false>(a, g->nsm, s) : kernel_launch<16, 64, 2, 2, false>(a, g->nsm, s);
-	return w8 ? kernel_launch<64, 64, 4, 2, false>(a, g->nsm, s) : kernel_launch<64, 64, 2, 2, false>(a, g->nsm, s);
+		return w8 ? kernel_launch<16, 64, 4, 2>(a, g->nsm, s, pdl)
+			  : kernel_launch<16, 64, 2, 2>(a, g->nsm, s, pdl);
+	return w8 ? kernel_launch<64, 64, 4, 2>(a, g->nsm, s, pdl)
+		  : kernel_launch<64, 64, 2, 2>(a, g->nsm, s, pdl);
 }
 
 /*

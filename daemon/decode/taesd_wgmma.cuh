@@ -62,6 +62,29 @@
 
 namespace tw {
 
+/*
+ * Programmatic dependent launch (compute capability 9.0): a kernel launched
+ * with cudaLaunchAttributeProgrammaticStreamSerialization may start while
+ * the previous one finishes; pdl_wait blocks until that one has completed
+ * and its writes are visible, so everything before it may touch only what
+ * no earlier kernel writes (the weights).  pdl_launch lets the next kernel
+ * start as soon as every block of this one has called it.  Both are no-ops
+ * in a kernel launched without the attribute.
+ */
+__device__ __forceinline__ void pdl_wait(void)
+{
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+	asm volatile("griddepcontrol.wait;\n" ::: "memory");
+#endif
+}
+
+__device__ __forceinline__ void pdl_launch(void)
+{
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+	asm volatile("griddepcontrol.launch_dependents;\n" :::);
+#endif
+}
+
 constexpr int NSLOT = 6;	/* halo-row ring */
 constexpr int NTHR = 256;	/* 2 warpgroups */
 
@@ -408,6 +431,8 @@ __global__ void __launch_bounds__(NTHR, 1) taesd_conv_wgmma(const args a)
 	}
 	cp_async_commit();
 	const float b0 = a.bias[16 * warp + (lane >> 2)], b1 = a.bias[16 * warp + (lane >> 2) + 8];
+	pdl_wait();	/* the activations: the previous kernel's */
+	pdl_launch();
 	const uint64_t dA = make_desc(sb, 1024, 128), dB = make_desc(ring, S::CGS, 128);
 
 	float acc0[NACC], acc1[NACC];
