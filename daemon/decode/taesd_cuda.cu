@@ -6,7 +6,7 @@
  * output conv (64 -> 3), taesd_out_conv; every other conv, taesd_conv.  On
  * CC >= 9.0 each conv is launched with programmatic dependent launch: its
  * blocks load their weights while the previous kernel finishes (measured
- * there, H100, batch 16, decode alone: +4.5% at 256², +2.3% at 512², +0.5%
+ * there, H100, batch 16, decode alone: +4.4% at 256², +2.2% at 512², +0.6%
  * at 1024²).
  *
  * taesd_conv is an implicit GEMM: M = output pixels, N = output
@@ -263,7 +263,7 @@ __global__ void __launch_bounds__(WM *WN * 32, 2) taesd_conv(const conv_args a)
  * arithmetic but reads each input element once per tap from shared memory
  * (9 x 128 B per pixel): 474 us of a 16-frame 512² decode, 7%.  Turned
  * round, it reads each input pixel once (260 us, DRAM 62% busy; the decode
- * 3.5% faster; ncu and test_taesd_gpu --bench, H100, 2026-11-26):
+ * 3.6% faster at 512²; ncu and test_taesd_gpu --bench, H100, 2026-11-26):
  *   Y[p][tap][c] = sum_ci x[p][ci] * w[c][tap][ci]   a 1x1 GEMM, N = 27 (-> 32)
  *   out[p][c]    = bias[c] + sum_tap Y[p + off(tap)][tap][c]
  * A block owns TH x TW output pixels.  Its warps compute Y for the tile's
@@ -735,7 +735,7 @@ static cudaError_t out_launch(const conv_args &c, int nframes, cudaStream_t s, b
 	return launch(taesd_out_conv, a.tiles_per_frame * nframes, OC_THR, OC_SMEM, s, a, pdl);
 }
 
-/* the environment variable name is "0": an A/B switch (benchmarks, tests) is off */
+/* an A/B switch (benchmarks, tests): true when the environment variable name is "0" */
 static bool env_off(const char *name)
 {
 	const char *env = getenv(name);

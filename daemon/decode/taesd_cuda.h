@@ -69,7 +69,7 @@ int egr_taesd_gpu_decode(struct egr_taesd_gpu *g, struct CUstream_st *stream, co
 
 void egr_taesd_gpu_destroy(struct egr_taesd_gpu *g);
 /*
- * 1 when g runs its 64 -> 64 convs of 128 pixels wide or more on the Hopper
+ * 1 when g runs its 64 -> 64 convs of 64 pixels wide or more on the Hopper
  * kernel (taesd_wgmma.cuh): a compute capability 9.0 device and
  * EGR_TAESD_WGMMA not "0" when g was created.  For tests and benchmarks.
  */
