@@ -438,7 +438,7 @@ static cudaError_t launch_base(const bufs &b, bool with_res)
 {
 	static bool setup;
 	if (!setup) {
-		cudaError_t e = kernel_setup<64, 64, 4, 2, false>();
+		cudaError_t e = kernel_setup<64, 64, 4, 2>();
 		if (e != cudaSuccess)
 			return e;
 		setup = true;
@@ -459,7 +459,7 @@ static cudaError_t launch_base(const bufs &b, bool with_res)
 	a.ntiles = b.N * a.tiles_per_frame;
 	a.relu = 1;
 	a.up = 0;
-	return kernel_launch<64, 64, 4, 2, false>(a, b.nsm, 0);
+	return kernel_launch<64, 64, 4, 2>(a, b.nsm, 0, false);
 }
 
 static cudaError_t launch(int v, const bufs &b, bool with_res)
@@ -544,7 +544,7 @@ static void print_kernel_info(void)
 					 "taesd_conv<64,64,4,2>" };
 	const void *fns[NV] = { (const void *)wg::conv_wgmma<128, true>, (const void *)wg::conv_wgmma<128, false>,
 				(const void *)wg::conv_wgmma<64, true>,
-				(const void *)taesd_conv<64, 64, 4, 2, false> };
+				(const void *)taesd_conv<64, 64, 4, 2> };
 	const int smem[NV] = { wg::cfg<128>::bytes, wg::cfg<128>::bytes, wg::cfg<64>::bytes,
 			       (int)conv_smem<64, 64>::bytes };
 	for (int i = 0; i < NV; i++) {
