@@ -35,7 +35,9 @@
  * A daemon holds its lease while it renews it: a heartbeat that finds its
  * lease file or directory replaced, or that comes more than lease_timeout/2
  * after the last good one, means the lease is lost: the supervisor kills
- * its children and exits, writing no record.  Its children check the same
+ * its children and exits, writing no record (it removes only its own
+ * temporary outputs, once the children are dead: a child that ran on after
+ * a reaper took the journalled name away may have created one again).  Its children check the same
  * before each commit (fence.h), so an output is committed at most once; the
  * exact guarantee, and what a network filesystem can break, are in
  * docs/SCALING.md "What is guaranteed".

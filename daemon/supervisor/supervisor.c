@@ -81,6 +81,7 @@ struct sup {
 	uint32_t nkids;
 	uint32_t nproducers;	/* kids[0 .. nproducers-1] */
 	int stopping;
+	int lease_gone;		/* the lease was lost: discard our temporary outputs at teardown */
 	int exit_code;
 	uint64_t last_scan_ns;
 	struct egr_spool *spool;	/* locked for the daemon's life (not --oneshot) */
@@ -936,11 +937,15 @@ static int sup_setup(struct sup *s, const struct egr_conf *c, int oneshot)
 }
 
 /*
- * --oneshot stopped before its job ended (SIGTERM, SIGINT): nobody will rerun
- * it, so its temporary output goes now.  (The daemon keeps a stopped job in
- * active/ and reruns it at the next start.)
+ * The temporary outputs of the jobs that did not end, once the children are
+ * gone: of a --oneshot stopped before its job ended (SIGTERM, SIGINT: nobody
+ * will rerun it), and of a daemon that lost its lease (the jobs are another
+ * daemon's, which reruns them under a temporary name of its own: ours is
+ * garbage, and a child that ran on after the reaper took the journalled name
+ * away may have created it again).  A daemon stopped cleanly keeps its jobs
+ * in active/ and reruns them at the next start, through their journals.
  */
-static void oneshot_discard(struct sup *s)
+static void discard_unfinished(struct sup *s)
 {
 	for (uint32_t i = 0; i < EGR_RING_JOBS; i++) {
 		struct egr_job_view j;
@@ -955,8 +960,8 @@ static void sup_teardown(struct sup *s)
 	if (s->ring) {
 		s->stopping = 1;
 		stop_children(s);
-		if (s->oneshot)
-			oneshot_discard(s);
+		if (s->oneshot || s->lease_gone)
+			discard_unfinished(s);
 		egr_ring_close(s->ring);
 		egr_ring_unlink(s->shm_name);
 	}
@@ -1050,12 +1055,17 @@ static void reload(struct sup *s)
 	egr_notice("SIGHUP: reloaded %s ([limits], [metrics], log_level = %s)", s->conf.path, s->conf.log_level);
 }
 
-/* The lease is lost (lease.h): the jobs are another daemon's now; nothing of ours may touch them. */
+/*
+ * The lease is lost (lease.h): the jobs are another daemon's now; nothing of
+ * ours may record or commit them.  Only our own temporary outputs go, once
+ * the children are dead (sup_teardown).
+ */
 static void lease_lost(struct sup *s)
 {
 	for (uint32_t i = 0; i < s->nkids; i++)
 		if (s->kids[i].pid > 0)
 			kill(s->kids[i].pid, SIGKILL);
+	s->lease_gone = 1;
 	s->stopping = 1;
 	s->exit_code = EGR_EXIT_OSERR;
 }
