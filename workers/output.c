@@ -186,6 +186,7 @@ int egr_output_prepare(const struct egr_safepath *sp, const struct egr_jobspec *
 	if ((rc = egr_safepath_check_output(&o, (int)spec->overwrite, is_dir, inputs, ninputs, err, errlen)) < 0)
 		goto out;
 	memcpy(name, lay->tmp_name, sizeof(name));
+	egr_fault_stop("EGR_FAULT_CREATE_STOP", lay->tmp_path);	/* test builds: journalled, not yet created */
 	rc = egr_safepath_create_temp(&o, is_dir, egr_safepath_output_mode(inputs, ninputs, is_dir), name,
 				      sizeof(name), &fd, err, errlen);
 	if (rc == -EEXIST) {
@@ -196,6 +197,7 @@ int egr_output_prepare(const struct egr_safepath *sp, const struct egr_jobspec *
 	}
 	if (rc < 0)
 		goto out;
+	egr_fault_stop("EGR_FAULT_CREATED_STOP", lay->tmp_path);	/* test builds: created, not yet journalled */
 	if ((!is_dir && (rc = prepare_y4m(fd, spec, lay, err, errlen)) < 0) ||
 	    (video && (rc = egr_output_video_prepare(spec, lay, err, errlen)) < 0)) {
 		egr_safepath_remove_at(o.dirfd, lay->tmp_name);

@@ -17,7 +17,7 @@ static int armed(const char *want, const char *subject)
 	return strcmp(want, "1") == 0 || (a && a <= b && strcmp(subject + b - a, want) == 0);
 }
 
-void egr_fault_kill(const char *env, const char *subject)
+static void fault(const char *env, const char *subject, int sig)
 {
 	const char *want = getenv(env), *once = getenv("EGR_FAULT_KILL_ONCE");
 	int fd;
@@ -25,17 +25,27 @@ void egr_fault_kill(const char *env, const char *subject)
 	if (!want || !armed(want, subject))
 		return;
 	if (once) {
-		/* O_EXCL: of several processes passing the point, one dies */
+		/* O_EXCL: of several processes passing the point, one fires */
 		fd = open(once, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
 		if (fd < 0)
 			return;
 		close(fd);
 	}
-	egr_warn("fault injection: %s=%s: SIGKILL at \"%s\"%s", env, want, subject,
-		 getenv("EGR_FAULT_KILL_PARENT") ? ", the parent first" : "");
+	egr_warn("fault injection: %s=%s: %s at \"%s\"%s", env, want, sig == SIGKILL ? "SIGKILL" : "SIGSTOP",
+		 subject, getenv("EGR_FAULT_KILL_PARENT") ? ", the parent first" : "");
 	if (getenv("EGR_FAULT_KILL_PARENT"))
-		kill(getppid(), SIGKILL);
-	raise(SIGKILL);
+		kill(getppid(), sig);
+	raise(sig);
+}
+
+void egr_fault_kill(const char *env, const char *subject)
+{
+	fault(env, subject, SIGKILL);
+}
+
+void egr_fault_stop(const char *env, const char *subject)
+{
+	fault(env, subject, SIGSTOP);
 }
 #else
 /* ISO C wants something in a translation unit */

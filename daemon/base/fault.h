@@ -8,6 +8,9 @@
  * only: FILE records that it did, so the restarted process lives.  With
  * EGR_FAULT_KILL_PARENT=1 the parent (the supervisor) is killed first, as if
  * the whole daemon died at that point.  The point is logged before it fires.
+ * egr_fault_stop is the same with SIGSTOP (and EGR_FAULT_KILL_PARENT stops
+ * the parent first): the process halts there until a SIGCONT, for tests of
+ * what a process that runs on late may do (tests/it/it_lost_lease.sh).
  * Release builds compile every call away.
  */
 #ifndef EGR_FAULT_H
@@ -15,8 +18,10 @@
 
 #ifdef EGR_TESTING
 void egr_fault_kill(const char *env, const char *subject);
+void egr_fault_stop(const char *env, const char *subject);
 #else
 #define egr_fault_kill(env, subject) ((void)0)
+#define egr_fault_stop(env, subject) ((void)0)
 #endif
 
 #endif

@@ -19,22 +19,7 @@ JOBS=${JOBS:-500}
 LEASE=4
 t_start=$(date +%s.%N)
 
-shared_conf() {	# shared_conf NAME: $T/NAME.ini, instance $INSTANCE-NAME, shared_spool = yes
-	sed "s/^instance = .*/instance = $INSTANCE-$1/" "$T/egressd.ini" >"$T/$1.ini"
-	printf '[daemon]\nshared_spool = yes\nhost_id = testhost\nlease_timeout = %s\n' $LEASE >>"$T/$1.ini"
-}
-
-declare -A PID
-start() {	# start NAME: a shared daemon, its log in $T/NAME.log
-	"$EGR_BIN/egressd" -c "$T/$1.ini" 2>>"$T/$1.log" &
-	PID[$1]=$!
-	for _ in $(seq 100); do [ -e "/dev/shm/$INSTANCE-$1" ] && return 0; sleep 0.05; done
-	cat "$T/$1.log"; die "daemon $1 did not start"
-}
-cleanup_all() {
-	for n in "${!PID[@]}"; do kill -KILL "${PID[$n]}" 2>/dev/null; rm -f "/dev/shm/$INSTANCE-$n"; done
-}
-trap 'cleanup_all; cleanup' EXIT
+trap 'stop_shared_all; cleanup' EXIT
 
 mkdir -p "$T/out" "$T/ref"
 for s in 1 2 3 4 5; do mklatents -o "$T/l$s.npy" -f 2 -c 4 -H 4 -W 4 --seed $s; done
@@ -51,21 +36,21 @@ done
 start_daemon
 "$EGR_BIN/egressd" -c "$T/egressd.ini" 2>"$T/second.log"
 check "a second daemon without shared_spool is refused (exit 69)" [ $? = 69 ]
-shared_conf x
+shared_conf x $LEASE
 "$EGR_BIN/egressd" -c "$T/x.ini" 2>"$T/second.log"
 rc=$?
 check "a shared daemon beside one without shared_spool is refused (exit 69)" [ $rc = 69 ]
 check "  ... saying why" grep -q "without shared_spool = yes" "$T/second.log"
 stop_daemon
-start x
+start_shared x
 "$EGR_BIN/egressd" -c "$T/egressd.ini" 2>"$T/second.log"
 check "a daemon without shared_spool beside shared ones is refused (exit 69)" [ $? = 69 ]
 check "  ... saying why" grep -q "shared_spool = yes" "$T/second.log"
-kill -TERM "${PID[x]}"; wait "${PID[x]}"; unset 'PID[x]'
+kill -TERM "${SHARED_PID[x]}"; wait "${SHARED_PID[x]}"; unset 'SHARED_PID[x]'
 check "a clean stop removes the daemon's lease and directory" [ -z "$(ls -A "$T/spool/active")" ]
 
-for n in a b c; do shared_conf $n; done
-for n in a b c; do start $n; done
+for n in a b c; do shared_conf $n $LEASE; done
+for n in a b c; do start_shared $n; done
 "$EGR_BIN/egressd" -c "$T/a.ini" 2>"$T/second.log"
 check "a second daemon with the same identity is refused (exit 69)" [ $? = 69 ]
 
@@ -84,13 +69,13 @@ for _ in $(seq 200); do
 	held=$(find "$T/spool/active/testhost.$INSTANCE-b" -maxdepth 1 -type f -name 'j*.job' 2>/dev/null | wc -l)
 	[ "$held" -gt 0 ] && break; sleep 0.01
 done
-kill -KILL "${PID[b]}"; wait "${PID[b]}" 2>/dev/null; unset 'PID[b]'
+kill -KILL "${SHARED_PID[b]}"; wait "${SHARED_PID[b]}" 2>/dev/null; unset 'SHARED_PID[b]'
 echo "b SIGKILLed holding $held jobs, $(ndone) done"
 check "b held jobs when killed" [ "$held" -gt 0 ]
 
 # c: stopped (supervisor and children) past its lease, then continued
 for _ in $(seq 600); do [ "$(ndone)" -ge $((JOBS / 4)) ] && break; sleep 0.05; done
-cpids="${PID[c]} $(kids_of "${PID[c]}")"
+cpids="${SHARED_PID[c]} $(kids_of "${SHARED_PID[c]}")"
 # stop it at an instant it holds jobs (between two of its jobs it may hold none: then let it go on, retry)
 for _ in $(seq 200); do
 	kill -STOP $cpids
@@ -106,15 +91,15 @@ check "egressctl list shows a job in c's directory ($one), no lease file" \
 	bash -c "grep -q '^$one ' '$T/list' && ! grep -q 'lease' '$T/list'"
 sleep $((LEASE * 2))
 kill -CONT $cpids
-wait "${PID[c]}"
+wait "${SHARED_PID[c]}"
 rc=$?
-unset 'PID[c]'
+unset 'SHARED_PID[c]'
 check "c found its lease lost and stopped (exit 71)" [ $rc = 71 ]
 check "  ... logging it" grep -q "lost:" "$T/c.log"
 
 for _ in $(seq 1200); do [ "$(ndone)" -ge "$JOBS" ] && break; sleep 0.05; done
 t_done=$(date +%s.%N)
-kill -TERM "${PID[a]}"; wait "${PID[a]}"; unset 'PID[a]'
+kill -TERM "${SHARED_PID[a]}"; wait "${SHARED_PID[a]}"; unset 'SHARED_PID[a]'
 
 # every job exactly once
 check "$JOBS records in done/" [ "$(ndone)" = "$JOBS" ]

@@ -140,3 +140,23 @@ leftovers() {
 
 # kids_of PID: child pids
 kids_of() { pgrep -P "$1" || true; }
+
+# Several daemons on one spool (shared_spool = yes), named by a short NAME:
+# shared_conf NAME LEASE writes $T/NAME.ini (instance $INSTANCE-NAME) from
+# $T/egressd.ini (conf first); start_shared NAME starts it, log in
+# $T/NAME.log, pid in SHARED_PID[NAME]; stop_shared_all SIGKILLs what is left
+# (the test's EXIT trap calls it).
+declare -A SHARED_PID
+shared_conf() {
+	sed "s/^instance = .*/instance = $INSTANCE-$1/" "$T/egressd.ini" >"$T/$1.ini"
+	printf '[daemon]\nshared_spool = yes\nhost_id = testhost\nlease_timeout = %s\n' "$2" >>"$T/$1.ini"
+}
+start_shared() {
+	"$EGR_BIN/egressd" -c "$T/$1.ini" 2>>"$T/$1.log" &
+	SHARED_PID[$1]=$!
+	for _ in $(seq 100); do [ -e "/dev/shm/$INSTANCE-$1" ] && return 0; sleep 0.05; done
+	cat "$T/$1.log"; die "daemon $1 did not start"
+}
+stop_shared_all() {
+	for n in "${!SHARED_PID[@]}"; do kill -KILL "${SHARED_PID[$n]}" 2>/dev/null; rm -f "/dev/shm/$INSTANCE-$n"; done
+}
