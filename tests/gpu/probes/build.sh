@@ -1,7 +1,7 @@
 #!/bin/sh
 # Build the two conv probes behind docs/TAESD.md's "the conv alone" numbers
 # (sm_90a binaries, static cudart: carry them to the GPU machine and run):
-#   tests/gpu/probes/build.sh wgmma     -> build/probes/conv_wgmma   (the kernel that became
+#   tests/gpu/probes/build.sh wgmma     -> build/probes/conv_wgmma   (the daemon's Hopper kernel,
 #                                          daemon/decode/taesd_wgmma.cuh, against taesd_conv)
 #   tests/gpu/probes/build.sh cutlass   -> build/probes/conv_cutlass (CUTLASS 3's sm90 conv)
 # CUTLASS_DIR: a checkout of github.com/NVIDIA/cutlass (measured with 7107b0553);

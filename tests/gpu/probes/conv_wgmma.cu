@@ -1,48 +1,16 @@
 /*
- * conv_wgmma: probe of a Hopper wgmma (sm_90a) kernel for TAESD's hot layer,
- * 3x3 conv, pad 1, 64 -> 64 channels, fp16 NHWC, fp32 accumulation, fused
- * bias + (residual) + ReLU.  Self-contained benchmark + correctness check;
- * see README.md next to this file and the top of main() for the output.
+ * conv_wgmma: probe of TAESD's hot layer on Hopper (sm_90a): 3x3 conv, pad
+ * 1, 64 -> 64 channels, fp16 NHWC, fp32 accumulation, fused bias +
+ * (residual) + ReLU, the conv alone.  Self-contained benchmark + correctness
+ * check against a one-thread-per-output fp32 reference; see README.md next
+ * to this file and the top of main() for the output.
  *
- * GEMM orientation: D[cout 64][pixels WT] = W[64 x 576] * X^T, so the output
- * channels are wgmma's M (= 64, one warpgroup) and WT = 128 (or 64) pixels of
- * ONE output row are its N.  A (weights) stays in shared memory for the whole
- * persistent kernel; B (pixels) comes straight out of the input halo rows.
- * Both operands are K-major, no swizzle ("interleave" canonical layout: core
- * matrices of 8 rows x 16 bytes stored contiguously):
- *   weights  [k-chunk 72][cout 64][8 halves]: LBO (next k-chunk) = 1024 B,
- *            SBO (next 8 couts) = 128 B; tap t, k16 step s starts at chunk
- *            8t + 2s.
- *   halo row [channel-group 8][pixel WT+2 (+1 pad)][8 halves]: LBO (next
- *            channel group) = CGS, SBO (next 8 pixels) = 128 B; tap kx
- *            starts kx pixels (kx * 16 B) in: no swizzle, so a start at any
- *            16-byte boundary is legal.  That is why one descriptor covers a
- *            whole tap of a whole row.
- * One output row = 9 taps x 4 k16 steps = 36 wgmma.m64nWTk16.
- *
- * Block = 2 warpgroups (256 threads), one block per SM (persistent).  The
- * work is a list of units (frame, column strip of WT pixels, pair of output
- * rows); each block takes a contiguous range, so it walks DOWN a column
- * strip: step p computes output rows 2p (warpgroup 0) and 2p+1 (warpgroup 1)
- * and needs halo rows 2p-1 .. 2p+2.  Halo rows live in a ring of 6 slots
- * (slot = (row + 1) % 6): 4 in use, 2 being filled by cp.async with the
- * next step's new rows, so each input row is loaded from global memory once
- * per strip (plus 2 halo columns), not 3 times.  Zero fill outside the image
- * is the padding.
- *
- * Each step first issues the cp.async of the next step's two new halo rows,
- * then its 36 wgmma.  OVL (overlap) variant: two accumulator sets; while
- * step p's wgmma run, the warpgroup does step p-1's epilogue, then waits
- * (wait_group 0 at the end of every step: see step()).  Non-OVL: issue,
- * wait, epilogue; only the halo prefetch overlaps the tensor cores there.
- *
- * Epilogue: acc + bias (fp32) -> fp16, stmatrix .trans into a per-warpgroup
- * staging tile [pixel][64 couts + 8 pad] (the accumulator is [cout][pixel],
- * .trans makes it NHWC), then 16-byte coalesced stores, residual added in
- * fp32, ReLU (same operations and roundings as daemon/decode/taesd_cuda.cu).
- *
- * The binary also runs the repo's mma.sync kernel (taesd_conv<64,64,4,2>,
- * #included from daemon/decode/taesd_cuda.cu) on the same data as a baseline.
+ * It runs the daemon's own kernels, #included from daemon/decode/taesd_cuda.cu
+ * and launched through its launch functions: the Hopper kernel
+ * (daemon/decode/taesd_wgmma.cuh, whose comment has the design) in 128- and
+ * 64-pixel strips, and taesd_conv (mma.sync) as the baseline.  The kernel
+ * was first written here, as this probe's own copy; it lives in the daemon
+ * now, and the probe measures what ships.
  */
 #include <cuda_fp16.h>
 #include <cuda_runtime.h>
@@ -81,238 +49,6 @@ extern "C" void egr_log(int prio, const char *fmt, ...)
 	fputc('\n', stderr);
 }
 
-namespace wg {
-
-constexpr int NSLOT = 6;	/* halo-row ring */
-constexpr int NTHR = 256;	/* 2 warpgroups */
-
-template <int WT>
-struct cfg {
-	static constexpr int HP = WT + 2;		/* halo pixels per row */
-	static constexpr int CGS = (WT + 3) * 16;	/* channel-group stride in a slot: +1 pixel pad */
-	static constexpr int SLOT = 8 * CGS;		/* one halo row */
-	static constexpr int OS = 144;			/* staging row: 64 couts + 8 pad, bytes */
-	static constexpr int W_BYTES = 72 * 1024;	/* 64 x 576 fp16 */
-	static constexpr int RING_OFF = W_BYTES;
-	static constexpr int STAGE_OFF = RING_OFF + NSLOT * SLOT;
-	static constexpr int STAGE_BYTES = WT * OS;	/* per warpgroup */
-	static constexpr int bytes = STAGE_OFF + 2 * STAGE_BYTES;
-};
-
-struct args {
-	const __half *x;	/* [N][H][W][64] */
-	const __half *res;	/* same shape or NULL */
-	__half *out;		/* same shape */
-	const __half *w;	/* [64 cout][9 taps][64 cin] */
-	const float *bias;	/* [64] */
-	int H, W, relu;
-	int tiles_x, npairs;	/* column strips per frame, ceil(H / 2) */
-	long long units;	/* N * tiles_x * npairs */
-};
-
-/*
- * The wgmma, cp.async, fence and descriptor helpers are the daemon's
- * (daemon/decode/taesd_wgmma.cuh, included through taesd_cuda.cu above):
- * this probe is where they were written.
- */
-using tw::bar_named;
-using tw::cp_async16;
-using tw::cp_async_commit;
-using tw::cp_async_wait;
-using tw::fence_proxy_async;
-using tw::fence_regs;
-using tw::make_desc;
-using tw::pack_h2;
-using tw::smem_u32;
-using tw::stsm_x4_trans;
-using tw::wgmma_commit;
-using tw::wgmma_fence;
-using tw::wgmma_tile;
-using tw::wgmma_wait;
-
-/* cp.async halo rows gy0 .. gy0+nrows-1 (pixels x0-1 .. x0+WT) of frame n into their ring slots */
-template <int WT>
-__device__ __forceinline__ void load_rows(const args &a, uint32_t ring, int n, int x0, int gy0, int nrows, int tid)
-{
-	typedef cfg<WT> S;
-	constexpr int PER_ROW = S::HP * 8;	/* 16-byte chunks per halo row */
-	for (int i = tid; i < nrows * PER_ROW; i += NTHR) {
-		const int r = i / PER_ROW, rem = i - r * PER_ROW, px = rem >> 3, cg = rem & 7;
-		const int gy = gy0 + r, gx = x0 - 1 + px;
-		const bool ok = gy >= 0 && gy < a.H && gx >= 0 && gx < a.W;
-		const __half *src = ok ? a.x + ((((size_t)n * a.H + gy) * a.W + gx) << 6) + cg * 8 : a.x;
-		cp_async16(ring + ((gy + 1) % NSLOT) * S::SLOT + cg * S::CGS + px * 16, src, ok ? 16 : 0);
-	}
-}
-
-/* issue the 36 wgmma of output row 2p + wgi into acc (first one overwrites: scale-d 0) */
-template <int WT>
-__device__ __forceinline__ void issue(float *acc, uint64_t dA, uint64_t dB, int p, int wgi)
-{
-	typedef cfg<WT> S;
-	fence_regs<WT / 2>(acc);
-	wgmma_fence();
-#pragma unroll
-	for (int ky = 0; ky < 3; ky++) {
-		const int slot = (2 * p + wgi + ky) % NSLOT;	/* halo row 2p + wgi - 1 + ky */
-		const uint64_t db = dB + (uint64_t)((slot * S::SLOT) >> 4);
-#pragma unroll
-		for (int kx = 0; kx < 3; kx++)
-#pragma unroll
-			for (int ks = 0; ks < 4; ks++)
-				wgmma_tile<WT>(acc, dA + (uint64_t)((((ky * 3 + kx) * 8 + 2 * ks) * 1024) >> 4),
-					       db + (uint64_t)((2 * ks * S::CGS + kx * 16) >> 4), (ky | kx | ks) != 0);
-	}
-	wgmma_commit();
-	/* no fence_regs(acc) here: it would count as reading the in-flight accumulators and make
-	 * ptxas serialize the wgmma (C7514); callers fence after the wait */
-}
-
-/* acc (row y of frame n, pixels x0..) + bias -> fp16 staging (NHWC) -> (+res, ReLU) -> global */
-template <int WT>
-__device__ __forceinline__ void epilogue(const float *acc, const args &a, unsigned char *stage, int n, int x0, int y,
-					 float b0, float b1, int wtid, int wgi)
-{
-	typedef cfg<WT> S;
-	const int lane = wtid & 31, warp = wtid >> 5;
-	const uint32_t st = smem_u32(stage);
-	const int m = lane >> 3, k = lane & 7;
-	/* the warpgroup's previous epilogue has read the staging tile (needed before the segment-end
-	 * epilogue of OVL; elsewhere a __syncthreads already did it) */
-	bar_named(1 + wgi, 128);
-	/* matrices of this x4: (pixels 8j, couts 16warp), (8j, 16warp+8), (8j+8, 16warp), (8j+8, 16warp+8) */
-	const uint32_t lane_off = (8 * (m >> 1) + k) * S::OS + (16 * warp + 8 * (m & 1)) * 2;
-#pragma unroll
-	for (int j = 0; j < WT / 8; j += 2)
-		stsm_x4_trans(st + 8 * j * S::OS + lane_off, pack_h2(acc[4 * j] + b0, acc[4 * j + 1] + b0),
-			      pack_h2(acc[4 * j + 2] + b1, acc[4 * j + 3] + b1),
-			      pack_h2(acc[4 * j + 4] + b0, acc[4 * j + 5] + b0),
-			      pack_h2(acc[4 * j + 6] + b1, acc[4 * j + 7] + b1));
-	bar_named(1 + wgi, 128);
-	if (y >= a.H)
-		return;
-#pragma unroll 4
-	for (int i = wtid; i < WT * 8; i += 128) {
-		const int px = i >> 3, ch = i & 7, gx = x0 + px;
-		if (gx >= a.W)
-			continue;
-		uint4 v = *(const uint4 *)(stage + px * S::OS + ch * 16);
-		const size_t idx = ((((size_t)n * a.H + y) * a.W + gx) << 6) + ch * 8;
-		__half2 *hv = (__half2 *)&v;
-		if (a.res) {
-			const uint4 rv = *(const uint4 *)(a.res + idx);
-			const __half2 *hr = (const __half2 *)&rv;
-#pragma unroll
-			for (int q = 0; q < 4; q++) {
-				float2 x = __half22float2(hv[q]), r = __half22float2(hr[q]);
-				hv[q] = __floats2half2_rn(x.x + r.x, x.y + r.y);
-			}
-		}
-		if (a.relu) {
-#pragma unroll
-			for (int q = 0; q < 4; q++)
-				hv[q] = __hmax2(hv[q], __float2half2_rn(0.0f));
-		}
-		*(uint4 *)(a.out + idx) = v;
-	}
-}
-
-struct seg {
-	int n, x0, p0, p1;
-};
-
-/*
- * One step: output rows 2p (warpgroup 0) and 2p+1 (warpgroup 1).  OVL: the epilogue of step p-1 (prev)
- * runs while this step's wgmma (cur) are in flight.  Every step ends with wgmma.wait_group 0: ptxas
- * cannot track a wgmma group that stays in flight across a loop back-edge and would serialize all
- * wgmma (warning C7514); the cost is a short tensor-core bubble per step (wait -> barrier -> issue).
- */
-template <int WT, bool OVL>
-__device__ __forceinline__ void step(float *cur, float *prev, bool has_prev, int p, const seg &s, const args &a,
-				     uint64_t dA, uint64_t dB, uint32_t ring, unsigned char *stage, float b0, float b1)
-{
-	const int tid = threadIdx.x, wgi = tid >> 7, wtid = tid & 127;
-	cp_async_wait<0>();	/* this step's halo rows (and, the first time, the weights) */
-	fence_proxy_async();
-	__syncthreads();
-	/* rows 2p+3, 2p+4 go to the slots of rows 2p-3, 2p-2, read only by step p-1, whose wgmma both
-	 * warpgroups have waited for before the barrier above */
-	if (p + 1 < s.p1)
-		load_rows<WT>(a, ring, s.n, s.x0, 2 * p + 3, 2, tid);
-	cp_async_commit();
-	issue<WT>(cur, dA, dB, p, wgi);
-	if (OVL && has_prev) {
-		fence_regs<WT / 2>(prev);
-		epilogue<WT>(prev, a, stage, s.n, s.x0, 2 * (p - 1) + wgi, b0, b1, wtid, wgi);
-	}
-	wgmma_wait<0>();
-	fence_regs<WT / 2>(cur);
-	if (!OVL)
-		epilogue<WT>(cur, a, stage, s.n, s.x0, 2 * p + wgi, b0, b1, wtid, wgi);
-}
-
-template <int WT, bool OVL>
-__global__ void __launch_bounds__(NTHR, 1) conv_wgmma(const args a)
-{
-	typedef cfg<WT> S;
-	constexpr int NACC = WT / 2;
-	extern __shared__ __align__(128) unsigned char smem[];
-	const int tid = threadIdx.x, wgi = tid >> 7, lane = tid & 31, warp = (tid & 127) >> 5;
-	const uint32_t sb = smem_u32(smem), ring = sb + S::RING_OFF;
-	unsigned char *stage = smem + S::STAGE_OFF + wgi * S::STAGE_BYTES;
-
-	/* weights [cout][576] -> [k-chunk 72][cout 64][8], once per block */
-	for (int i = tid; i < 64 * 72; i += NTHR) {
-		const int c = i / 72, kc = i % 72;
-		cp_async16(sb + kc * 1024 + c * 16, a.w + c * 576 + kc * 8, 16);
-	}
-	cp_async_commit();
-	const float b0 = a.bias[16 * warp + (lane >> 2)], b1 = a.bias[16 * warp + (lane >> 2) + 8];
-	const uint64_t dA = make_desc(sb, 1024, 128), dB = make_desc(ring, S::CGS, 128);
-
-	float acc0[NACC], acc1[NACC];
-#pragma unroll
-	for (int i = 0; i < NACC; i++)
-		acc0[i] = acc1[i] = 0.0f;
-
-	const long long ub = (long long)blockIdx.x * a.units / gridDim.x;
-	const long long ue = (long long)(blockIdx.x + 1) * a.units / gridDim.x;
-	for (long long u = ub; u < ue;) {
-		seg s;
-		const int strip = (int)(u / a.npairs);
-		s.p0 = (int)(u % a.npairs);
-		s.p1 = (int)(a.npairs - s.p0 < ue - u ? a.npairs : s.p0 + (ue - u));
-		s.n = strip / a.tiles_x;
-		s.x0 = (strip % a.tiles_x) * WT;
-		u += s.p1 - s.p0;
-
-		__syncthreads();	/* the previous segment is done with the ring and the staging tiles */
-		load_rows<WT>(a, ring, s.n, s.x0, 2 * s.p0 - 1, 4, tid);
-		cp_async_commit();
-		/* the first step has no previous one; then steps alternate accumulators (static indices: a
-		 * pointer select would put them in local memory); OVL: the last step's epilogue at the end */
-		const int y_last = 2 * (s.p1 - 1) + wgi;
-		int p = s.p0;
-		step<WT, OVL>(acc0, acc1, false, p, s, a, dA, dB, ring, stage, b0, b1);
-		for (;;) {
-			if (++p >= s.p1) {
-				if (OVL)
-					epilogue<WT>(acc0, a, stage, s.n, s.x0, y_last, b0, b1, tid & 127, wgi);
-				break;
-			}
-			step<WT, OVL>(acc1, acc0, true, p, s, a, dA, dB, ring, stage, b0, b1);
-			if (++p >= s.p1) {
-				if (OVL)
-					epilogue<WT>(acc1, a, stage, s.n, s.x0, y_last, b0, b1, tid & 127, wgi);
-				break;
-			}
-			step<WT, OVL>(acc0, acc1, true, p, s, a, dA, dB, ring, stage, b0, b1);
-		}
-	}
-	cp_async_wait<0>();	/* a block with no work still has the weight copies in flight */
-}
-
-} /* namespace wg */
 
 /* ------------------------------------------------------------------ host side: data, reference, timing */
 
@@ -326,8 +62,8 @@ struct bcase {
 static const bcase CASES[] = { { 8, 64, 64 }, { 8, 128, 128 }, { 8, 256, 256 }, { 8, 512, 512 }, { 2, 1024, 1024 }, { 3, 72, 200 } };
 #define NCASES ((int)(sizeof(CASES) / sizeof(CASES[0])))
 
-static const char *const VNAME[] = { "w128-ovl", "w128-seq", "w64-ovl", "base-mmasync" };
-#define NV 4
+static const char *const VNAME[] = { "w128", "w64", "base-mmasync" };
+#define NV 3
 
 /* shared with the parent (MAP_SHARED): [0] what the child runs (variant * 2 + epi, -1: setup),
  * [1] OK lines, [2] FAIL lines */
@@ -400,50 +136,11 @@ __global__ void compare(const __half *out, const float *ref, const __half *res, 
 		atomicMax(maxbits, __float_as_uint(m));
 }
 
-template <int WT, bool OVL>
-static cudaError_t launch_wg(const bufs &b, bool with_res)
+/* the conv's arguments as the daemon's decode builds them (taesd_cuda.cu, launch_all) */
+static conv_args conv_of(const bufs &b, bool with_res)
 {
-	static int grid_per_sm;
-	auto k = wg::conv_wgmma<WT, OVL>;
-	const int bytes = wg::cfg<WT>::bytes;
-	if (!grid_per_sm) {
-		cudaError_t e = cudaFuncSetAttribute(k, cudaFuncAttributeMaxDynamicSharedMemorySize, bytes);
-		if (e == cudaSuccess)
-			e = cudaOccupancyMaxActiveBlocksPerMultiprocessor(&grid_per_sm, k, wg::NTHR, bytes);
-		if (e != cudaSuccess)
-			return e;
-		if (grid_per_sm < 1)
-			return cudaErrorInvalidConfiguration;
-	}
-	wg::args a;
-	a.x = b.x;
-	a.res = with_res ? b.res : NULL;
-	a.out = b.out;
-	a.w = b.w;
-	a.bias = b.bias;
-	a.H = b.H;
-	a.W = b.W;
-	a.relu = 1;
-	a.tiles_x = (b.W + WT - 1) / WT;
-	a.npairs = (b.H + 1) / 2;
-	a.units = (long long)b.N * a.tiles_x * a.npairs;
-	long long grid = (long long)grid_per_sm * b.nsm;
-	if (grid > a.units)
-		grid = a.units;
-	k<<<(int)grid, wg::NTHR, bytes>>>(a);
-	return cudaGetLastError();
-}
-
-static cudaError_t launch_base(const bufs &b, bool with_res)
-{
-	static bool setup;
-	if (!setup) {
-		cudaError_t e = kernel_setup<64, 64, 4, 2>();
-		if (e != cudaSuccess)
-			return e;
-		setup = true;
-	}
 	conv_args a;
+
 	memset(&a, 0, sizeof(a));
 	a.src = b.x;
 	a.sh = b.H;
@@ -458,21 +155,20 @@ static cudaError_t launch_base(const bufs &b, bool with_res)
 	a.tiles_per_frame = a.tiles_x * ((b.H + TH - 1) / TH);
 	a.ntiles = b.N * a.tiles_per_frame;
 	a.relu = 1;
-	a.up = 0;
-	return kernel_launch<64, 64, 4, 2>(a, b.nsm, 0, false);
+	return a;
 }
 
 static cudaError_t launch(int v, const bufs &b, bool with_res)
 {
+	const conv_args a = conv_of(b, with_res);
+
 	switch (v) {
 	case 0:
-		return launch_wg<128, true>(b, with_res);
+		return wgmma_launch<128>(a, b.nsm, 0, false);
 	case 1:
-		return launch_wg<128, false>(b, with_res);
-	case 2:
-		return launch_wg<64, true>(b, with_res);
+		return wgmma_launch<64>(a, b.nsm, 0, false);
 	default:
-		return launch_base(b, with_res);
+		return kernel_launch<64, 64, 4, 2>(a, b.nsm, 0, false);
 	}
 }
 
@@ -540,17 +236,15 @@ static bool run_one(int v, const bufs &b, bool with_res)
 
 static void print_kernel_info(void)
 {
-	static const char *names[NV] = { "conv_wgmma<128,ovl>", "conv_wgmma<128,seq>", "conv_wgmma<64,ovl>",
+	static const char *names[NV] = { "tw::taesd_conv_wgmma<128>", "tw::taesd_conv_wgmma<64>",
 					 "taesd_conv<64,64,4,2>" };
-	const void *fns[NV] = { (const void *)wg::conv_wgmma<128, true>, (const void *)wg::conv_wgmma<128, false>,
-				(const void *)wg::conv_wgmma<64, true>,
+	const void *fns[NV] = { (const void *)tw::taesd_conv_wgmma<128>, (const void *)tw::taesd_conv_wgmma<64>,
 				(const void *)taesd_conv<64, 64, 4, 2> };
-	const int smem[NV] = { wg::cfg<128>::bytes, wg::cfg<128>::bytes, wg::cfg<64>::bytes,
-			       (int)conv_smem<64, 64>::bytes };
+	const int smem[NV] = { tw::cfg<128>::bytes, tw::cfg<64>::bytes, (int)conv_smem<64, 64>::bytes };
 	for (int i = 0; i < NV; i++) {
 		cudaFuncAttributes fa;
 		if (cudaFuncGetAttributes(&fa, fns[i]) == cudaSuccess)
-			printf("# kernel %-14s %-24s regs=%d local=%zu dyn_smem=%d\n", VNAME[i], names[i], fa.numRegs,
+			printf("# kernel %-14s %-26s regs=%d local=%zu dyn_smem=%d\n", VNAME[i], names[i], fa.numRegs,
 			       fa.localSizeBytes, smem[i]);
 	}
 }
@@ -577,6 +271,9 @@ static int child(int ci, int v0)
 	alarm(30);
 	CKS(cudaSetDevice(0));
 	CKS(cudaDeviceGetAttribute(&b.nsm, cudaDevAttrMultiProcessorCount, 0));
+	CKS(wgmma_setup<128>());	/* shared memory limits and blocks per SM, as egr_taesd_gpu_create sets them */
+	CKS(wgmma_setup<64>());
+	CKS((kernel_setup<64, 64, 4, 2>()));
 	if (ci == 0 && v0 == 0) {
 		cudaDeviceProp pr;
 		CKS(cudaGetDeviceProperties(&pr, 0));
@@ -640,9 +337,8 @@ int main(void)
 	printf("# conv_wgmma: 3x3 conv 64->64 fp16 NHWC, fp32 accumulate; epi a = relu(conv+bias), "
 	       "b = relu(conv+bias+res)\n");
 	printf("# tflops = 2*N*H*W*64*576/time; maxabs vs fp32 reference, FAIL if > %.2f or NaN (1e+30)\n", FAIL_ABS);
-	printf("# variants: w128-ovl = wgmma m64n128k16, 2 warpgroups, halo-row ring, double accumulators "
-	       "(epilogue overlaps the next row's wgmma);\n#   w128-seq = same without the overlap; w64-ovl = "
-	       "m64n64k16 strips; base-mmasync = the daemon's taesd_conv (mma.sync) on the same data\n");
+	printf("# variants: the daemon's kernels: w128 = the Hopper kernel (taesd_wgmma.cuh) in 128-pixel strips, "
+	       "w64 = in 64-pixel strips,\n#   base-mmasync = taesd_conv (mma.sync), all on the same data\n");
 	volatile int *prog = (volatile int *)mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
 	if ((void *)prog == MAP_FAILED) {
 		perror("mmap");
